@@ -1,0 +1,633 @@
+//! The daemon's configuration file (`mailrules.toml`): loading, defaults and validation.
+//!
+//! Every key is documented with its default in `config.example.toml`; keep the two in step.
+//! Paths inside the file are resolved relative to the file's own directory.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything that can be wrong with a configuration file, in words an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("cannot read the password for {what}: {message}")]
+    Secret { what: String, message: String },
+}
+
+/// The parsed configuration, with every path made absolute.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from (for messages and for re-reading).
+    pub path: PathBuf,
+    pub store: PathBuf,
+    pub rules: PathBuf,
+    pub unmatched: Unmatched,
+    pub staff: Staff,
+    pub threading: Threading,
+    pub mailboxes: Vec<MailboxConfig>,
+    pub smtp: Option<SmtpConfig>,
+    pub limits: Limits,
+}
+
+/// What happens to a message that no rule matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Unmatched {
+    /// A reply becomes a comment on its task, a new message becomes a task.
+    #[default]
+    Thread,
+    /// Recorded as processed, nothing else.
+    Ignore,
+}
+
+/// Who counts as staff; everyone else is a contact.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Staff {
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+}
+
+impl Staff {
+    /// Whether `address` belongs to staff. Compared case-insensitively on the bare address only:
+    /// a display name never makes anybody staff.
+    pub fn is_staff(&self, address: &str) -> bool {
+        let address = address.trim().to_lowercase();
+        if self
+            .addresses
+            .iter()
+            .any(|a| a.trim().to_lowercase() == address)
+        {
+            return true;
+        }
+        match address.rsplit_once('@') {
+            Some((_, domain)) => self.domains.iter().any(|d| {
+                d.trim()
+                    .trim_start_matches('@')
+                    .eq_ignore_ascii_case(domain)
+            }),
+            None => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threading {
+    /// Regex whose group 1 is a task number, searched for in the subject.
+    #[serde(default = "default_subject_tag")]
+    pub subject_tag: String,
+}
+
+impl Default for Threading {
+    fn default() -> Self {
+        Threading {
+            subject_tag: default_subject_tag(),
+        }
+    }
+}
+
+fn default_subject_tag() -> String {
+    r"\[#(\d+)\]".to_string()
+}
+
+/// How a connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (IMAPS 993, SMTPS 465).
+    Implicit,
+    /// Plain connection upgraded with STARTTLS; refused if the server does not offer it.
+    Starttls,
+    /// No TLS at all: accepted only for loopback hosts.
+    None,
+}
+
+/// What to do with a message on the IMAP server once its fate is committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    Move(String),
+    Flag,
+    Delete,
+    /// Leave it where it is (the stored UID keeps it from being fetched twice).
+    Keep,
+}
+
+impl Disposition {
+    fn parse(text: &str) -> Result<Disposition, String> {
+        let text = text.trim();
+        if let Some(folder) = text.strip_prefix("move:") {
+            let folder = folder.trim();
+            if folder.is_empty() {
+                return Err("\"move:\" needs a folder name, e.g. \"move:Processed\"".into());
+            }
+            return Ok(Disposition::Move(folder.to_string()));
+        }
+        match text {
+            "flag" => Ok(Disposition::Flag),
+            "delete" => Ok(Disposition::Delete),
+            "keep" => Ok(Disposition::Keep),
+            other => Err(format!(
+                "unknown disposition {other:?}: expected move:FOLDER, flag, delete or keep"
+            )),
+        }
+    }
+}
+
+/// Where a password comes from. The secret itself is read only when it is needed and is
+/// never formatted: `Debug` shows the source, not the value.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    File(PathBuf),
+    Env(String),
+    None,
+}
+
+impl std::fmt::Debug for PasswordSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PasswordSource::File(p) => write!(f, "password_file {}", p.display()),
+            PasswordSource::Env(v) => write!(f, "password_env {v}"),
+            PasswordSource::None => write!(f, "no password"),
+        }
+    }
+}
+
+impl PasswordSource {
+    /// Reads the secret. `what` names the account in the error (never the secret).
+    pub fn read(&self, what: &str) -> Result<Option<String>, ConfigError> {
+        let secret_error = |message: String| ConfigError::Secret {
+            what: what.to_string(),
+            message,
+        };
+        match self {
+            PasswordSource::None => Ok(None),
+            PasswordSource::Env(var) => match std::env::var(var) {
+                Ok(v) => Ok(Some(v)),
+                Err(_) => Err(secret_error(format!(
+                    "environment variable {var} is not set"
+                ))),
+            },
+            PasswordSource::File(path) => match std::fs::read_to_string(path) {
+                Ok(v) => Ok(Some(v.trim_end_matches(['\r', '\n']).to_string())),
+                Err(e) => Err(secret_error(format!("cannot read {}: {e}", path.display()))),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MailboxConfig {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    /// A PEM file with extra trusted roots (a private CA or a self-signed certificate).
+    pub ca_file: Option<PathBuf>,
+    pub user: String,
+    pub password: PasswordSource,
+    pub folder: String,
+    pub on_success: Disposition,
+    pub on_failure: Disposition,
+    pub idle: bool,
+    pub poll_interval: Duration,
+    /// How many messages one fetch asks for.
+    pub batch_size: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub ca_file: Option<PathBuf>,
+    pub user: Option<String>,
+    pub password: PasswordSource,
+    /// The From of every message we send, e.g. `Поддержка ACME <support@example.com>`.
+    pub from: String,
+    /// Attempts before a transient failure becomes permanent.
+    pub max_attempts: u32,
+    pub timeout: Duration,
+}
+
+/// Flood protection and size limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// At most one automatic reply per task and recipient within this period.
+    pub reply_per_task_period: Duration,
+    /// At most this many automatic replies to one recipient per day.
+    pub replies_per_recipient_per_day: u32,
+    /// Larger messages are recorded as failed without being parsed.
+    pub max_message_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            reply_per_task_period: Duration::from_secs(24 * 3600),
+            replies_per_recipient_per_day: 10,
+            max_message_size: 50 * 1024 * 1024,
+        }
+    }
+}
+
+// ---- the file as written -------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_store")]
+    store: PathBuf,
+    #[serde(default = "default_rules")]
+    rules: PathBuf,
+    #[serde(default)]
+    unmatched: Unmatched,
+    #[serde(default)]
+    staff: Staff,
+    #[serde(default)]
+    threading: Threading,
+    #[serde(default)]
+    mailbox: Vec<RawMailbox>,
+    smtp: Option<RawSmtp>,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+fn default_store() -> PathBuf {
+    PathBuf::from("mailrules.db")
+}
+fn default_rules() -> PathBuf {
+    PathBuf::from("rules")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMailbox {
+    name: String,
+    host: String,
+    port: Option<u16>,
+    #[serde(default)]
+    tls: Option<TlsMode>,
+    ca_file: Option<PathBuf>,
+    user: String,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    #[serde(default = "default_folder")]
+    folder: String,
+    #[serde(default = "default_on_success")]
+    on_success: String,
+    #[serde(default = "default_on_failure")]
+    on_failure: String,
+    #[serde(default = "default_true")]
+    idle: bool,
+    #[serde(default = "default_poll_interval")]
+    poll_interval: String,
+    #[serde(default = "default_batch_size")]
+    batch_size: u32,
+}
+
+fn default_folder() -> String {
+    "INBOX".into()
+}
+fn default_on_success() -> String {
+    "move:Processed".into()
+}
+fn default_on_failure() -> String {
+    "move:Failed".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_poll_interval() -> String {
+    "60s".into()
+}
+fn default_batch_size() -> u32 {
+    200
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    host: String,
+    port: Option<u16>,
+    tls: Option<TlsMode>,
+    ca_file: Option<PathBuf>,
+    user: Option<String>,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    from: String,
+    #[serde(default = "default_max_attempts")]
+    max_attempts: u32,
+    #[serde(default = "default_timeout")]
+    timeout: String,
+}
+
+fn default_max_attempts() -> u32 {
+    5
+}
+fn default_timeout() -> String {
+    "30s".into()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    reply_per_task_period: Option<String>,
+    replies_per_recipient_per_day: Option<u32>,
+    max_message_size: Option<String>,
+}
+
+/// Parses durations written as `90s`, `5m`, `2h`, `1d`, `1h30m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty duration".into());
+    }
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = 0u64;
+    let mut number = String::new();
+    for ch in text.chars() {
+        if ch.is_ascii_digit() {
+            number.push(ch);
+            continue;
+        }
+        let unit = match ch {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
+            _ => return Err(format!("bad duration {text:?}: use e.g. 30s, 5m, 2h, 1d")),
+        };
+        let n: u64 = number
+            .parse()
+            .map_err(|_| format!("bad duration {text:?}: a number must come before each unit"))?;
+        total = total.saturating_add(n.saturating_mul(unit));
+        number.clear();
+    }
+    if !number.is_empty() {
+        return Err(format!(
+            "bad duration {text:?}: the last number has no unit"
+        ));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// Parses sizes written as `50MB`, `512KB`, `1GB` or a bare number of bytes.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim().to_ascii_uppercase();
+    let (digits, mult) = if let Some(d) = t.strip_suffix("GB") {
+        (d, 1usize << 30)
+    } else if let Some(d) = t.strip_suffix("MB") {
+        (d, 1 << 20)
+    } else if let Some(d) = t.strip_suffix("KB") {
+        (d, 1 << 10)
+    } else if let Some(d) = t.strip_suffix('B') {
+        (d, 1)
+    } else {
+        (t.as_str(), 1)
+    };
+    digits
+        .trim()
+        .parse::<usize>()
+        .map(|n| n.saturating_mul(mult))
+        .map_err(|_| format!("bad size {text:?}: use e.g. 50MB, 512KB"))
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+fn password_source(
+    file: Option<PathBuf>,
+    env: Option<String>,
+    base: &Path,
+) -> Result<PasswordSource, String> {
+    match (file, env) {
+        (Some(_), Some(_)) => Err("give password_file or password_env, not both".into()),
+        (Some(f), None) => Ok(PasswordSource::File(base.join(f))),
+        (None, Some(v)) => Ok(PasswordSource::Env(v)),
+        (None, None) => Ok(PasswordSource::None),
+    }
+}
+
+impl Config {
+    /// Reads and validates the config at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_str(&text, path)
+    }
+
+    /// Parses config text as if it had been read from `path`.
+    pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|s| crate::text::line_col(text, s.start))
+                .unwrap_or((1, 1));
+            ConfigError::Syntax {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message: e.message().to_string(),
+            }
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+
+        let mut mailboxes = Vec::new();
+        for m in raw.mailbox {
+            let ctx = |msg: String| invalid(format!("mailbox {:?}: {msg}", m.name));
+            if mailboxes.iter().any(|b: &MailboxConfig| b.name == m.name) {
+                return Err(ctx("a mailbox with this name is already configured".into()));
+            }
+            let tls = m.tls.unwrap_or(TlsMode::Implicit);
+            if tls == TlsMode::None && !is_loopback_host(&m.host) {
+                return Err(ctx(format!(
+                    "tls = \"none\" is only allowed for loopback hosts, not {:?}",
+                    m.host
+                )));
+            }
+            mailboxes.push(MailboxConfig {
+                port: m
+                    .port
+                    .unwrap_or(if tls == TlsMode::Implicit { 993 } else { 143 }),
+                tls,
+                ca_file: m.ca_file.map(|f| base.join(f)),
+                password: password_source(m.password_file, m.password_env, &base).map_err(ctx)?,
+                on_success: Disposition::parse(&m.on_success).map_err(ctx)?,
+                on_failure: Disposition::parse(&m.on_failure).map_err(ctx)?,
+                poll_interval: parse_duration(&m.poll_interval).map_err(ctx)?,
+                batch_size: m.batch_size.max(1),
+                idle: m.idle,
+                folder: m.folder,
+                user: m.user,
+                host: m.host,
+                name: m.name,
+            });
+        }
+
+        let smtp = match raw.smtp {
+            None => None,
+            Some(s) => {
+                let ctx = |msg: String| invalid(format!("[smtp]: {msg}"));
+                let tls = s.tls.unwrap_or(TlsMode::Starttls);
+                if tls == TlsMode::None && !is_loopback_host(&s.host) {
+                    return Err(ctx(format!(
+                        "tls = \"none\" is only allowed for loopback hosts, not {:?}",
+                        s.host
+                    )));
+                }
+                Some(SmtpConfig {
+                    port: s.port.unwrap_or(match tls {
+                        TlsMode::Implicit => 465,
+                        TlsMode::Starttls => 587,
+                        TlsMode::None => 25,
+                    }),
+                    tls,
+                    ca_file: s.ca_file.map(|f| base.join(f)),
+                    password: password_source(s.password_file, s.password_env, &base)
+                        .map_err(ctx)?,
+                    timeout: parse_duration(&s.timeout).map_err(ctx)?,
+                    max_attempts: s.max_attempts.max(1),
+                    user: s.user,
+                    from: s.from,
+                    host: s.host,
+                })
+            }
+        };
+
+        let defaults = Limits::default();
+        let limits = Limits {
+            reply_per_task_period: match raw.limits.reply_per_task_period {
+                Some(t) => parse_duration(&t).map_err(|m| invalid(format!("[limits]: {m}")))?,
+                None => defaults.reply_per_task_period,
+            },
+            replies_per_recipient_per_day: raw
+                .limits
+                .replies_per_recipient_per_day
+                .unwrap_or(defaults.replies_per_recipient_per_day),
+            max_message_size: match raw.limits.max_message_size {
+                Some(t) => parse_size(&t).map_err(|m| invalid(format!("[limits]: {m}")))?,
+                None => defaults.max_message_size,
+            },
+        };
+
+        if let Err(e) = regex::Regex::new(&raw.threading.subject_tag) {
+            return Err(invalid(format!(
+                "[threading] subject_tag is not a valid regex: {e}"
+            )));
+        }
+
+        Ok(Config {
+            path: path.to_path_buf(),
+            store: base.join(raw.store),
+            rules: base.join(raw.rules),
+            unmatched: raw.unmatched,
+            staff: raw.staff,
+            threading: raw.threading,
+            mailboxes,
+            smtp,
+            limits,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
+        assert!(parse_duration("5 minutes").is_err());
+        assert_eq!(parse_size("50MB").unwrap(), 50 << 20);
+        assert_eq!(parse_size("1024").unwrap(), 1024);
+    }
+
+    #[test]
+    fn staff_is_matched_on_address_not_name() {
+        let staff = Staff {
+            domains: vec!["acme.example".into()],
+            addresses: vec!["Boss@gmail.example".into()],
+        };
+        assert!(staff.is_staff("anna@ACME.example"));
+        assert!(staff.is_staff("boss@gmail.example"));
+        assert!(!staff.is_staff("anna@acme.example.evil.test"));
+        assert!(!staff.is_staff("Anna ACME <x@evil.test>"));
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_config_file() {
+        let c = Config::from_str(
+            "store = \"s.db\"\nrules = \"r\"\n",
+            Path::new("/etc/mr/mailrules.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.store, Path::new("/etc/mr/s.db"));
+        assert_eq!(c.rules, Path::new("/etc/mr/r"));
+        assert_eq!(c.unmatched, Unmatched::Thread);
+    }
+
+    #[test]
+    fn syntax_errors_name_line_and_column() {
+        let err = Config::from_str(
+            "store = \"a\"\nunmatched = \"sometimes\"\n",
+            Path::new("m.toml"),
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("m.toml:2:"), "{text}");
+    }
+
+    #[test]
+    fn plain_text_connections_only_to_loopback() {
+        let mk = |host: &str| {
+            format!("[[mailbox]]\nname=\"a\"\nhost=\"{host}\"\ntls=\"none\"\nuser=\"u\"\n")
+        };
+        assert!(Config::from_str(&mk("127.0.0.1"), Path::new("m.toml")).is_ok());
+        let err = Config::from_str(&mk("imap.example.com"), Path::new("m.toml")).unwrap_err();
+        assert!(err.to_string().contains("loopback"));
+    }
+
+    #[test]
+    fn secrets_are_not_in_debug_output() {
+        std::env::set_var("MAILRULES_TEST_SECRET_X", "hunter2");
+        let src = PasswordSource::Env("MAILRULES_TEST_SECRET_X".into());
+        assert_eq!(src.read("t").unwrap().as_deref(), Some("hunter2"));
+        assert!(!format!("{src:?}").contains("hunter2"));
+    }
+}
