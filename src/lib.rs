@@ -7,6 +7,8 @@
 
 pub mod config;
 pub mod context;
+pub mod daemon;
+pub mod imap;
 pub mod message;
 pub mod plan;
 pub mod text;

@@ -1,0 +1,189 @@
+//! The daemon (`mailrules run`): one watcher task per configured mailbox, the rules reloader,
+//! systemd notifications, and the slot for the other long-running services (outbox sender,
+//! schedule runner), all under one supervisor and one [`Shutdown`].
+
+mod notify;
+mod policy;
+mod reload;
+mod shutdown;
+mod sink;
+mod status;
+mod watcher;
+
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+use tracing::info;
+
+use crate::config::Config;
+
+pub use notify::Notifier;
+pub use policy::{Backoff, RetryPolicy};
+pub use shutdown::{listen_for_signals, Reload, Shutdown};
+pub use sink::{
+    spawn_sink, BatchSink, Incoming, MailboxCursor, Outcome, OutcomeStatus, SinkError, SinkHandle,
+};
+pub use status::{MailboxState, MailboxStatus, StatusBoard};
+
+/// Why the daemon stopped other than by request.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot start the message processing thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error(transparent)]
+    Watcher(#[from] watcher::WatcherFailed),
+    #[error("the message processing thread has stopped")]
+    SinkGone(#[from] sink::SinkGone),
+    #[error("a daemon task crashed: {0}")]
+    Crashed(String),
+    #[error("{0}")]
+    Service(String),
+}
+
+/// Knobs of a daemon run; `Default` is what `mailrules run` uses.
+#[derive(Debug, Default)]
+pub struct DaemonOptions {
+    pub policy: RetryPolicy,
+    /// Where mailbox states are published (tests and STATUS= read it).
+    pub status: StatusBoard,
+    /// Triggers a rules reload (SIGHUP is wired to it by [`listen_for_signals`]).
+    pub reload: Reload,
+    pub notifier: Notifier,
+}
+
+/// What every long-running service gets.
+#[derive(Clone)]
+pub struct ServiceContext {
+    pub config: Arc<Config>,
+    pub shutdown: Shutdown,
+    pub policy: Arc<RetryPolicy>,
+}
+
+type TaskResult = Result<(), DaemonError>;
+
+/// Runs the daemon until `shutdown` is triggered (then returns `Ok` once every batch in hand
+/// is committed and acknowledged), or until something it cannot survive happens.
+pub async fn run_with<S: BatchSink>(
+    config: Arc<Config>,
+    sink: S,
+    options: DaemonOptions,
+    shutdown: Shutdown,
+) -> Result<(), DaemonError> {
+    let DaemonOptions {
+        policy,
+        status,
+        reload,
+        notifier,
+    } = options;
+    let policy = Arc::new(policy);
+    let (sink, processing_thread) = spawn_sink(sink).map_err(DaemonError::Thread)?;
+    let mut tasks: JoinSet<TaskResult> = JoinSet::new();
+
+    for mailbox in &config.mailboxes {
+        let watcher = watcher::Watcher::new(
+            mailbox.clone(),
+            sink.clone(),
+            policy.clone(),
+            status.clone(),
+            shutdown.clone(),
+        );
+        tasks.spawn(async move { Ok(watcher.run().await?) });
+    }
+    tasks.spawn({
+        let watch = reload::watch_rules_dir(
+            config.rules.clone(),
+            policy.rules_poll,
+            reload.clone(),
+            shutdown.clone(),
+        );
+        async move {
+            watch.await;
+            Ok(())
+        }
+    });
+    tasks.spawn({
+        let (sink, reload, shutdown) = (sink.clone(), reload.clone(), shutdown.clone());
+        async move { Ok(reload::serve_reloads(sink, reload, shutdown).await?) }
+    });
+    let context = ServiceContext {
+        config: config.clone(),
+        shutdown: shutdown.clone(),
+        policy: policy.clone(),
+    };
+    spawn_services(&mut tasks, &context);
+    drop(sink); // the processing thread ends when the last task holding a handle ends
+    tasks.spawn({
+        let notify = notify_systemd(notifier, status.clone(), shutdown.clone());
+        async move {
+            notify.await;
+            Ok(())
+        }
+    });
+    info!(
+        "watching {} mailbox(es); rules from {}",
+        config.mailboxes.len(),
+        config.rules.display()
+    );
+
+    let mut failure = None;
+    while let Some(done) = tasks.join_next().await {
+        let error = match done {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e,
+            Err(e) => DaemonError::Crashed(e.to_string()),
+        };
+        tracing::error!("{error}; stopping");
+        failure.get_or_insert(error);
+        shutdown.trigger();
+    }
+    // Every handle is gone, so the thread has finished its last batch or is about to.
+    let joined = tokio::task::spawn_blocking(move || processing_thread.join()).await;
+    if !matches!(joined, Ok(Ok(()))) {
+        failure.get_or_insert(DaemonError::SinkGone(sink::SinkGone));
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => {
+            info!("stopped cleanly");
+            Ok(())
+        }
+    }
+}
+
+/// The place for the daemon's other long-running services: the outbox sender (SMTP) and the
+/// schedule runner add their tasks here. A service runs until `context.shutdown` triggers and
+/// returns `Err(DaemonError::Service(..))` only for failures the daemon cannot survive.
+fn spawn_services(tasks: &mut JoinSet<TaskResult>, context: &ServiceContext) {
+    let _ = (tasks, context);
+}
+
+/// READY=1 once every mailbox has connected or failed its first attempt, STATUS= on every
+/// change, WATCHDOG=1 while the runtime is alive, STOPPING=1 on shutdown.
+async fn notify_systemd(notifier: Notifier, status: StatusBoard, shutdown: Shutdown) {
+    let mut changes = status.subscribe();
+    let mut ready = false;
+    let watchdog_every = notifier
+        .watchdog_interval()
+        .map(|w| w / 2)
+        .unwrap_or(std::time::Duration::from_secs(3600));
+    let mut watchdog = tokio::time::interval(watchdog_every);
+    loop {
+        if !ready && status.all_started() {
+            ready = true;
+            notifier.ready();
+            info!("ready: {}", status.summary());
+        }
+        notifier.status(&status.summary());
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { break },
+            _ = watchdog.tick() => {
+                if notifier.watchdog_interval().is_some() {
+                    notifier.watchdog();
+                }
+            }
+            _ = shutdown.wait() => break,
+        }
+    }
+    notifier.stopping();
+    notifier.status("stopping: finishing the messages in hand");
+}

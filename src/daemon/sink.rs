@@ -1,0 +1,170 @@
+//! Where fetched mail goes: the [`BatchSink`] (the pipeline: parse, rules, store), run on one
+//! dedicated thread because the store is synchronous and must have exactly one writer.
+
+use tokio::sync::{mpsc, oneshot};
+
+/// One message as fetched, ready for the pipeline.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub raw: Vec<u8>,
+    /// The configured mailbox name.
+    pub mailbox: String,
+    /// Where it came from, for `failed` listings: `imap:support uid 42`.
+    pub source: String,
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub key: String,
+    pub message_id: Option<String>,
+    pub rule: Option<String>,
+    pub task: Option<i64>,
+    pub status: OutcomeStatus,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeStatus {
+    Applied,
+    /// Already processed before (a rescan, or a restart before acknowledging).
+    Duplicate,
+    /// Recorded as failed, with its error and raw bytes, for `mailrules failed` / `retry`.
+    Failed,
+}
+
+/// How far a mailbox has been processed: committed together with the batch it describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxCursor {
+    pub mailbox: String,
+    pub uid_validity: u32,
+    pub last_uid: u32,
+}
+
+/// The store could not be read or written; nothing of the batch was committed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct SinkError(pub String);
+
+/// The processing side of the daemon. Implemented by the pipeline; tests use a fake.
+pub trait BatchSink: Send + 'static {
+    /// The committed cursor of `mailbox`, if any.
+    fn mailbox_cursor(&mut self, mailbox: &str) -> Result<Option<MailboxCursor>, SinkError>;
+    /// Processes `batch` in one transaction, committing `cursor` with it; returns one outcome
+    /// per message, in order. `Err` means nothing was committed.
+    fn process_batch(
+        &mut self,
+        batch: Vec<Incoming>,
+        cursor: Option<&MailboxCursor>,
+    ) -> Result<Vec<Outcome>, SinkError>;
+    /// Loads the rules again. `Ok` carries a one-line summary; `Err` every problem found (as
+    /// `FILE:LINE:COL: message`), in which case the rules in use stay as they were.
+    fn reload_rules(&mut self) -> Result<String, Vec<String>>;
+}
+
+enum Request {
+    Cursor {
+        mailbox: String,
+        reply: oneshot::Sender<Result<Option<MailboxCursor>, SinkError>>,
+    },
+    Process {
+        batch: Vec<Incoming>,
+        cursor: Option<MailboxCursor>,
+        reply: oneshot::Sender<Result<Vec<Outcome>, SinkError>>,
+    },
+    Reload {
+        reply: oneshot::Sender<Result<String, Vec<String>>>,
+    },
+}
+
+/// The processing thread stopped (it panicked): the daemon cannot go on.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the message processing thread has stopped")]
+pub struct SinkGone;
+
+/// What a request to the processing thread can end with.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkFailure {
+    #[error("cannot write the store: {0}")]
+    Store(#[from] SinkError),
+    #[error(transparent)]
+    Gone(#[from] SinkGone),
+}
+
+/// A cheap handle to the processing thread; one per task that needs it.
+#[derive(Clone)]
+pub struct SinkHandle {
+    requests: mpsc::Sender<Request>,
+}
+
+/// Starts the processing thread. It ends when every handle is dropped.
+pub fn spawn_sink<S: BatchSink>(
+    mut sink: S,
+) -> std::io::Result<(SinkHandle, std::thread::JoinHandle<()>)> {
+    let (requests, mut incoming) = mpsc::channel::<Request>(16);
+    let thread = std::thread::Builder::new()
+        .name("mailrules-pipeline".into())
+        .spawn(move || {
+            while let Some(request) = incoming.blocking_recv() {
+                // A requester that went away no longer needs the answer.
+                match request {
+                    Request::Cursor { mailbox, reply } => {
+                        let _ = reply.send(sink.mailbox_cursor(&mailbox));
+                    }
+                    Request::Process {
+                        batch,
+                        cursor,
+                        reply,
+                    } => {
+                        let _ = reply.send(sink.process_batch(batch, cursor.as_ref()));
+                    }
+                    Request::Reload { reply } => {
+                        let _ = reply.send(sink.reload_rules());
+                    }
+                }
+            }
+        })?;
+    Ok((SinkHandle { requests }, thread))
+}
+
+impl SinkHandle {
+    pub async fn mailbox_cursor(
+        &self,
+        mailbox: &str,
+    ) -> Result<Option<MailboxCursor>, SinkFailure> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Cursor {
+            mailbox: mailbox.to_string(),
+            reply,
+        })
+        .await?;
+        Ok(answer.await.map_err(|_| SinkGone)??)
+    }
+
+    /// Runs a batch to completion. The caller should not abandon this future midway: the
+    /// batch is committed regardless, and only the caller can acknowledge it.
+    pub async fn process_batch(
+        &self,
+        batch: Vec<Incoming>,
+        cursor: Option<MailboxCursor>,
+    ) -> Result<Vec<Outcome>, SinkFailure> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Process {
+            batch,
+            cursor,
+            reply,
+        })
+        .await?;
+        Ok(answer.await.map_err(|_| SinkGone)??)
+    }
+
+    pub async fn reload_rules(&self) -> Result<Result<String, Vec<String>>, SinkGone> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Reload { reply }).await?;
+        answer.await.map_err(|_| SinkGone)
+    }
+
+    async fn send(&self, request: Request) -> Result<(), SinkGone> {
+        self.requests.send(request).await.map_err(|_| SinkGone)
+    }
+}

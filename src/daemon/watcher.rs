@@ -1,0 +1,357 @@
+//! One mailbox, watched for as long as the daemon runs: connect, catch up, then IDLE (or poll)
+//! and process each batch as it comes: fetch → pipeline (commit) → acknowledge on the server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{debug, error, info, info_span, warn};
+
+use super::policy::{Backoff, RetryPolicy};
+use super::shutdown::Shutdown;
+use super::sink::{Incoming, MailboxCursor, OutcomeStatus, SinkFailure, SinkHandle};
+use super::status::{MailboxState, StatusBoard};
+use crate::config::{ConfigError, Disposition, MailboxConfig};
+use crate::imap::{self, ErrorKind, Folder, ImapError, Wake};
+
+/// Why a session ended early.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error(transparent)]
+    Imap(#[from] ImapError),
+    #[error(transparent)]
+    Password(#[from] ConfigError),
+    #[error(transparent)]
+    Sink(#[from] SinkFailure),
+}
+
+/// The kinds of trouble, each logged once when it starts (not on every retry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trouble {
+    Network,
+    Operator,
+    Store,
+}
+
+/// The processing thread is gone; the daemon must stop.
+#[derive(Debug, thiserror::Error)]
+#[error("mailbox {mailbox}: {source}")]
+pub struct WatcherFailed {
+    mailbox: String,
+    source: super::sink::SinkGone,
+}
+
+pub(crate) struct Watcher {
+    mailbox: MailboxConfig,
+    sink: SinkHandle,
+    policy: Arc<RetryPolicy>,
+    status: StatusBoard,
+    shutdown: Shutdown,
+    backoff: Backoff,
+    trouble: Option<Trouble>,
+}
+
+impl Watcher {
+    pub(crate) fn new(
+        mailbox: MailboxConfig,
+        sink: SinkHandle,
+        policy: Arc<RetryPolicy>,
+        status: StatusBoard,
+        shutdown: Shutdown,
+    ) -> Watcher {
+        status.register(&mailbox.name);
+        Watcher {
+            backoff: Backoff::new(&policy),
+            mailbox,
+            sink,
+            policy,
+            status,
+            shutdown,
+            trouble: None,
+        }
+    }
+
+    /// Runs until shutdown; fails only when the processing thread is gone.
+    pub(crate) async fn run(mut self) -> Result<(), WatcherFailed> {
+        let name = self.mailbox.name.clone();
+        while !self.shutdown.is_triggered() {
+            let error = match self.session().await {
+                Ok(()) => break,
+                Err(SessionError::Sink(SinkFailure::Gone(source))) => {
+                    self.status.set_state(&name, MailboxState::Stopped);
+                    return Err(WatcherFailed {
+                        mailbox: name,
+                        source,
+                    });
+                }
+                Err(e) => e,
+            };
+            let wait = self.report(&error);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.shutdown.wait() => {}
+            }
+        }
+        self.status.set_state(&name, MailboxState::Stopped);
+        info!(mailbox = %name, "stopped");
+        Ok(())
+    }
+
+    /// Logs `error` if it starts a new kind of trouble, updates the status, and says how long
+    /// to wait before the next attempt.
+    fn report(&mut self, error: &SessionError) -> Duration {
+        let name = &self.mailbox.name;
+        let trouble = match error {
+            SessionError::Imap(e) if e.kind() == ErrorKind::Transient => Trouble::Network,
+            SessionError::Imap(_) | SessionError::Password(_) => Trouble::Operator,
+            SessionError::Sink(_) => Trouble::Store,
+        };
+        let (wait, state) = match trouble {
+            Trouble::Operator => (
+                self.policy.operator_retry,
+                MailboxState::NeedsOperator {
+                    problem: error.to_string(),
+                },
+            ),
+            Trouble::Network | Trouble::Store => (
+                self.backoff.next_wait(),
+                MailboxState::Reconnecting {
+                    problem: error.to_string(),
+                },
+            ),
+        };
+        if self.trouble != Some(trouble) {
+            match trouble {
+                Trouble::Network => warn!(
+                    mailbox = %name,
+                    "{error}; reconnecting with backoff (up to {}s between attempts)",
+                    self.policy.backoff_max.as_secs()
+                ),
+                Trouble::Operator => error!(
+                    mailbox = %name,
+                    "{error}; retrying every {}s until fixed",
+                    self.policy.operator_retry.as_secs()
+                ),
+                Trouble::Store => error!(
+                    mailbox = %name,
+                    "{error}; nothing was committed or acknowledged, retrying with backoff"
+                ),
+            }
+            self.trouble = Some(trouble);
+        } else {
+            debug!(mailbox = %name, "still failing: {error}; next attempt in {}s", wait.as_secs());
+        }
+        self.status.set_state(name, state);
+        wait
+    }
+
+    /// The session is up: trouble is over.
+    fn connected(&mut self, folder: &Folder, idle: bool) {
+        let m = &self.mailbox;
+        let how = if idle {
+            "IDLE".to_string()
+        } else {
+            format!("polling every {}s", m.poll_interval.as_secs())
+        };
+        if self.trouble.take().is_some() {
+            info!(mailbox = %m.name, "connected again to {}:{}, folder {} ({how})", m.host, m.port, folder.name());
+        } else {
+            info!(mailbox = %m.name, "connected to {}:{} as {}, folder {} ({how})", m.host, m.port, m.user, folder.name());
+        }
+        self.backoff.reset();
+        self.status
+            .set_state(&m.name, MailboxState::Watching { idle });
+    }
+
+    /// One connection, from login until shutdown or an error.
+    async fn session(&mut self) -> Result<(), SessionError> {
+        let what = format!("mailbox {}", self.mailbox.name);
+        let password = self.mailbox.password.read(&what)?.unwrap_or_default();
+        let timeouts = self.policy.timeouts;
+        let connection = tokio::select! {
+            connection = imap::connect(&self.mailbox, &password, &timeouts) => connection?,
+            _ = self.shutdown.wait() => return Ok(()),
+        };
+        drop(password);
+        let (mut folder, selected) =
+            Folder::select(connection, &self.mailbox.folder, timeouts).await?;
+        for disposition in [&self.mailbox.on_success, &self.mailbox.on_failure] {
+            if let Disposition::Move(target) = disposition {
+                if folder.ensure_folder(target).await? {
+                    info!(mailbox = %self.mailbox.name, "created folder {target}");
+                }
+            }
+        }
+        let idle = self.mailbox.idle && folder.capabilities().idle;
+        let cursor = self.sink.mailbox_cursor(&self.mailbox.name).await?;
+        self.connected(&folder, idle);
+
+        let uid_validity = selected.uid_validity;
+        let mut next_uid = match &cursor {
+            Some(c) if c.uid_validity == uid_validity => c.last_uid.saturating_add(1),
+            Some(c) => {
+                info!(
+                    mailbox = %self.mailbox.name,
+                    "UIDVALIDITY changed from {} to {uid_validity}: scanning the whole folder again \
+                     (messages processed before are recognised and not applied twice)",
+                    c.uid_validity
+                );
+                1
+            }
+            None => 1,
+        };
+        if let Some(c) = cursor.filter(|c| c.uid_validity == uid_validity) {
+            self.finish_acknowledging(&mut folder, c.last_uid).await?;
+        }
+
+        loop {
+            // Catch up with everything that is there.
+            loop {
+                let uids = folder.uids_from(next_uid).await?;
+                if uids.is_empty() {
+                    break;
+                }
+                for chunk in uids.chunks(self.mailbox.batch_size as usize) {
+                    if self.shutdown.is_triggered() {
+                        folder.logout().await;
+                        return Ok(());
+                    }
+                    let last_uid = chunk[chunk.len() - 1];
+                    let cursor = MailboxCursor {
+                        mailbox: self.mailbox.name.clone(),
+                        uid_validity,
+                        last_uid,
+                    };
+                    self.process(&mut folder, chunk, Some(cursor)).await?;
+                    next_uid = last_uid.saturating_add(1);
+                }
+            }
+            if folder.take_changes() {
+                continue; // mail arrived while we were busy
+            }
+            if self.shutdown.is_triggered() {
+                break;
+            }
+            if idle {
+                let (back, wake) = folder
+                    .idle(self.policy.idle_refresh, self.shutdown.wait())
+                    .await?;
+                folder = back;
+                if wake == Wake::Stopped {
+                    break;
+                }
+            } else {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.mailbox.poll_interval) => {}
+                    _ = self.shutdown.wait() => break,
+                }
+            }
+        }
+        folder.logout().await;
+        Ok(())
+    }
+
+    /// Messages at or below the committed cursor that are still in the folder were committed
+    /// but not acknowledged (the daemon died in between). Running them through the pipeline
+    /// again is harmless (they come back as duplicates) and tells us where each belongs.
+    /// Only possible when acknowledging removes or flags every message; with `keep` nothing
+    /// tells an acknowledged message from one that was not.
+    async fn finish_acknowledging(
+        &mut self,
+        folder: &mut Folder,
+        last_uid: u32,
+    ) -> Result<(), SessionError> {
+        let dispositions = [&self.mailbox.on_success, &self.mailbox.on_failure];
+        if dispositions.contains(&&Disposition::Keep) {
+            return Ok(());
+        }
+        let unseen_only = dispositions.contains(&&Disposition::Flag);
+        let pending = folder.uids_through(last_uid, unseen_only).await?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        info!(
+            mailbox = %self.mailbox.name,
+            "{} message(s) were processed before the last stop but not acknowledged; doing it now",
+            pending.len()
+        );
+        for chunk in pending.chunks(self.mailbox.batch_size as usize) {
+            self.process(folder, chunk, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Fetch, commit, then acknowledge one batch. Once the fetch is done this is not
+    /// interrupted by shutdown: the batch in hand is always finished.
+    async fn process(
+        &mut self,
+        folder: &mut Folder,
+        uids: &[u32],
+        cursor: Option<MailboxCursor>,
+    ) -> Result<(), SessionError> {
+        let name = &self.mailbox.name;
+        let fetched = folder.fetch(uids).await?;
+        let fetched_uids: Vec<u32> = fetched.iter().map(|f| f.uid).collect();
+        let batch: Vec<Incoming> = fetched
+            .into_iter()
+            .map(|f| Incoming {
+                raw: f.raw,
+                mailbox: name.clone(),
+                source: format!("imap:{name} uid {}", f.uid),
+            })
+            .collect();
+        let outcomes = self.sink.process_batch(batch, cursor).await?;
+        if outcomes.len() != fetched_uids.len() {
+            warn!(
+                mailbox = %name,
+                "the pipeline answered {} outcomes for {} messages; acknowledging only those it answered",
+                outcomes.len(),
+                fetched_uids.len()
+            );
+        }
+        let mut succeeded = Vec::new();
+        let mut failed = Vec::new();
+        for (uid, outcome) in fetched_uids.iter().zip(&outcomes) {
+            let span = info_span!(
+                "message",
+                mailbox = %name,
+                uid,
+                message_id = outcome.message_id.as_deref().unwrap_or(""),
+                rule = outcome.rule.as_deref().unwrap_or(""),
+                task = outcome.task,
+            );
+            let _in_span = span.enter();
+            match outcome.status {
+                OutcomeStatus::Applied => {
+                    info!("applied");
+                    succeeded.push(*uid);
+                }
+                OutcomeStatus::Duplicate => {
+                    info!("already processed before");
+                    succeeded.push(*uid);
+                }
+                OutcomeStatus::Failed => {
+                    warn!(
+                        "failed: {}; recorded for `mailrules failed`",
+                        outcome.error.as_deref().unwrap_or("unknown error")
+                    );
+                    failed.push(*uid);
+                }
+            }
+        }
+        self.status
+            .count(name, succeeded.len() as u64, failed.len() as u64);
+        folder
+            .acknowledge(&succeeded, &self.mailbox.on_success)
+            .await?;
+        folder
+            .acknowledge(&failed, &self.mailbox.on_failure)
+            .await?;
+        debug!(
+            mailbox = %name,
+            "acknowledged {} processed and {} failed message(s)",
+            succeeded.len(),
+            failed.len()
+        );
+        Ok(())
+    }
+}
