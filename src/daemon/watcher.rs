@@ -138,13 +138,13 @@ impl Watcher {
             }
             self.trouble = Some(trouble);
         } else {
-            debug!(mailbox = %name, "still failing: {error}; next attempt in {}s", wait.as_secs());
+            debug!(mailbox = %name, "still failing: {error}; next attempt in {wait:?}");
         }
         self.status.set_state(name, state);
         wait
     }
 
-    /// The session is up: trouble is over.
+    /// The session is up: connection trouble is over (store trouble ends with a commit).
     fn connected(&mut self, folder: &Folder, idle: bool) {
         let m = &self.mailbox;
         let how = if idle {
@@ -152,14 +152,31 @@ impl Watcher {
         } else {
             format!("polling every {}s", m.poll_interval.as_secs())
         };
-        if self.trouble.take().is_some() {
-            info!(mailbox = %m.name, "connected again to {}:{}, folder {} ({how})", m.host, m.port, folder.name());
-        } else {
-            info!(mailbox = %m.name, "connected to {}:{} as {}, folder {} ({how})", m.host, m.port, m.user, folder.name());
+        match self.trouble {
+            Some(Trouble::Network | Trouble::Operator) => {
+                info!(mailbox = %m.name, "connected again to {}:{}, folder {} ({how})", m.host, m.port, folder.name());
+                self.trouble = None;
+                self.backoff.reset();
+            }
+            Some(Trouble::Store) => {
+                debug!(mailbox = %m.name, "connected again; the store still has to prove writable");
+            }
+            None => {
+                info!(mailbox = %m.name, "connected to {}:{} as {}, folder {} ({how})", m.host, m.port, m.user, folder.name());
+                self.backoff.reset();
+            }
         }
-        self.backoff.reset();
         self.status
             .set_state(&m.name, MailboxState::Watching { idle });
+    }
+
+    /// A batch was committed: if the store was the trouble, it is over.
+    fn committed(&mut self) {
+        if self.trouble == Some(Trouble::Store) {
+            info!(mailbox = %self.mailbox.name, "the store accepts writes again; processing resumed");
+            self.trouble = None;
+            self.backoff.reset();
+        }
     }
 
     /// One connection, from login until shutdown or an error.
@@ -288,7 +305,7 @@ impl Watcher {
         uids: &[u32],
         cursor: Option<MailboxCursor>,
     ) -> Result<(), SessionError> {
-        let name = &self.mailbox.name;
+        let name = &self.mailbox.name.clone();
         let fetched = folder.fetch(uids).await?;
         let fetched_uids: Vec<u32> = fetched.iter().map(|f| f.uid).collect();
         let batch: Vec<Incoming> = fetched
@@ -300,6 +317,7 @@ impl Watcher {
             })
             .collect();
         let outcomes = self.sink.process_batch(batch, cursor).await?;
+        self.committed();
         if outcomes.len() != fetched_uids.len() {
             warn!(
                 mailbox = %name,
