@@ -4,6 +4,7 @@
 mod support;
 
 use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -409,6 +410,40 @@ async fn a_failing_message_goes_to_the_failure_folder_without_blocking_the_other
     assert!(logs_for("failing")
         .iter()
         .any(|l| l.contains("WARN") && l.contains("uid=2") && l.contains("no task matches")));
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_server_cannot_deliver_is_skipped_after_a_few_attempts() {
+    let dovecot = Dovecot::start();
+    dovecot
+        .append("INBOX", &message("fine-1", "Fine", ""))
+        .await;
+    dovecot
+        .append("INBOX", &message("poison", "Unreadable", ""))
+        .await;
+    dovecot
+        .append("INBOX", &message("fine-2", "Fine", ""))
+        .await;
+    // Dovecot drops the connection when it cannot read a message file.
+    let file = dovecot.maildir_file("poison@example.org");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &[mailbox("poisoned", &dovecot, "")]);
+    let sink = FakeSink::default();
+    let daemon = start(config, sink.clone(), Notifier::default());
+    wait_for_count(&dovecot, "Processed", 2).await;
+    assert_eq!(
+        sink.applied(),
+        ["<fine-1@example.org>", "<fine-2@example.org>"]
+    );
+    assert_eq!(sink.with(|f| f.cursors["poisoned"].last_uid), 3);
+    assert!(logs_for("poisoned")
+        .iter()
+        .any(|l| l.contains("ERROR") && l.contains("uid=2") && l.contains("skipping it")));
+    // It went where failures go, out of the way of new mail.
+    wait_for_count(&dovecot, "Failed", 1).await;
+    assert_eq!(dovecot.count("INBOX").await, 0);
     daemon.stop().await;
 }
 

@@ -9,6 +9,7 @@ mod reload;
 mod shutdown;
 mod sink;
 mod status;
+mod unreadable;
 mod watcher;
 
 use std::sync::Arc;

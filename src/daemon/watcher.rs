@@ -10,6 +10,7 @@ use super::policy::{Backoff, RetryPolicy};
 use super::shutdown::Shutdown;
 use super::sink::{Incoming, MailboxCursor, OutcomeStatus, SinkFailure, SinkHandle};
 use super::status::{MailboxState, StatusBoard};
+use super::unreadable::{self, Unreadable};
 use crate::config::{ConfigError, Disposition, MailboxConfig};
 use crate::imap::{self, ErrorKind, Folder, ImapError, Wake};
 
@@ -48,6 +49,7 @@ pub(crate) struct Watcher {
     shutdown: Shutdown,
     backoff: Backoff,
     trouble: Option<Trouble>,
+    unreadable: Unreadable,
 }
 
 impl Watcher {
@@ -67,6 +69,7 @@ impl Watcher {
             status,
             shutdown,
             trouble: None,
+            unreadable: Unreadable::default(),
         }
     }
 
@@ -123,13 +126,13 @@ impl Watcher {
             match trouble {
                 Trouble::Network => warn!(
                     mailbox = %name,
-                    "{error}; reconnecting with backoff (up to {}s between attempts)",
-                    self.policy.backoff_max.as_secs()
+                    "{error}; reconnecting with backoff (up to {:?} between attempts)",
+                    self.policy.backoff_max
                 ),
                 Trouble::Operator => error!(
                     mailbox = %name,
-                    "{error}; retrying every {}s until fixed",
-                    self.policy.operator_retry.as_secs()
+                    "{error}; retrying every {:?} until fixed",
+                    self.policy.operator_retry
                 ),
                 Trouble::Store => error!(
                     mailbox = %name,
@@ -217,7 +220,13 @@ impl Watcher {
             None => 1,
         };
         if let Some(c) = cursor.filter(|c| c.uid_validity == uid_validity) {
-            self.finish_acknowledging(&mut folder, c.last_uid).await?;
+            if self
+                .finish_acknowledging(&mut folder, c.last_uid, uid_validity)
+                .await?
+            {
+                folder.logout().await;
+                return Ok(());
+            }
         }
 
         loop {
@@ -227,20 +236,14 @@ impl Watcher {
                 if uids.is_empty() {
                     break;
                 }
-                for chunk in uids.chunks(self.mailbox.batch_size as usize) {
-                    if self.shutdown.is_triggered() {
-                        folder.logout().await;
-                        return Ok(());
-                    }
-                    let last_uid = chunk[chunk.len() - 1];
-                    let cursor = MailboxCursor {
-                        mailbox: self.mailbox.name.clone(),
-                        uid_validity,
-                        last_uid,
-                    };
-                    self.process(&mut folder, chunk, Some(cursor)).await?;
-                    next_uid = last_uid.saturating_add(1);
+                if self
+                    .process_all(&mut folder, &uids, uid_validity, true)
+                    .await?
+                {
+                    folder.logout().await;
+                    return Ok(());
                 }
+                next_uid = uids[uids.len() - 1].saturating_add(1);
             }
             if folder.take_changes() {
                 continue; // mail arrived while we were busy
@@ -272,27 +275,85 @@ impl Watcher {
     /// again is harmless (they come back as duplicates) and tells us where each belongs.
     /// Only possible when acknowledging removes or flags every message; with `keep` nothing
     /// tells an acknowledged message from one that was not.
+    /// Returns true if shutdown interrupted it.
     async fn finish_acknowledging(
         &mut self,
         folder: &mut Folder,
         last_uid: u32,
-    ) -> Result<(), SessionError> {
+        uid_validity: u32,
+    ) -> Result<bool, SessionError> {
         let dispositions = [&self.mailbox.on_success, &self.mailbox.on_failure];
         if dispositions.contains(&&Disposition::Keep) {
-            return Ok(());
+            return Ok(false);
         }
         let unseen_only = dispositions.contains(&&Disposition::Flag);
         let pending = folder.uids_through(last_uid, unseen_only).await?;
         if pending.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         info!(
             mailbox = %self.mailbox.name,
             "{} message(s) were processed before the last stop but not acknowledged; doing it now",
             pending.len()
         );
-        for chunk in pending.chunks(self.mailbox.batch_size as usize) {
-            self.process(folder, chunk, None).await?;
+        self.process_all(folder, &pending, uid_validity, false)
+            .await
+    }
+
+    /// Processes `uids` (ascending) in batches, advancing the committed cursor if `advance`.
+    /// Checks for shutdown between batches; returns true if it stopped because of it.
+    async fn process_all(
+        &mut self,
+        folder: &mut Folder,
+        uids: &[u32],
+        uid_validity: u32,
+        advance: bool,
+    ) -> Result<bool, SessionError> {
+        let mut rest = uids;
+        while let Some(&first) = rest.first() {
+            if self.shutdown.is_triggered() {
+                return Ok(true);
+            }
+            let size =
+                self.unreadable
+                    .batch_size(uid_validity, first, self.mailbox.batch_size as usize);
+            let (chunk, tail) = rest.split_at(size.min(rest.len()));
+            rest = tail;
+            let last_uid = chunk[chunk.len() - 1];
+            let cursor = advance.then(|| MailboxCursor {
+                mailbox: self.mailbox.name.clone(),
+                uid_validity,
+                last_uid,
+            });
+            if chunk.len() == 1 && self.unreadable.given_up(uid_validity, first) {
+                self.skip_unreadable(folder, first, uid_validity, cursor)
+                    .await?;
+            } else {
+                self.process(folder, chunk, uid_validity, cursor).await?;
+            }
+        }
+        Ok(false)
+    }
+
+    /// Gives up on a message the server failed to deliver again and again: the cursor moves
+    /// past it and it goes where failures go, if the server lets us move it.
+    async fn skip_unreadable(
+        &mut self,
+        folder: &mut Folder,
+        uid: u32,
+        uid_validity: u32,
+        cursor: Option<MailboxCursor>,
+    ) -> Result<(), SessionError> {
+        error!(
+            mailbox = %self.mailbox.name,
+            uid,
+            "the server failed to deliver this message {} times; skipping it (see the server's log)",
+            unreadable::GIVE_UP_AFTER
+        );
+        self.sink.process_batch(Vec::new(), cursor).await?;
+        self.unreadable.done(uid_validity, uid);
+        if let Err(e) = folder.acknowledge(&[uid], &self.mailbox.on_failure).await {
+            warn!(mailbox = %self.mailbox.name, uid, "cannot move the unreadable message: {e}");
         }
         Ok(())
     }
@@ -303,10 +364,20 @@ impl Watcher {
         &mut self,
         folder: &mut Folder,
         uids: &[u32],
+        uid_validity: u32,
         cursor: Option<MailboxCursor>,
     ) -> Result<(), SessionError> {
         let name = &self.mailbox.name.clone();
-        let fetched = folder.fetch(uids).await?;
+        let fetched = match folder.fetch(uids).await {
+            Ok(fetched) => fetched,
+            Err(e) => {
+                self.unreadable.fetch_failed(uid_validity, uids);
+                return Err(e.into());
+            }
+        };
+        for uid in uids {
+            self.unreadable.done(uid_validity, *uid);
+        }
         let fetched_uids: Vec<u32> = fetched.iter().map(|f| f.uid).collect();
         let batch: Vec<Incoming> = fetched
             .into_iter()

@@ -4,9 +4,9 @@
 use std::future::Future;
 use std::time::Duration;
 
+use async_imap::imap_proto::{AttributeValue, MailboxDatum, Response, Status};
 use async_imap::types::UnsolicitedResponse;
 use async_imap::Session;
-use futures::StreamExt;
 
 use super::stream::ImapStream;
 use super::{timed, uid_set, within, Capabilities, Connection, ImapError, Timeouts};
@@ -43,6 +43,8 @@ pub struct Folder {
     capabilities: Capabilities,
     name: String,
     timeouts: Timeouts,
+    /// The server announced new mail during one of our own commands.
+    news: bool,
 }
 
 impl Folder {
@@ -81,6 +83,7 @@ impl Folder {
             capabilities,
             name: name.to_string(),
             timeouts,
+            news: false,
         };
         Ok((
             folder,
@@ -114,16 +117,9 @@ impl Folder {
     /// UIDs from `first` on, ascending.
     pub async fn uids_from(&mut self, first: u32) -> Result<Vec<u32>, ImapError> {
         let first = first.max(1);
-        let found = timed(
-            self.timeouts.command,
-            "searching for new mail",
-            self.session.uid_search(format!("UID {first}:*")),
-        )
-        .await?;
+        let found = self.search(&format!("UID {first}:*")).await?;
         // `n:*` always includes the highest UID, even when it is below n.
-        let mut uids: Vec<u32> = found.into_iter().filter(|&u| u >= first).collect();
-        uids.sort_unstable();
-        Ok(uids)
+        Ok(found.into_iter().filter(|&u| u >= first).collect())
     }
 
     /// UIDs up to and including `last` (optionally only unseen ones), ascending.
@@ -135,53 +131,124 @@ impl Folder {
         if last == 0 {
             return Ok(Vec::new());
         }
-        let query = if unseen_only {
-            format!("UID 1:{last} UNSEEN")
-        } else {
-            format!("UID 1:{last}")
-        };
-        let found = timed(
-            self.timeouts.command,
-            "searching for unacknowledged mail",
-            self.session.uid_search(query),
-        )
+        let unseen = if unseen_only { " UNSEEN" } else { "" };
+        let found = self.search(&format!("UID 1:{last}{unseen}")).await?;
+        Ok(found.into_iter().filter(|&u| u <= last).collect())
+    }
+
+    async fn search(&mut self, criteria: &str) -> Result<Vec<u32>, ImapError> {
+        let mut uids = Vec::new();
+        self.exchange(&format!("UID SEARCH {criteria}"), "searching", |response| {
+            if let Response::MailboxData(MailboxDatum::Search(found)) = response {
+                uids.extend_from_slice(found);
+            }
+        })
         .await?;
-        let mut uids: Vec<u32> = found.into_iter().filter(|&u| u <= last).collect();
         uids.sort_unstable();
+        uids.dedup();
         Ok(uids)
     }
 
     /// The full raw messages for `uids` (without setting \Seen). Messages that vanished in the
-    /// meantime are simply missing from the result.
+    /// meantime are simply missing from the result; any failure of the command is an error
+    /// (never a silently shorter result).
     pub async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<Fetched>, ImapError> {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
-        let limit = self.timeouts.command;
-        let mut stream = timed(
-            limit,
-            "fetching mail",
-            self.session
-                .uid_fetch(uid_set(uids), "(UID RFC822.SIZE BODY.PEEK[])"),
-        )
-        .await?;
         let mut fetched = Vec::with_capacity(uids.len());
-        // The limit applies per message, so a large batch on a slow link is not cut off.
-        while let Some(item) = within(limit, "fetching mail", stream.next()).await? {
-            let fetch = item.map_err(|e| ImapError::from_imap(e, "fetching mail"))?;
-            let (Some(uid), Some(body)) = (fetch.uid, fetch.body()) else {
-                continue; // an unsolicited flag update, not one of ours
+        let command = format!("UID FETCH {} (UID BODY.PEEK[])", uid_set(uids));
+        self.exchange(&command, "fetching mail", |response| {
+            let Response::Fetch(_, attributes) = response else {
+                return;
             };
-            if uids.contains(&uid) {
-                fetched.push(Fetched {
-                    uid,
-                    raw: body.to_vec(),
+            let mut uid = None;
+            let mut body = None;
+            for attribute in attributes {
+                match attribute {
+                    AttributeValue::Uid(u) => uid = Some(*u),
+                    AttributeValue::BodySection {
+                        section: None,
+                        data: Some(data),
+                        ..
+                    } => body = Some(data),
+                    _ => {}
+                }
+            }
+            // Anything else is an unsolicited flag update, not one of ours.
+            if let (Some(uid), Some(body)) = (uid, body) {
+                if uids.contains(&uid) {
+                    fetched.push(Fetched {
+                        uid,
+                        raw: body.to_vec(),
+                    });
+                }
+            }
+        })
+        .await?;
+        fetched.sort_by_key(|f| f.uid);
+        fetched.dedup_by_key(|f| f.uid);
+        Ok(fetched)
+    }
+
+    /// Runs one command, handing each untagged response to `each`, and succeeds only if the
+    /// server completes it with OK. The per-step time limit applies to every response, so a
+    /// large fetch on a slow link is not cut off while data keeps coming.
+    async fn exchange(
+        &mut self,
+        command: &str,
+        doing: &'static str,
+        mut each: impl FnMut(&Response<'_>),
+    ) -> Result<(), ImapError> {
+        let limit = self.timeouts.command;
+        let tag = timed(limit, doing, self.session.run_command(command)).await?;
+        loop {
+            let response = within(limit, doing, self.session.read_response())
+                .await?
+                .map_err(|e| ImapError::from_imap(e.into(), doing))?;
+            let Some(response) = response else {
+                return Err(ImapError::Closed {
+                    message: format!("connection lost while {doing}"),
                 });
+            };
+            match response.parsed() {
+                Response::Done {
+                    tag: done,
+                    status,
+                    information,
+                    ..
+                } if *done == tag => {
+                    let message = information.as_deref().unwrap_or_default().to_string();
+                    return match status {
+                        Status::Ok => Ok(()),
+                        Status::No => Err(ImapError::from_imap(
+                            async_imap::error::Error::No(message),
+                            doing,
+                        )),
+                        _ => Err(ImapError::from_imap(
+                            async_imap::error::Error::Bad(message),
+                            doing,
+                        )),
+                    };
+                }
+                Response::Data {
+                    status: Status::Bye,
+                    information,
+                    ..
+                } => {
+                    return Err(ImapError::Closed {
+                        message: information
+                            .as_deref()
+                            .unwrap_or("the server said BYE")
+                            .to_string(),
+                    })
+                }
+                Response::MailboxData(MailboxDatum::Exists(_) | MailboxDatum::Recent(_)) => {
+                    self.news = true;
+                }
+                other => each(other),
             }
         }
-        drop(stream);
-        fetched.sort_by_key(|f| f.uid);
-        Ok(fetched)
     }
 
     /// Applies `disposition` to `uids`: their fate is committed, this only tidies the server.
@@ -242,43 +309,24 @@ impl Folder {
     }
 
     async fn add_flag(&mut self, set: &str, flag: &str) -> Result<(), ImapError> {
-        let limit = self.timeouts.command;
-        let mut updates = timed(
-            limit,
-            "setting flags",
-            self.session
-                .uid_store(set, format!("+FLAGS.SILENT ({flag})")),
-        )
-        .await?;
-        while let Some(update) = within(limit, "setting flags", updates.next()).await? {
-            update.map_err(|e| ImapError::from_imap(e, "setting flags"))?;
-        }
-        Ok(())
+        let command = format!("UID STORE {set} +FLAGS.SILENT ({flag})");
+        self.exchange(&command, "setting flags", |_| {}).await
     }
 
     async fn expunge(&mut self, set: &str) -> Result<(), ImapError> {
-        let limit = self.timeouts.command;
         if self.capabilities.uidplus {
-            let gone = timed(limit, "expunging", self.session.uid_expunge(set)).await?;
-            let mut gone = std::pin::pin!(gone);
-            while let Some(uid) = within(limit, "expunging", gone.next()).await? {
-                uid.map_err(|e| ImapError::from_imap(e, "expunging"))?;
-            }
+            let command = format!("UID EXPUNGE {set}");
+            self.exchange(&command, "expunging", |_| {}).await
         } else {
             // Without UIDPLUS, EXPUNGE also removes whatever else is marked \Deleted; that is
             // what the user asked for by marking it.
-            let gone = timed(limit, "expunging", self.session.expunge()).await?;
-            let mut gone = std::pin::pin!(gone);
-            while let Some(seq) = within(limit, "expunging", gone.next()).await? {
-                seq.map_err(|e| ImapError::from_imap(e, "expunging"))?;
-            }
+            self.exchange("EXPUNGE", "expunging", |_| {}).await
         }
-        Ok(())
     }
 
     /// Forgets the unsolicited responses seen so far; true if any of them announced new mail.
     pub fn take_changes(&mut self) -> bool {
-        let mut changed = false;
+        let mut changed = std::mem::take(&mut self.news);
         while let Ok(response) = self.session.unsolicited_responses.try_recv() {
             changed |= matches!(
                 response,
@@ -300,6 +348,7 @@ impl Folder {
             capabilities,
             name,
             timeouts,
+            news,
         } = self;
         let unsolicited = session.unsolicited_responses.clone();
         let mut handle = session.idle();
@@ -344,6 +393,7 @@ impl Folder {
                 capabilities,
                 name,
                 timeouts,
+                news,
             },
             wake,
         ))

@@ -218,8 +218,30 @@ impl Dovecot {
         raws
     }
 
+    /// How many messages `folder` holds (0 if it does not exist); reads no message.
     pub async fn count(&self, folder: &str) -> usize {
-        self.messages(folder).await.len()
+        let mut session = self.session().await;
+        let exists = session.examine(folder).await.map_or(0, |m| m.exists);
+        session.logout().await.unwrap();
+        exists as usize
+    }
+
+    /// The Maildir file holding the message whose raw text contains `needle`.
+    pub fn maildir_file(&self, needle: &str) -> PathBuf {
+        let mut dirs = vec![self.dir.path().join("mail")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if std::fs::read(&path)
+                    .is_ok_and(|raw| String::from_utf8_lossy(&raw).contains(needle))
+                {
+                    return path;
+                }
+            }
+        }
+        panic!("no message file contains {needle:?}");
     }
 
     /// Message-IDs (without <>) of the messages in `folder`.
