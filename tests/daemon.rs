@@ -154,10 +154,19 @@ struct Running {
 }
 
 fn start(config: Arc<Config>, sink: FakeSink, notifier: Notifier) -> Running {
+    start_with(config, sink, notifier, fast_policy())
+}
+
+fn start_with(
+    config: Arc<Config>,
+    sink: FakeSink,
+    notifier: Notifier,
+    policy: RetryPolicy,
+) -> Running {
     capture_logs();
     let shutdown = Shutdown::new();
     let options = DaemonOptions {
-        policy: fast_policy(),
+        policy,
         notifier,
         ..DaemonOptions::default()
     };
@@ -296,6 +305,44 @@ async fn idle_wakes_the_daemon_long_before_the_poll_interval() {
         .await;
     wait_for_count(&dovecot, "Processed", 1).await;
     assert_eq!(sink.applied(), ["<wake@example.org>"]);
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_is_renewed_periodically_and_keeps_working() {
+    let dovecot = Dovecot::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        dir.path(),
+        &[mailbox("renewer", &dovecot, "poll_interval = \"1h\"")],
+    );
+    let sink = FakeSink::default();
+    let policy = RetryPolicy {
+        idle_refresh: Duration::from_millis(200),
+        ..fast_policy()
+    };
+    let daemon = start_with(config, sink.clone(), Notifier::default(), policy);
+    wait_until(WAIT, "IDLE to be renewed three times", || async {
+        logs_for("renewer")
+            .iter()
+            .filter(|l| l.contains("renewing IDLE"))
+            .count()
+            >= 3
+    })
+    .await;
+    dovecot
+        .append("INBOX", &message("renewed", "Still there?", ""))
+        .await;
+    wait_for_count(&dovecot, "Processed", 1).await;
+    assert_eq!(sink.applied(), ["<renewed@example.org>"]);
+    // Renewing IDLE is not a reconnection.
+    assert_eq!(
+        logs_for("renewer")
+            .iter()
+            .filter(|l| l.contains("connected"))
+            .count(),
+        1
+    );
     daemon.stop().await;
 }
 

@@ -2,7 +2,6 @@
 //! systemd notifications, and the slot for the other long-running services (outbox sender,
 //! schedule runner), all under one supervisor and one [`Shutdown`].
 
-mod logging;
 mod notify;
 mod policy;
 mod reload;
@@ -19,7 +18,6 @@ use tracing::info;
 
 use crate::config::Config;
 
-pub use logging::init_logging;
 pub use notify::Notifier;
 pub use policy::{Backoff, RetryPolicy};
 pub use shutdown::{listen_for_signals, Reload, Shutdown};

@@ -256,8 +256,15 @@ impl Watcher {
                     .idle(self.policy.idle_refresh, self.shutdown.wait())
                     .await?;
                 folder = back;
-                if wake == Wake::Stopped {
-                    break;
+                match wake {
+                    Wake::Stopped => break,
+                    // Servers drop clients idling past 30 minutes (RFC 2177).
+                    Wake::Quiet => debug!(
+                        mailbox = %self.mailbox.name,
+                        "no news for {:?}; renewing IDLE",
+                        self.policy.idle_refresh
+                    ),
+                    Wake::Changed => {}
                 }
             } else {
                 tokio::select! {
