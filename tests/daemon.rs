@@ -15,8 +15,8 @@ use mailrules::daemon::{
     Notifier, Outcome, OutcomeStatus, Reload, RetryPolicy, Shutdown, SinkError, StatusBoard,
 };
 use mailrules::imap::Timeouts;
-use support::dovecot::{header, Dovecot};
-use support::{capture_logs, captured_logs, message, wait_until};
+use support::dovecot::{header, message, wait_until, Dovecot};
+use support::logs::{capture_logs, captured_logs};
 
 const WAIT: Duration = Duration::from_secs(20);
 

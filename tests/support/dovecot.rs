@@ -2,6 +2,7 @@
 //! on 127.0.0.1 on free ports, stopped on Drop. Works as root (login processes as `dovenull`,
 //! mail owned by `dovecot`) and as a normal user (everything as that user).
 
+use std::future::Future;
 use std::io::Read;
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
@@ -261,6 +262,33 @@ impl Drop for Dovecot {
     }
 }
 
+/// Polls `check` every 50 ms until it returns true; panics with `what` after `limit`.
+pub async fn wait_until<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return;
+        }
+        if start.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A small test message with a unique Message-ID.
+pub fn message(id: &str, subject: &str, extra_headers: &str) -> Vec<u8> {
+    format!(
+        "From: Client <client@example.org>\r\nTo: support@acme.example\r\n\
+         Subject: {subject}\r\nMessage-ID: <{id}@example.org>\r\n\
+         Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n{extra_headers}\r\nHello, this is {id}.\r\n"
+    )
+    .into_bytes()
+}
 /// The value of header `name` in `raw` (first occurrence, unfolded lines only).
 pub fn header(raw: &[u8], name: &str) -> Option<String> {
     let text = String::from_utf8_lossy(raw);
