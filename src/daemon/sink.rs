@@ -91,6 +91,18 @@ pub enum SinkFailure {
     Gone(#[from] SinkGone),
 }
 
+/// A batch on the processing thread, not answered yet.
+pub struct Submitted {
+    answer: oneshot::Receiver<Result<Vec<Outcome>, SinkError>>,
+}
+
+impl Submitted {
+    /// One outcome per message, in order; `Err` if nothing was committed.
+    pub async fn outcomes(self) -> Result<Vec<Outcome>, SinkFailure> {
+        Ok(self.answer.await.map_err(|_| SinkGone)??)
+    }
+}
+
 /// A cheap handle to the processing thread; one per task that needs it.
 #[derive(Clone)]
 pub struct SinkHandle {
@@ -141,13 +153,24 @@ impl SinkHandle {
         Ok(answer.await.map_err(|_| SinkGone)??)
     }
 
-    /// Runs a batch to completion. The caller should not abandon this future midway: the
-    /// batch is committed regardless, and only the caller can acknowledge it.
+    /// Runs a batch to completion.
     pub async fn process_batch(
         &self,
         batch: Vec<Incoming>,
         cursor: Option<MailboxCursor>,
     ) -> Result<Vec<Outcome>, SinkFailure> {
+        self.submit(batch, cursor).await?.outcomes().await
+    }
+
+    /// Hands a batch to the processing thread and returns at once, so the next batch can be
+    /// fetched meanwhile. Batches are processed (and their cursors committed) in the order
+    /// they were submitted. Once submitted, a batch is committed whether or not anyone waits
+    /// for its outcome.
+    pub async fn submit(
+        &self,
+        batch: Vec<Incoming>,
+        cursor: Option<MailboxCursor>,
+    ) -> Result<Submitted, SinkGone> {
         let (reply, answer) = oneshot::channel();
         self.send(Request::Process {
             batch,
@@ -155,7 +178,7 @@ impl SinkHandle {
             reply,
         })
         .await?;
-        Ok(answer.await.map_err(|_| SinkGone)??)
+        Ok(Submitted { answer })
     }
 
     pub async fn reload_rules(&self) -> Result<Result<String, Vec<String>>, SinkGone> {

@@ -8,7 +8,9 @@ use tracing::{debug, error, info, info_span, warn};
 
 use super::policy::{Backoff, RetryPolicy};
 use super::shutdown::Shutdown;
-use super::sink::{Incoming, MailboxCursor, OutcomeStatus, SinkFailure, SinkHandle};
+use super::sink::{
+    Incoming, MailboxCursor, Outcome, OutcomeStatus, SinkFailure, SinkHandle, Submitted,
+};
 use super::status::{MailboxState, StatusBoard};
 use super::unreadable::{self, Unreadable};
 use crate::config::{ConfigError, Disposition, MailboxConfig};
@@ -39,6 +41,12 @@ enum Trouble {
 pub struct WatcherFailed {
     mailbox: String,
     source: super::sink::SinkGone,
+}
+
+/// A batch committed (or being committed) but not yet acknowledged.
+struct InFlight {
+    uids: Vec<u32>,
+    submitted: Submitted,
 }
 
 pub(crate) struct Watcher {
@@ -308,7 +316,10 @@ impl Watcher {
     }
 
     /// Processes `uids` (ascending) in batches, advancing the committed cursor if `advance`.
-    /// Checks for shutdown between batches; returns true if it stopped because of it.
+    /// While one batch is on the processing thread the next one is fetched, and the one before
+    /// is acknowledged. Checks for shutdown between batches: the batch being processed is
+    /// finished and acknowledged, one merely fetched is dropped (it was not committed, so it
+    /// is fetched again next time). Returns true if it stopped because of shutdown.
     async fn process_all(
         &mut self,
         folder: &mut Folder,
@@ -316,30 +327,80 @@ impl Watcher {
         uid_validity: u32,
         advance: bool,
     ) -> Result<bool, SessionError> {
+        let mut in_flight: Option<InFlight> = None;
         let mut rest = uids;
         while let Some(&first) = rest.first() {
             if self.shutdown.is_triggered() {
-                return Ok(true);
+                break;
             }
             let size =
                 self.unreadable
                     .batch_size(uid_validity, first, self.mailbox.batch_size as usize);
             let (chunk, tail) = rest.split_at(size.min(rest.len()));
             rest = tail;
-            let last_uid = chunk[chunk.len() - 1];
             let cursor = advance.then(|| MailboxCursor {
                 mailbox: self.mailbox.name.clone(),
                 uid_validity,
-                last_uid,
+                last_uid: chunk[chunk.len() - 1],
             });
             if chunk.len() == 1 && self.unreadable.given_up(uid_validity, first) {
                 self.skip_unreadable(folder, first, uid_validity, cursor)
                     .await?;
-            } else {
-                self.process(folder, chunk, uid_validity, cursor).await?;
+                continue;
+            }
+            let fetched = match folder.fetch(chunk).await {
+                Ok(fetched) => fetched,
+                Err(e) => {
+                    self.unreadable.fetch_failed(uid_validity, chunk);
+                    if let Some(previous) = in_flight.take() {
+                        // Acknowledge what is committed if the connection still allows it.
+                        let _ = self.finish(folder, previous).await;
+                    }
+                    return Err(e.into());
+                }
+            };
+            for uid in chunk {
+                self.unreadable.done(uid_validity, *uid);
+            }
+            let previous = match in_flight.take() {
+                Some(previous) => Some((previous.uids, previous.submitted.outcomes().await?)),
+                None => None,
+            };
+            if self.shutdown.is_triggered() {
+                if let Some((uids, outcomes)) = previous {
+                    self.acknowledge(folder, &uids, outcomes).await?;
+                }
+                return Ok(true);
+            }
+            let uids: Vec<u32> = fetched.iter().map(|f| f.uid).collect();
+            let name = &self.mailbox.name;
+            let batch: Vec<Incoming> = fetched
+                .into_iter()
+                .map(|f| Incoming {
+                    raw: f.raw,
+                    mailbox: name.clone(),
+                    source: format!("imap:{name} uid {}", f.uid),
+                })
+                .collect();
+            let submitted = self
+                .sink
+                .submit(batch, cursor)
+                .await
+                .map_err(SinkFailure::from)?;
+            in_flight = Some(InFlight { uids, submitted });
+            if let Some((uids, outcomes)) = previous {
+                self.acknowledge(folder, &uids, outcomes).await?;
             }
         }
-        Ok(false)
+        if let Some(last) = in_flight.take() {
+            self.finish(folder, last).await?;
+        }
+        Ok(self.shutdown.is_triggered())
+    }
+
+    async fn finish(&mut self, folder: &mut Folder, batch: InFlight) -> Result<(), SessionError> {
+        let outcomes = batch.submitted.outcomes().await?;
+        self.acknowledge(folder, &batch.uids, outcomes).await
     }
 
     /// Gives up on a message the server failed to deliver again and again: the cursor moves
@@ -365,37 +426,15 @@ impl Watcher {
         Ok(())
     }
 
-    /// Fetch, commit, then acknowledge one batch. Once the fetch is done this is not
-    /// interrupted by shutdown: the batch in hand is always finished.
-    async fn process(
+    /// Logs each committed message in its span, then acknowledges the batch on the server.
+    async fn acknowledge(
         &mut self,
         folder: &mut Folder,
-        uids: &[u32],
-        uid_validity: u32,
-        cursor: Option<MailboxCursor>,
+        fetched_uids: &[u32],
+        outcomes: Vec<Outcome>,
     ) -> Result<(), SessionError> {
-        let name = &self.mailbox.name.clone();
-        let fetched = match folder.fetch(uids).await {
-            Ok(fetched) => fetched,
-            Err(e) => {
-                self.unreadable.fetch_failed(uid_validity, uids);
-                return Err(e.into());
-            }
-        };
-        for uid in uids {
-            self.unreadable.done(uid_validity, *uid);
-        }
-        let fetched_uids: Vec<u32> = fetched.iter().map(|f| f.uid).collect();
-        let batch: Vec<Incoming> = fetched
-            .into_iter()
-            .map(|f| Incoming {
-                raw: f.raw,
-                mailbox: name.clone(),
-                source: format!("imap:{name} uid {}", f.uid),
-            })
-            .collect();
-        let outcomes = self.sink.process_batch(batch, cursor).await?;
         self.committed();
+        let name = &self.mailbox.name;
         if outcomes.len() != fetched_uids.len() {
             warn!(
                 mailbox = %name,
