@@ -2,4 +2,5 @@
 #![allow(dead_code)]
 
 pub mod dovecot;
+pub mod fake_daemon;
 pub mod logs;
