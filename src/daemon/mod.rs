@@ -59,6 +59,12 @@ pub struct ServiceContext {
     pub config: Arc<Config>,
     pub shutdown: Shutdown,
     pub policy: Arc<RetryPolicy>,
+    /// The processing thread: the only store writer. Services that change tasks (the
+    /// schedule runner) go through it; readers may open their own `Store`.
+    pub sink: SinkHandle,
+    /// Notified after every committed batch that applied something: it may have queued
+    /// replies, so the outbox sender should look now rather than at its next poll.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 type TaskResult = Result<(), DaemonError>;
@@ -80,6 +86,7 @@ pub async fn run_with<S: BatchSink>(
     let policy = Arc::new(policy);
     let (sink, processing_thread) = spawn_sink(sink).map_err(DaemonError::Thread)?;
     let mut tasks: JoinSet<TaskResult> = JoinSet::new();
+    let outbox_wake = Arc::new(tokio::sync::Notify::new());
 
     for mailbox in &config.mailboxes {
         let watcher = watcher::Watcher::new(
@@ -88,6 +95,7 @@ pub async fn run_with<S: BatchSink>(
             policy.clone(),
             status.clone(),
             shutdown.clone(),
+            outbox_wake.clone(),
         );
         tasks.spawn(async move { Ok(watcher.run().await?) });
     }
@@ -111,8 +119,10 @@ pub async fn run_with<S: BatchSink>(
         config: config.clone(),
         shutdown: shutdown.clone(),
         policy: policy.clone(),
+        sink: sink.clone(),
+        outbox_wake,
     };
-    spawn_services(&mut tasks, &context);
+    spawn_services(&mut tasks, context);
     drop(sink); // the processing thread ends when the last task holding a handle ends
     tasks.spawn({
         let notify = notify_systemd(notifier, status.clone(), shutdown.clone());
@@ -153,10 +163,13 @@ pub async fn run_with<S: BatchSink>(
 }
 
 /// The place for the daemon's other long-running services: the outbox sender (SMTP) and the
-/// schedule runner add their tasks here. A service runs until `context.shutdown` triggers and
-/// returns `Err(DaemonError::Service(..))` only for failures the daemon cannot survive.
-fn spawn_services(tasks: &mut JoinSet<TaskResult>, context: &ServiceContext) {
-    let _ = (tasks, context);
+/// schedule runner add their tasks here, e.g.
+/// `tasks.spawn(async move { outbox::run(ctx.clone()).await.map_err(..) })`.
+/// A service runs until `context.shutdown` triggers and returns `Err(DaemonError::Service(..))`
+/// only for failures the daemon cannot survive (that stops the whole daemon, exit 1).
+fn spawn_services(tasks: &mut JoinSet<TaskResult>, context: ServiceContext) {
+    // No services yet: the outbox sender and the schedule runner come with their issues.
+    drop((tasks, context));
 }
 
 /// READY=1 once every mailbox has connected or failed its first attempt, STATUS= on every

@@ -1,6 +1,8 @@
 //! Where fetched mail goes: the [`BatchSink`] (the pipeline: parse, rules, store), run on one
 //! dedicated thread because the store is synchronous and must have exactly one writer.
 
+use std::any::Any;
+
 use tokio::sync::{mpsc, oneshot};
 
 /// One message as fetched, ready for the pipeline.
@@ -62,6 +64,9 @@ pub trait BatchSink: Send + 'static {
     fn reload_rules(&mut self) -> Result<String, Vec<String>>;
 }
 
+/// Work run on the processing thread against the sink (see [`SinkHandle::call`]).
+type Job = Box<dyn FnOnce(&mut dyn Any) + Send>;
+
 enum Request {
     Cursor {
         mailbox: String,
@@ -75,6 +80,7 @@ enum Request {
     Reload {
         reply: oneshot::Sender<Result<String, Vec<String>>>,
     },
+    Call(Job),
 }
 
 /// The processing thread stopped (it panicked): the daemon cannot go on.
@@ -133,6 +139,7 @@ pub fn spawn_sink<S: BatchSink>(
                     Request::Reload { reply } => {
                         let _ = reply.send(sink.reload_rules());
                     }
+                    Request::Call(job) => job(&mut sink),
                 }
             }
         })?;
@@ -187,7 +194,63 @@ impl SinkHandle {
         answer.await.map_err(|_| SinkGone)
     }
 
+    /// Runs `job` on the processing thread with the sink itself (downcast it to the concrete
+    /// type, e.g. `PipelineSink`): how other services write to the store without a second
+    /// writer. Runs after everything submitted before it.
+    pub async fn call<R: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut dyn Any) -> R + Send + 'static,
+    ) -> Result<R, SinkGone> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Call(Box::new(move |sink: &mut dyn Any| {
+            let _ = reply.send(job(sink));
+        })))
+        .await?;
+        answer.await.map_err(|_| SinkGone)
+    }
+
     async fn send(&self, request: Request) -> Result<(), SinkGone> {
         self.requests.send(request).await.map_err(|_| SinkGone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts batches; nothing else.
+    struct Counting(usize);
+
+    impl BatchSink for Counting {
+        fn mailbox_cursor(&mut self, _: &str) -> Result<Option<MailboxCursor>, SinkError> {
+            Ok(None)
+        }
+        fn process_batch(
+            &mut self,
+            _: Vec<Incoming>,
+            _: Option<&MailboxCursor>,
+        ) -> Result<Vec<Outcome>, SinkError> {
+            self.0 += 1;
+            Ok(Vec::new())
+        }
+        fn reload_rules(&mut self) -> Result<String, Vec<String>> {
+            Ok(String::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn calls_run_in_order_after_submitted_batches() {
+        let (handle, thread) = spawn_sink(Counting(0)).unwrap();
+        let first = handle.submit(Vec::new(), None).await.unwrap();
+        let second = handle.submit(Vec::new(), None).await.unwrap();
+        let seen = handle
+            .call(|sink| sink.downcast_mut::<Counting>().map(|c| c.0))
+            .await
+            .unwrap();
+        assert_eq!(seen, Some(2));
+        first.outcomes().await.unwrap();
+        second.outcomes().await.unwrap();
+        drop(handle);
+        thread.join().unwrap();
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tracing::{debug, error, info, info_span, warn};
 
 use super::policy::{Backoff, RetryPolicy};
@@ -55,6 +56,7 @@ pub(crate) struct Watcher {
     policy: Arc<RetryPolicy>,
     status: StatusBoard,
     shutdown: Shutdown,
+    outbox_wake: Arc<Notify>,
     backoff: Backoff,
     trouble: Option<Trouble>,
     unreadable: Unreadable,
@@ -67,6 +69,7 @@ impl Watcher {
         policy: Arc<RetryPolicy>,
         status: StatusBoard,
         shutdown: Shutdown,
+        outbox_wake: Arc<Notify>,
     ) -> Watcher {
         status.register(&mailbox.name);
         Watcher {
@@ -76,6 +79,7 @@ impl Watcher {
             policy,
             status,
             shutdown,
+            outbox_wake,
             trouble: None,
             unreadable: Unreadable::default(),
         }
@@ -475,6 +479,9 @@ impl Watcher {
         }
         self.status
             .count(name, succeeded.len() as u64, failed.len() as u64);
+        if outcomes.iter().any(|o| o.status == OutcomeStatus::Applied) {
+            self.outbox_wake.notify_one();
+        }
         folder
             .acknowledge(&succeeded, &self.mailbox.on_success)
             .await?;
