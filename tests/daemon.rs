@@ -409,3 +409,54 @@ async fn rules_are_reloaded_on_file_change_and_on_request_keeping_old_rules_on_e
         .any(|l| l.contains("still using the rules loaded before")));
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_move_messages_are_copied_then_expunged() {
+    let dovecot = Dovecot::start_with_capabilities("IMAP4rev1 IDLE UIDPLUS");
+    dovecot.append("INBOX", &message("copied", "Hi", "")).await;
+    dovecot
+        .append(
+            "INBOX",
+            &message("copied-bad", "Hi", "X-Test-Fail: yes\r\n"),
+        )
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &[mailbox("nomove", &dovecot, "")]);
+    let sink = FakeSink::default();
+    let daemon = start(config, sink.clone(), Notifier::default());
+    wait_for_count(&dovecot, "Processed", 1).await;
+    wait_for_count(&dovecot, "Failed", 1).await;
+    wait_for_count(&dovecot, "INBOX", 0).await;
+    assert_eq!(
+        dovecot.message_ids("Processed").await,
+        ["copied@example.org"]
+    );
+    assert!(logs_for("nomove")
+        .iter()
+        .any(|l| l.contains("moves: false") && l.contains("uidplus: true")));
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_works_without_uidplus_too() {
+    let dovecot = Dovecot::start_with_capabilities("IMAP4rev1 IDLE");
+    dovecot.append("INBOX", &message("deleted", "Hi", "")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        dir.path(),
+        &[mailbox(
+            "deleter",
+            &dovecot,
+            "on_success = \"delete\"\non_failure = \"keep\"",
+        )],
+    );
+    let sink = FakeSink::default();
+    let daemon = start(config, sink.clone(), Notifier::default());
+    wait_for_count(&dovecot, "INBOX", 0).await;
+    assert_eq!(sink.applied(), ["<deleted@example.org>"]);
+    assert_eq!(dovecot.count("Processed").await, 0);
+    assert!(logs_for("deleter")
+        .iter()
+        .any(|l| l.contains("uidplus: false")));
+    daemon.stop().await;
+}

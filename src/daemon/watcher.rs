@@ -213,7 +213,9 @@ impl Watcher {
                 }
             }
         }
-        let idle = self.mailbox.idle && folder.capabilities().idle;
+        let capabilities = folder.capabilities();
+        debug!(mailbox = %self.mailbox.name, "logged in; the server offers {capabilities:?}");
+        let idle = self.mailbox.idle && capabilities.idle;
         let cursor = self.sink.mailbox_cursor(&self.mailbox.name).await?;
         self.connected(&folder, idle);
 

@@ -30,15 +30,21 @@ pub struct Dovecot {
 
 impl Dovecot {
     pub fn start() -> Dovecot {
-        Dovecot::launch(false)
+        Dovecot::launch(false, None)
     }
 
     /// With a freshly generated self-signed certificate for 127.0.0.1.
     pub fn start_with_tls() -> Dovecot {
-        Dovecot::launch(true)
+        Dovecot::launch(true, None)
     }
 
-    fn launch(tls: bool) -> Dovecot {
+    /// Advertising only `capabilities` after login (e.g. without MOVE or UIDPLUS), as an
+    /// older server would.
+    pub fn start_with_capabilities(capabilities: &str) -> Dovecot {
+        Dovecot::launch(false, Some(capabilities))
+    }
+
+    fn launch(tls: bool, capabilities: Option<&str>) -> Dovecot {
         dovecot_binary(); // fails early with a clear message when Dovecot is missing
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
@@ -76,10 +82,13 @@ impl Dovecot {
             ),
             None => "ssl = no\n".to_string(),
         };
+        let capability = capabilities
+            .map(|c| format!("imap_capability = {c}\n"))
+            .unwrap_or_default();
         let r = root.display();
         let config = format!(
             "base_dir = {r}/base\nstate_dir = {r}/state\nlog_path = {r}/dovecot.log\n\
-             protocols = imap\nlisten = 127.0.0.1\n{ssl}\
+             protocols = imap\nlisten = 127.0.0.1\n{ssl}{capability}\
              disable_plaintext_auth = no\nauth_mechanisms = plain login\n\
              default_login_user = {login_user}\ndefault_internal_user = {internal_user}\n\
              default_internal_group = {internal_user}\nfirst_valid_uid = 1\n\
