@@ -29,10 +29,12 @@ enum SessionError {
 }
 
 /// The kinds of trouble, each logged once when it starts (not on every retry).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Trouble {
     Network,
-    Operator,
+    /// With the problem's text: a different problem (password fixed, now the folder is
+    /// missing) is news for the operator, the same one again is not.
+    Operator(String),
     Store,
 }
 
@@ -117,11 +119,13 @@ impl Watcher {
         let name = &self.mailbox.name;
         let trouble = match error {
             SessionError::Imap(e) if e.kind() == ErrorKind::Transient => Trouble::Network,
-            SessionError::Imap(_) | SessionError::Password(_) => Trouble::Operator,
+            SessionError::Imap(_) | SessionError::Password(_) => {
+                Trouble::Operator(error.to_string())
+            }
             SessionError::Sink(_) => Trouble::Store,
         };
         let (wait, state) = match trouble {
-            Trouble::Operator => (
+            Trouble::Operator(_) => (
                 self.policy.operator_retry,
                 MailboxState::NeedsOperator {
                     problem: error.to_string(),
@@ -134,14 +138,14 @@ impl Watcher {
                 },
             ),
         };
-        if self.trouble != Some(trouble) {
+        if self.trouble.as_ref() != Some(&trouble) {
             match trouble {
                 Trouble::Network => warn!(
                     mailbox = %name,
                     "{error}; reconnecting with backoff (up to {:?} between attempts)",
                     self.policy.backoff_max
                 ),
-                Trouble::Operator => error!(
+                Trouble::Operator(_) => error!(
                     mailbox = %name,
                     "{error}; retrying every {:?} until fixed",
                     self.policy.operator_retry
@@ -168,7 +172,7 @@ impl Watcher {
             format!("polling every {}s", m.poll_interval.as_secs())
         };
         match self.trouble {
-            Some(Trouble::Network | Trouble::Operator) => {
+            Some(Trouble::Network | Trouble::Operator(_)) => {
                 info!(mailbox = %m.name, "connected again to {}:{}, folder {} ({how})", m.host, m.port, folder.name());
                 self.trouble = None;
                 self.backoff.reset();
