@@ -38,8 +38,13 @@ impl From<rusqlite::Error> for Failure {
 }
 
 impl Store {
-    /// Applies a batch of messages in one transaction (see the module docs of
-    /// [`crate::store`] and docs/store-api). `Err` means nothing of the batch was committed.
+    /// Applies a batch of messages in one transaction, one savepoint per message.
+    ///
+    /// A key already applied is reported as Duplicate and changes nothing; a key recorded as
+    /// failed is run again. A message whose plan cannot be applied (no task with
+    /// `if_missing = "fail"`, a parent that does not exist, ...) leaves no trace but its
+    /// failed record (error and raw bytes), and the batch goes on. `cursor` is written in the
+    /// same transaction. `Err` (disk full, read-only, locked) means nothing was committed.
     pub fn apply_batch(
         &mut self,
         items: Vec<ApplyItem>,

@@ -17,9 +17,16 @@ pub(super) fn contact_for(
         return Ok(None);
     }
     let name = name.map(str::trim).filter(|n| !n.is_empty());
-    if let Some(id) = contact_of(conn, &address)? {
-        if let Some(name) = name {
-            conn.prepare_cached("UPDATE contacts SET name = ?1 WHERE id = ?2 AND name IS NULL")?
+    let known: Option<(i64, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT c.id, c.name FROM contact_addresses a JOIN contacts c ON c.id = a.contact_id \
+             WHERE a.address = ?1",
+        )?
+        .query_row([&address], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((id, known_name)) = known {
+        if let (Some(name), None) = (name, known_name) {
+            conn.prepare_cached("UPDATE contacts SET name = ?1 WHERE id = ?2")?
                 .execute(params![name, id])?;
         }
         return Ok(Some(id));
@@ -69,14 +76,13 @@ impl Store {
         new_address: &str,
     ) -> Result<i64, StoreError> {
         let now = super::timestamp(chrono::Utc::now());
-        let tx = self.conn.transaction()?;
-        let result = merge(&tx, contact_address, new_address, &now);
-        let id = match result {
-            Ok(id) => id,
-            Err(e) => return Err(self_located(&self.path, e)),
-        };
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| StoreError::from(e).at(&self.path))?;
+        let id = merge(&tx, contact_address, new_address, &now).map_err(|e| e.at(&self.path))?;
         tx.commit()
-            .map_err(|e| self_located(&self.path, e.into()))?;
+            .map_err(|e| StoreError::from(e).at(&self.path))?;
         Ok(id)
     }
 
@@ -84,10 +90,6 @@ impl Store {
     pub fn contact_id(&self, address: &str) -> Result<Option<i64>, StoreError> {
         contact_of(&self.conn, &normalize(address))
     }
-}
-
-fn self_located(path: &std::path::Path, e: StoreError) -> StoreError {
-    e.at(path)
 }
 
 fn merge(

@@ -104,6 +104,7 @@ fn record_status(conn: &Connection, id: i64, status: &str, now: &str) -> Result<
     Ok(())
 }
 
+/// Sets field `name`; an empty value clears it.
 pub(super) fn set_field(
     conn: &Connection,
     id: i64,
@@ -111,6 +112,11 @@ pub(super) fn set_field(
     value: &str,
     now: &str,
 ) -> Result<(), StoreError> {
+    if value.is_empty() {
+        conn.prepare_cached("DELETE FROM task_fields WHERE task_id = ?1 AND name = ?2")?
+            .execute(params![id, name])?;
+        return touch(conn, id, now);
+    }
     conn.prepare_cached(
         "INSERT INTO task_fields (task_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4) \
          ON CONFLICT (task_id, name) DO UPDATE SET value = excluded.value, \
