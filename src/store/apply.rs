@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use super::messages::{self, Outcome};
 use super::outbox::{self, NewOutgoing};
 use super::tasks::{self, NewComment, NewTask};
+use super::triggers::{EventKind, TaskEvent, MAX_TRIGGER_DEPTH};
 use super::{
     analytics, contacts, timestamp, ApplyItem, ApplyOptions, ApplyResult, MailboxCursor,
     MessageRecord, MessageStatus, ResultStatus, Store, StoreError,
@@ -192,10 +193,14 @@ struct MessageApply<'a> {
     now: DateTime<Utc>,
     stamp: &'a str,
     sender_contact: Option<i64>,
-    /// The task created last by this message: `{task}` for the actions after it.
+    /// The task the actions are about: the thread's task, or the event's task in a trigger.
+    base: Option<i64>,
+    /// The task created last by this message (or trigger): `{task}` for the actions after it.
     created: Option<i64>,
-    /// Tasks acted on, in order, without repeats.
+    /// Tasks the message's own actions acted on, in order, without repeats.
     touched: Vec<i64>,
+    /// 0 for the message's own actions, n inside a trigger fired n levels deep.
+    depth: u32,
 }
 
 impl<'a> MessageApply<'a> {
@@ -215,8 +220,10 @@ impl<'a> MessageApply<'a> {
             now,
             stamp,
             sender_contact: None,
+            base: plan.thread.task,
             created: None,
             touched: Vec::new(),
+            depth: 0,
         }
     }
 
@@ -237,8 +244,54 @@ impl<'a> MessageApply<'a> {
     }
 
     fn touch(&mut self, task: i64) {
+        if self.depth > 0 {
+            return;
+        }
         self.touched.retain(|t| *t != task);
         self.touched.push(task);
+    }
+
+    /// Runs the triggers that fire on a change, inside the same savepoint.
+    fn emit(
+        &mut self,
+        kind: EventKind,
+        task: i64,
+        name: Option<&str>,
+        row: Option<&[(String, String)]>,
+    ) -> Result<(), Failure> {
+        let Some(triggers) = self.opts.triggers.clone() else {
+            return Ok(());
+        };
+        let values = match row {
+            Some(row) => row.to_vec(),
+            None => tasks::snapshot(self.conn, task)?,
+        };
+        let event = TaskEvent {
+            kind,
+            task,
+            name: name.map(str::to_string),
+            values,
+            depth: self.depth,
+        };
+        let actions = triggers.actions_for(&event).map_err(Failure::Message)?;
+        if actions.is_empty() {
+            return Ok(());
+        }
+        if self.depth >= MAX_TRIGGER_DEPTH {
+            let rule = &actions[0].rule;
+            return Err(Failure::Message(format!(
+                "trigger {rule:?}: triggers fired each other more than {MAX_TRIGGER_DEPTH} \
+                 levels deep ({} on task #{task}); is there a loop?",
+                kind.as_str()
+            )));
+        }
+        let outer = (self.base, self.created, self.depth);
+        self.base = Some(task);
+        self.created = None;
+        self.depth += 1;
+        let result = actions.iter().try_for_each(|a| self.action(a));
+        (self.base, self.created, self.depth) = outer;
+        result
     }
 
     fn action(&mut self, action: &PlannedAction) -> Result<(), Failure> {
@@ -259,8 +312,9 @@ impl<'a> MessageApply<'a> {
                     status.as_ref(),
                     assignee.as_ref(),
                     parent.as_ref(),
+                    fields,
                 )?;
-                self.set_fields(task, fields)?;
+                self.emit(EventKind::TaskCreated, task, None, None)?;
                 task
             }
             _ => match self.resolve(action)? {
@@ -269,12 +323,22 @@ impl<'a> MessageApply<'a> {
             },
         };
         match &action.kind {
-            ActionKind::Comment { text, auto } => self.comment(task, text, *auto)?,
+            ActionKind::Comment { text, auto } => {
+                self.comment(task, text, *auto)?;
+                self.emit(EventKind::CommentAdded, task, None, None)?;
+            }
             ActionKind::Set { status, fields } => {
-                if let Some(status) = render_nonempty(status.as_ref(), task) {
-                    tasks::set_status(self.conn, task, &status, self.stamp)?;
+                if let Some(status) = render_nonempty(status.as_ref(), Some(task)) {
+                    if tasks::set_status(self.conn, task, &status, self.stamp)? {
+                        self.emit(EventKind::StatusChanged, task, None, None)?;
+                    }
                 }
-                self.set_fields(task, fields)?;
+                for field in fields {
+                    let value = field.value.render(Some(task));
+                    if tasks::set_field(self.conn, task, &field.name, &value, self.stamp)? {
+                        self.emit(EventKind::FieldChanged, task, Some(&field.name), None)?;
+                    }
+                }
             }
             ActionKind::Analytics { table, values } => {
                 let values: Vec<(String, String)> = values
@@ -289,6 +353,7 @@ impl<'a> MessageApply<'a> {
                     &self.record.key,
                     self.stamp,
                 )?;
+                self.emit(EventKind::Analytics, task, Some(table), Some(&values))?;
             }
             ActionKind::Reply {
                 subject,
@@ -307,7 +372,7 @@ impl<'a> MessageApply<'a> {
     /// The task an action acts on, applying `if_missing` when there is none; `None` = skip.
     fn resolve(&mut self, action: &PlannedAction) -> Result<Option<i64>, Failure> {
         let found = match &action.task {
-            TaskRef::Current => match (self.created, self.plan.thread.task) {
+            TaskRef::Current => match (self.created, self.base) {
                 (Some(created), _) => Some(created),
                 (None, Some(thread)) if tasks::exists(self.conn, thread)? => Some(thread),
                 _ => None,
@@ -356,6 +421,9 @@ impl<'a> MessageApply<'a> {
         Ok(tasks::insert(self.conn, &task, self.stamp)?)
     }
 
+    /// `{task}` in a create_task is the task the message (or trigger) is about, so that a
+    /// subtask can name its parent; only when there is none is it the new task's own number.
+    #[allow(clippy::too_many_arguments)]
     fn create_task(
         &mut self,
         action: &PlannedAction,
@@ -364,10 +432,11 @@ impl<'a> MessageApply<'a> {
         status: Option<&Text>,
         assignee: Option<&Text>,
         parent: Option<&Text>,
+        fields: &[FieldValue],
     ) -> Result<i64, Failure> {
-        // The parent is rendered with the task the message was about, not the new one.
-        let current = self.created.or(self.plan.thread.task);
-        let parent = match render_nonempty(parent, current.unwrap_or_default()) {
+        let current = self.created.or(self.base);
+        let render = |text: Option<&Text>| render_nonempty(text, current);
+        let parent = match render(parent) {
             None => None,
             Some(text) => {
                 let number = text.trim_start_matches('#').parse::<i64>().map_err(|_| {
@@ -385,34 +454,30 @@ impl<'a> MessageApply<'a> {
                 Some(number)
             }
         };
-        let status = render_nonempty(status, 0).unwrap_or_else(|| tasks::DEFAULT_STATUS.into());
-        let assignee = render_nonempty(assignee, 0);
-        let needs_number = title.needs_task() || description.needs_task();
+        let status = render(status).unwrap_or_else(|| tasks::DEFAULT_STATUS.into());
+        let assignee = render(assignee);
         let task = self.insert_task(
-            &title.render(None),
-            &description.render(None),
+            &title.render(current),
+            &description.render(current),
             &status,
             assignee.as_deref(),
             parent,
         )?;
-        if needs_number {
+        let own = current.unwrap_or(task);
+        if current.is_none() && (title.needs_task() || description.needs_task()) {
             tasks::retitle(
                 self.conn,
                 task,
-                &title.render(Some(task)),
-                &description.render(Some(task)),
+                &title.render(Some(own)),
+                &description.render(Some(own)),
             )?;
+        }
+        for field in fields {
+            let value = field.value.render(Some(own));
+            tasks::set_field(self.conn, task, &field.name, &value, self.stamp)?;
         }
         self.created = Some(task);
         Ok(task)
-    }
-
-    fn set_fields(&mut self, task: i64, fields: &[FieldValue]) -> Result<(), Failure> {
-        for field in fields {
-            let value = field.value.render(Some(task));
-            tasks::set_field(self.conn, task, &field.name, &value, self.stamp)?;
-        }
-        Ok(())
     }
 
     fn comment(&mut self, task: i64, text: &Text, auto: bool) -> Result<(), Failure> {
@@ -578,8 +643,7 @@ impl<'a> MessageApply<'a> {
 }
 
 /// Rendered text, or None when there is no text or it renders empty.
-fn render_nonempty(text: Option<&Text>, task: i64) -> Option<String> {
-    let task = (task > 0).then_some(task);
+fn render_nonempty(text: Option<&Text>, task: Option<i64>) -> Option<String> {
     text.map(|t| t.render(task).trim().to_string())
         .filter(|s| !s.is_empty())
 }

@@ -19,11 +19,13 @@ mod messages;
 pub mod migrations;
 mod outbox;
 mod tasks;
+mod triggers;
 
 pub use analytics::{AnalyticsRow, Period, Report, ReportRow};
 pub use messages::FailedMessage;
 pub use outbox::OutboxRow;
 pub use tasks::{AttachmentView, CommentView, TaskAnalyticsRow, TaskSummary, TaskView};
+pub use triggers::{EventKind, TaskEvent, Triggers, MAX_TRIGGER_DEPTH};
 
 /// Everything that can go wrong in the store, worded for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +177,8 @@ pub struct ApplyOptions {
     pub limits: crate::config::Limits,
     /// The time to record; `None` means the real clock.
     pub now: Option<DateTime<Utc>>,
+    /// The triggers to run on every change; `None`: no triggers.
+    pub triggers: Option<std::sync::Arc<dyn Triggers>>,
 }
 
 /// Where an IMAP mailbox was read up to.

@@ -104,18 +104,26 @@ fn record_status(conn: &Connection, id: i64, status: &str, now: &str) -> Result<
     Ok(())
 }
 
-/// Sets field `name`; an empty value clears it.
+/// Sets field `name`; an empty value clears it. Returns whether the value changed.
 pub(super) fn set_field(
     conn: &Connection,
     id: i64,
     name: &str,
     value: &str,
     now: &str,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
+    let old: Option<String> = conn
+        .prepare_cached("SELECT value FROM task_fields WHERE task_id = ?1 AND name = ?2")?
+        .query_row(params![id, name], |r| r.get(0))
+        .optional()?;
+    if old.as_deref().unwrap_or_default() == value {
+        return Ok(false);
+    }
     if value.is_empty() {
         conn.prepare_cached("DELETE FROM task_fields WHERE task_id = ?1 AND name = ?2")?
             .execute(params![id, name])?;
-        return touch(conn, id, now);
+        touch(conn, id, now)?;
+        return Ok(true);
     }
     conn.prepare_cached(
         "INSERT INTO task_fields (task_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4) \
@@ -123,7 +131,24 @@ pub(super) fn set_field(
          updated_at = excluded.updated_at",
     )?
     .execute(params![id, name, value, now])?;
-    touch(conn, id, now)
+    touch(conn, id, now)?;
+    Ok(true)
+}
+
+/// The task's fields and `"status"`, as trigger conditions see them.
+pub(super) fn snapshot(conn: &Connection, id: i64) -> Result<Vec<(String, String)>, StoreError> {
+    let mut values: Vec<(String, String)> = conn
+        .prepare_cached("SELECT name, value FROM task_fields WHERE task_id = ?1 ORDER BY name")?
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let status: Option<String> = conn
+        .prepare_cached("SELECT status FROM tasks WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    if let Some(status) = status {
+        values.push(("status".into(), status));
+    }
+    Ok(values)
 }
 
 pub(super) fn touch(conn: &Connection, id: i64, now: &str) -> Result<(), StoreError> {

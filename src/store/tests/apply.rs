@@ -438,28 +438,44 @@ fn a_status_change_is_recorded_in_the_history() {
 }
 
 #[test]
-fn create_task_renders_its_own_number_and_checks_the_parent() {
+fn create_task_renders_the_current_task_else_its_own_number_and_checks_the_parent() {
     let mut store = Store::open_in_memory().unwrap();
-    let parent = new_task(&mut store, "p@x", "c@example.com", at(20, 10));
-    let sub = plan(
-        "c@example.com",
-        Some(parent),
-        vec![current(ActionKind::CreateTask {
-            title: with_task("Негативный отзыв по задаче #", ""),
+    let numbered = |parent: Option<Text>| {
+        current(ActionKind::CreateTask {
+            title: with_task("Задача #", ""),
             description: text("Оценка: плохо"),
             status: Some(text("Открыта")),
-            fields: vec![],
+            fields: vec![FieldValue {
+                name: "Основание".into(),
+                value: with_task("#", ""),
+            }],
             assignee: None,
-            parent: Some(with_task("", "")),
-        })],
+            parent,
+        })
+    };
+    let fresh = plan("c@example.com", None, vec![numbered(None)]);
+    let own = apply_one(&mut store, item("own@x", fresh), at(20, 10))
+        .task
+        .unwrap();
+    let shown = store.task_show(own).unwrap().unwrap();
+    assert_eq!(shown.title, format!("Задача #{own}"));
+    assert_eq!(shown.fields["Основание"], format!("#{own}"));
+    assert_eq!(shown.parent, None);
+
+    let sub = plan(
+        "c@example.com",
+        Some(own),
+        vec![numbered(Some(with_task("", "")))],
     );
     let result = apply_one(&mut store, item("sub@x", sub), at(20, 11));
     let child = store.task_show(result.task.unwrap()).unwrap().unwrap();
-    assert_eq!(child.parent, Some(parent));
+    assert_ne!(child.id, own);
+    assert_eq!(child.parent, Some(own));
     assert_eq!(child.status, "Открыта");
     assert_eq!(
         child.title,
-        format!("Негативный отзыв по задаче #{}", child.id)
+        format!("Задача #{own}"),
+        "{{task}} is the parent here"
     );
 
     let orphan = plan(

@@ -11,6 +11,7 @@ mod apply;
 mod open;
 mod outbox;
 mod queries;
+mod triggers;
 
 fn at(day: u32, hour: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, day, hour, 0, 0).unwrap()
@@ -22,6 +23,7 @@ fn options(now: DateTime<Utc>) -> ApplyOptions {
         reply_from: vec!["support@acme.example".into()],
         limits: crate::config::Limits::default(),
         now: Some(now),
+        triggers: None,
     }
 }
 
