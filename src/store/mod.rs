@@ -24,7 +24,9 @@ mod triggers;
 pub use analytics::{AnalyticsRow, Period, Report, ReportRow};
 pub use messages::FailedMessage;
 pub use outbox::OutboxRow;
-pub use tasks::{AttachmentView, CommentView, TaskAnalyticsRow, TaskSummary, TaskView};
+pub use tasks::{
+    AttachmentView, CommentView, StatusEntry, TaskAnalyticsRow, TaskSummary, TaskView,
+};
 pub use triggers::{EventKind, TaskEvent, Triggers, MAX_TRIGGER_DEPTH};
 
 /// Everything that can go wrong in the store, worded for the operator.

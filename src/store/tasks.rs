@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
@@ -253,6 +254,15 @@ pub struct AttachmentView {
     pub size: u64,
 }
 
+/// A task and since when it has been in its status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusEntry {
+    pub task: i64,
+    pub status: String,
+    /// RFC 3339: when the task last entered the status.
+    pub since: String,
+}
+
 /// An analytics row as shown on its task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TaskAnalyticsRow {
@@ -386,6 +396,29 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// Tasks now in `status` that entered it at or before `entered_by`, longest waiting
+    /// first (for schedules: `in_status_for`). `since` tells the entries apart, so that a
+    /// schedule can act once per entry.
+    pub fn tasks_in_status_since(
+        &self,
+        status: &str,
+        entered_by: DateTime<Utc>,
+    ) -> Result<Vec<StatusEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT t.id, h.at FROM tasks t JOIN task_status_history h ON h.id = \
+             (SELECT MAX(id) FROM task_status_history WHERE task_id = t.id) \
+             WHERE t.status = ?1 AND h.at <= ?2 ORDER BY h.at, t.id",
+        )?;
+        let rows = stmt.query_map(params![status, super::timestamp(entered_by)], |r| {
+            Ok(StatusEntry {
+                task: r.get(0)?,
+                status: status.to_string(),
+                since: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// When task `id` entered its current status (for schedules), or None if no such task.

@@ -435,6 +435,25 @@ fn a_status_change_is_recorded_in_the_history() {
         store.task_in_status_since(task).unwrap().as_deref(),
         Some("2026-11-20T13:00:00Z")
     );
+    let waiting = |by| {
+        store
+            .tasks_in_status_since("Ожидание ответа клиента", by)
+            .unwrap()
+    };
+    assert!(
+        waiting(at(20, 12)).is_empty(),
+        "not in the status that long yet"
+    );
+    let entries = waiting(at(20, 14));
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        (entries[0].task, entries[0].since.as_str()),
+        (task, "2026-11-20T13:00:00Z")
+    );
+    assert!(store
+        .tasks_in_status_since("Нужно ответить клиенту", at(21, 0))
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
