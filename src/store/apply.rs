@@ -16,6 +16,7 @@ use super::{
     MessageRecord, MessageStatus, ResultStatus, Store, StoreError,
 };
 use crate::plan::{ActionKind, FieldValue, IfMissing, Plan, PlannedAction, TaskRef, Text};
+use crate::text::single_line;
 
 /// Why one message could not be applied.
 enum Failure {
@@ -397,6 +398,7 @@ impl<'a> MessageApply<'a> {
                     tasks::set_field(self.conn, task, field, value, self.stamp)?;
                 }
                 self.created = Some(task);
+                self.emit(EventKind::TaskCreated, task, None, None)?;
                 Ok(Some(task))
             }
         }
@@ -504,10 +506,11 @@ impl<'a> MessageApply<'a> {
         text: &Text,
         suppressed: Option<&str>,
     ) -> Result<(), Failure> {
-        let recipient = self.plan.sender.email.trim().to_lowercase();
+        let sender = self.plan.sender.email.trim();
+        let recipient = bare_address(sender).unwrap_or_default();
         let mut reason = suppressed.map(str::to_string);
         if reason.is_none() && recipient.is_empty() {
-            reason = Some("the message has no sender address".into());
+            reason = Some(format!("no address to reply to (sender {sender:?})"));
         }
         if reason.is_none() && self.is_ours(&recipient) {
             reason = Some(format!("{recipient} is our own address"));
@@ -521,7 +524,8 @@ impl<'a> MessageApply<'a> {
                 &self.opts.limits,
             )?;
         }
-        let mut subject = subject.render(Some(task));
+        // Templates may carry line breaks from the message; a header must not.
+        let mut subject = single_line(&subject.render(Some(task)));
         let tag = format!("[#{task}]");
         if !subject.contains(&tag) {
             subject = format!("{} {tag}", subject.trim_end());
@@ -585,7 +589,7 @@ impl<'a> MessageApply<'a> {
                 action.rule
             )));
         }
-        let subject = subject.render(Some(task));
+        let subject = single_line(&subject.render(Some(task)));
         let body = text.render(Some(task));
         for recipient in recipients {
             let address = bare_address(recipient).ok_or_else(|| {

@@ -726,3 +726,32 @@ fn a_full_disk_fails_the_whole_batch_and_commits_nothing() {
     assert!(err.to_string().contains("full.db"), "names the file: {err}");
     assert_eq!(counts(&store), before);
 }
+
+#[test]
+fn a_reply_subject_stays_on_one_line_and_a_sender_without_address_gets_none() {
+    let mut store = Store::open_in_memory().unwrap();
+    let multi_line = ActionKind::Reply {
+        subject: text("Re: строка\r\nBcc: victim@example.com"),
+        text: text("t"),
+        suppressed: None,
+    };
+    let p = plan(
+        "c@example.com",
+        None,
+        vec![create_task("A"), current(multi_line)],
+    );
+    apply_one(&mut store, item("a@x", p), at(20, 10));
+    let row = store.outbox_list().unwrap()[0].clone();
+    assert!(!row.subject.contains(['\r', '\n']), "{:?}", row.subject);
+    assert_eq!(row.status, "queued");
+
+    let p = plan(
+        "undisclosed-recipients",
+        None,
+        vec![create_task("B"), current(reply())],
+    );
+    apply_one(&mut store, item("b@x", p), at(20, 11));
+    let row = store.outbox_list().unwrap()[0].clone();
+    assert_eq!(row.status, "suppressed");
+    assert!(row.reason.unwrap().contains("no address to reply to"));
+}
