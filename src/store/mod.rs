@@ -16,7 +16,7 @@ mod analytics;
 mod apply;
 mod contacts;
 mod messages;
-pub mod migrations;
+mod migrations;
 mod outbox;
 mod tasks;
 mod triggers;
