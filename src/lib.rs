@@ -13,5 +13,6 @@ pub mod logging;
 pub mod message;
 pub mod pipeline;
 pub mod plan;
+pub mod store;
 pub mod text;
 pub mod thread;
