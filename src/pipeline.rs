@@ -99,6 +99,7 @@ impl Pipeline {
             reply_from: own_addresses.clone(),
             limits: config.limits.clone(),
             now: None,
+            triggers: None,
         };
         Pipeline { config, rules, store, subject_tag, options, own_addresses }
     }
@@ -136,7 +137,7 @@ impl Pipeline {
         let records: Vec<MessageRecord> = prepared.iter().map(|p| p.record.clone()).collect();
         let Pipeline { store, config, rules, subject_tag, own_addresses, options } = self;
         let planner = Planner { config, rules, subject_tag, own_addresses };
-        store.apply_batch(
+        store.apply_batch_with(
             records,
             |index, directory| planner.plan_one(&prepared[index], directory),
             cursor,

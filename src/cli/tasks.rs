@@ -63,7 +63,16 @@ pub fn show(config_path: &Path, id: i64, all: bool, json: bool) -> anyhow::Resul
     }
     for c in shown {
         let robot = if c.auto { " [auto]" } else { "" };
-        println!("  {} {}{robot}:", c.at, c.author);
+        let author = match (&c.author_name, &c.author) {
+            (Some(name), Some(address)) => format!("{name} <{address}>"),
+            (None, Some(address)) => address.clone(),
+            (Some(name), None) => name.clone(),
+            (None, None) => "mailrules".to_string(),
+        };
+        println!("  {} {author}{robot}:", c.at);
+        for a in &c.attachments {
+            println!("    [attachment] {} ({}, {} bytes)", a.name, a.content_type, a.size);
+        }
         for line in c.text.trim_end().lines() {
             println!("    {line}");
         }
@@ -74,7 +83,8 @@ pub fn show(config_path: &Path, id: i64, all: bool, json: bool) -> anyhow::Resul
     if !task.analytics.is_empty() {
         println!("\nanalytics:");
         for row in &task.analytics {
-            let values: Vec<String> = row.values.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            let values: Vec<String> =
+                row.values.iter().map(|(k, v)| format!("{k}: {}", json_text(v))).collect();
             println!("  {} {}: {}", row.at, row.table, values.join("; "));
         }
     }
@@ -102,8 +112,9 @@ pub fn analytics(config_path: &Path, name: &str, json: bool) -> anyhow::Result<E
     headers.extend(columns.iter().map(String::as_str));
     let mut table = Table::new(&headers);
     for row in &rows {
-        let mut cells = vec![format!("#{}", row.task), row.at.clone()];
-        cells.extend(columns.iter().map(|c| row.values.get(c).cloned().unwrap_or_default()));
+        let task = row.task.map(|t| format!("#{t}")).unwrap_or_default();
+        let mut cells = vec![task, row.at.clone()];
+        cells.extend(columns.iter().map(|c| row.values.get(c).map(json_text).unwrap_or_default()));
         table.row(cells);
     }
     print!("{}", table.render());
@@ -163,6 +174,15 @@ pub fn report(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A stored value as plain text (strings without their JSON quotes).
+fn json_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
 }
 
 /// RFC 4180 quoting: a field with a comma, quote or line break is quoted, quotes doubled.

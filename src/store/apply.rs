@@ -12,8 +12,8 @@ use super::outbox::{self, NewOutgoing};
 use super::tasks::{self, NewComment, NewTask};
 use super::triggers::{EventKind, TaskEvent, MAX_TRIGGER_DEPTH};
 use super::{
-    analytics, contacts, timestamp, ApplyItem, ApplyOptions, ApplyResult, MailboxCursor,
-    MessageRecord, MessageStatus, ResultStatus, Store, StoreError,
+    analytics, contacts, timestamp, ApplyItem, ApplyOptions, ApplyResult, ConnectionDirectory,
+    MailboxCursor, MessageRecord, MessageStatus, ResultStatus, Store, StoreError, TaskDirectory,
 };
 use crate::plan::{ActionKind, FieldValue, IfMissing, Plan, PlannedAction, TaskRef, Text};
 use crate::text::single_line;
@@ -53,8 +53,33 @@ impl Store {
         cursor: Option<&MailboxCursor>,
         opts: &ApplyOptions,
     ) -> Result<Vec<ApplyResult>, StoreError> {
+        let (records, mut plans): (Vec<MessageRecord>, Vec<Option<Result<Plan, String>>>) =
+            items.into_iter().map(|i| (i.record, Some(i.plan))).unzip();
+        self.apply_batch_with(
+            records,
+            |index, _| Ok(plans[index].take().unwrap_or_else(|| Err("planned twice".into()))),
+            cursor,
+            opts,
+        )
+    }
+
+    /// Like [`Store::apply_batch`], but each message is planned inside the transaction, just
+    /// before it is applied: `plan_for(index, directory)` sees (through `directory`) what the
+    /// batch's earlier messages wrote, so a reply threads onto a task created moments before.
+    /// It is not called for duplicates. An `Err` from it fails the whole batch.
+    pub fn apply_batch_with<F>(
+        &mut self,
+        records: Vec<MessageRecord>,
+        plan_for: F,
+        cursor: Option<&MailboxCursor>,
+        opts: &ApplyOptions,
+    ) -> Result<Vec<ApplyResult>, StoreError>
+    where
+        F: FnMut(usize, &dyn TaskDirectory) -> Result<Result<Plan, String>, StoreError>,
+    {
         let now = opts.now.unwrap_or_else(Utc::now);
-        apply_all(&mut self.conn, items, cursor, opts, now).map_err(|e| e.at(&self.path))
+        apply_all(&mut self.conn, records, plan_for, cursor, opts, now)
+            .map_err(|e| e.at(&self.path))
     }
 
     /// Records one message as failed (unparseable, oversized, ...) with its raw bytes.
@@ -74,19 +99,24 @@ impl Store {
     }
 }
 
-fn apply_all(
+fn apply_all<F>(
     conn: &mut Connection,
-    items: Vec<ApplyItem>,
+    records: Vec<MessageRecord>,
+    mut plan_for: F,
     cursor: Option<&MailboxCursor>,
     opts: &ApplyOptions,
     now: DateTime<Utc>,
-) -> Result<Vec<ApplyResult>, StoreError> {
+) -> Result<Vec<ApplyResult>, StoreError>
+where
+    F: FnMut(usize, &dyn TaskDirectory) -> Result<Result<Plan, String>, StoreError>,
+{
     let stamp = timestamp(now);
     // IMMEDIATE: take the write lock up front instead of failing half-way on an upgrade.
     let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut results = Vec::with_capacity(items.len());
-    for item in items {
-        results.push(apply_one(&mut tx, item, opts, now, &stamp)?);
+    let mut results = Vec::with_capacity(records.len());
+    for (index, record) in records.into_iter().enumerate() {
+        let plan_this = |tx: &Connection| plan_for(index, &ConnectionDirectory(tx));
+        results.push(apply_one(&mut tx, record, plan_this, opts, now, &stamp)?);
     }
     if let Some(cursor) = cursor {
         messages::write_cursor(&tx, cursor, &stamp)?;
@@ -97,12 +127,12 @@ fn apply_all(
 
 fn apply_one(
     tx: &mut rusqlite::Transaction,
-    item: ApplyItem,
+    record: MessageRecord,
+    plan_for: impl FnOnce(&Connection) -> Result<Result<Plan, String>, StoreError>,
     opts: &ApplyOptions,
     now: DateTime<Utc>,
     stamp: &str,
 ) -> Result<ApplyResult, StoreError> {
-    let record = item.record;
     let previous = messages::recorded(tx, &record.key)?;
     if let Some(done) = previous.as_ref() {
         if done.status == MessageStatus::Applied {
@@ -117,7 +147,7 @@ fn apply_one(
         }
     }
     let previous = previous.map(|p| p.id);
-    let plan = match item.plan {
+    let plan = match plan_for(tx)? {
         Ok(plan) => plan,
         Err(error) => return record_failure(tx, previous, record, None, None, error, stamp),
     };

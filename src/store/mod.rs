@@ -281,8 +281,22 @@ impl Store {
 
 impl TaskDirectory for Store {
     fn task_for_message_ids(&self, ids: &[&str]) -> Result<Option<i64>, StoreError> {
+        ConnectionDirectory(&self.conn).task_for_message_ids(ids)
+    }
+
+    fn task_status(&self, id: i64) -> Result<Option<String>, StoreError> {
+        ConnectionDirectory(&self.conn).task_status(id)
+    }
+}
+
+/// Thread lookups on a connection or an open transaction, so that planning inside a batch
+/// sees what the batch's earlier messages wrote.
+pub(crate) struct ConnectionDirectory<'a>(pub(crate) &'a Connection);
+
+impl TaskDirectory for ConnectionDirectory<'_> {
+    fn task_for_message_ids(&self, ids: &[&str]) -> Result<Option<i64>, StoreError> {
         let mut stmt = self
-            .conn
+            .0
             .prepare_cached("SELECT task_id FROM task_messages WHERE message_id = ?1")?;
         for id in ids {
             let id = bare_message_id(id);
@@ -297,9 +311,7 @@ impl TaskDirectory for Store {
     }
 
     fn task_status(&self, id: i64) -> Result<Option<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT status FROM tasks WHERE id = ?1")?;
+        let mut stmt = self.0.prepare_cached("SELECT status FROM tasks WHERE id = ?1")?;
         Ok(stmt.query_row([id], |r| r.get(0)).optional()?)
     }
 }
