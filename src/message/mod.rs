@@ -5,11 +5,14 @@
 
 use chrono::{DateTime, Utc};
 
+mod charset;
+mod forward;
+mod headers;
+mod html;
 mod parse;
 
-pub use parse::ParseError;
-
-pub use parse::parse;
+pub use html::html_to_text;
+pub use parse::{parse, ParseError};
 
 /// A mailbox address: `Name <local@domain>`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]

@@ -1,0 +1,100 @@
+//! Best-effort decoding of 8-bit text whose charset is missing, wrong or unknown.
+//!
+//! Russian mail often arrives as raw windows-1251 or KOI8-R bytes labelled as nothing,
+//! `us-ascii` or even `utf-8`. Valid UTF-8 is taken as is; otherwise the byte statistics pick
+//! between windows-1251 and KOI8-R (their lower-case letters sit in opposite halves of the
+//! 0xC0–0xFF range), falling back to windows-1252 for Latin text.
+
+use std::borrow::Cow;
+
+use mail_parser::decoders::charsets::map::charset_decoder;
+
+/// Decodes `bytes` that carry no trustworthy charset label.
+pub(crate) fn decode_unlabelled(bytes: &[u8]) -> Cow<'_, str> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return Cow::Borrowed(text);
+    }
+    let label: &[u8] = match guess_single_byte(bytes) {
+        SingleByte::Windows1251 => b"windows-1251",
+        SingleByte::Koi8R => b"koi8-r",
+        SingleByte::Windows1252 => b"windows-1252",
+    };
+    match charset_decoder(label) {
+        Some(decode) => Cow::Owned(decode(bytes)),
+        None => String::from_utf8_lossy(bytes),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum SingleByte {
+    Windows1251,
+    Koi8R,
+    Windows1252,
+}
+
+fn guess_single_byte(bytes: &[u8]) -> SingleByte {
+    let (mut c0_df, mut e0_ff, mut in_words) = (0usize, 0usize, 0usize);
+    for (i, &b) in bytes.iter().enumerate() {
+        if b < 0xC0 {
+            continue;
+        }
+        if b < 0xE0 {
+            c0_df += 1;
+        } else {
+            e0_ff += 1;
+        }
+        let high_neighbour = |j: usize| bytes.get(j).is_some_and(|&n| n >= 0x80);
+        if high_neighbour(i + 1) || (i > 0 && high_neighbour(i - 1)) {
+            in_words += 1;
+        }
+    }
+    let letters = c0_df + e0_ff;
+    // Cyrillic words are runs of high bytes; Latin-1 accents sit alone between ASCII letters
+    // ("café", "Müller").
+    if letters == 0 || in_words * 2 < letters {
+        return SingleByte::Windows1252;
+    }
+    if c0_df > e0_ff {
+        SingleByte::Koi8R
+    } else {
+        SingleByte::Windows1251
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_is_borrowed_unchanged() {
+        let text = "Добрый день";
+        assert!(matches!(decode_unlabelled(text.as_bytes()), Cow::Borrowed(t) if t == text));
+    }
+
+    #[test]
+    fn windows_1251_is_recognised() {
+        // "Добрый день, прошу выставить счёт" in windows-1251.
+        let bytes = b"\xc4\xee\xe1\xf0\xfb\xe9 \xe4\xe5\xed\xfc, \xef\xf0\xee\xf8\xf3 \
+            \xe2\xfb\xf1\xf2\xe0\xe2\xe8\xf2\xfc \xf1\xf7\xb8\xf2";
+        assert_eq!(
+            decode_unlabelled(bytes),
+            "Добрый день, прошу выставить счёт"
+        );
+    }
+
+    #[test]
+    fn koi8_r_is_recognised() {
+        // "Добрый день, прошу выставить счет" in KOI8-R.
+        let bytes = b"\xe4\xcf\xc2\xd2\xd9\xca \xc4\xc5\xce\xd8, \xd0\xd2\xcf\xdb\xd5 \
+            \xd7\xd9\xd3\xd4\xc1\xd7\xc9\xd4\xd8 \xd3\xde\xc5\xd4";
+        assert_eq!(
+            decode_unlabelled(bytes),
+            "Добрый день, прошу выставить счет"
+        );
+    }
+
+    #[test]
+    fn latin1_falls_back_to_windows_1252() {
+        assert_eq!(decode_unlabelled(b"caf\xe9 \x80 5"), "café € 5");
+    }
+}

@@ -1,0 +1,262 @@
+//! Header fields of one mail-parser message → decoded strings, addresses, ids and the date.
+//!
+//! Every value is taken from the raw bytes so names keep their spelling and values come out
+//! RFC 2047-decoded and unfolded; raw 8-bit values (unencoded windows-1251 / KOI8-R subjects
+//! and names, which mail-parser would turn into U+FFFD) are decoded with the charset guess of
+//! [`super::charset`] first.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+use mail_parser::parsers::MessageStream;
+use mail_parser::{Header, HeaderName, HeaderValue};
+
+use super::charset::decode_unlabelled;
+use super::Address;
+
+/// The header-derived fields of a [`super::Message`].
+#[derive(Debug, Default)]
+pub(super) struct HeaderFields {
+    pub headers: Vec<(String, String)>,
+    pub subject: String,
+    pub message_id: Option<String>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    pub from: Option<Address>,
+    pub to: Vec<Address>,
+    pub cc: Vec<Address>,
+    pub reply_to: Vec<Address>,
+    pub resent_from: Option<Address>,
+    pub date: Option<DateTime<Utc>>,
+}
+
+/// Reads the top-level headers of `message`. `None` when not one of them has a well-formed
+/// field name (printable ASCII), which is how random bytes look to mail-parser.
+pub(super) fn read_headers(message: &mail_parser::Message<'_>) -> Option<HeaderFields> {
+    let raw: &[u8] = &message.raw_message;
+    let headers = &message.root_part().headers;
+    let mut fields = HeaderFields {
+        headers: Vec::with_capacity(headers.len()),
+        ..HeaderFields::default()
+    };
+    let mut any_well_formed = false;
+    for header in headers {
+        let name = written_name(raw, header);
+        any_well_formed |= is_field_name(name);
+        let value_raw = raw
+            .get(header.offset_start as usize..header.offset_end as usize)
+            .unwrap_or_default();
+        let is_utf8 = std::str::from_utf8(value_raw).is_ok();
+        let value_bytes: Cow<'_, [u8]> = if is_utf8 {
+            Cow::Borrowed(value_raw)
+        } else {
+            Cow::Owned(decode_unlabelled(value_raw).into_owned().into_bytes())
+        };
+        let value = unstructured(&value_bytes);
+        let reparsed = if is_utf8 {
+            None
+        } else {
+            reparse_address(&header.name, &value_bytes)
+        };
+        fill_field(&mut fields, header, &value, reparsed);
+        fields
+            .headers
+            .push((String::from_utf8_lossy(name).into_owned(), value));
+    }
+    any_well_formed.then_some(fields)
+}
+
+/// The header name exactly as written (without the colon).
+fn written_name<'a>(raw: &'a [u8], header: &Header<'_>) -> &'a [u8] {
+    let name = raw
+        .get(header.offset_field as usize..header.offset_start as usize)
+        .unwrap_or_default();
+    let name = name.strip_suffix(b":").unwrap_or(name);
+    name.trim_ascii()
+}
+
+fn is_field_name(name: &[u8]) -> bool {
+    !name.is_empty() && name.iter().all(|b| (0x21..=0x7e).contains(b) && *b != b':')
+}
+
+/// RFC 2047-decoded, unfolded text of a raw header value.
+fn unstructured(value: &[u8]) -> String {
+    // mail-parser's parser ends a value at a newline not followed by whitespace; a value at
+    // the very end of the input may lack one.
+    let terminated: Cow<'_, [u8]> = if value.ends_with(b"\n") {
+        Cow::Borrowed(value)
+    } else {
+        let mut owned = value.to_vec();
+        owned.push(b'\n');
+        Cow::Owned(owned)
+    };
+    match MessageStream::new(&terminated).parse_unstructured() {
+        HeaderValue::Text(text) => text.into_owned(),
+        _ => String::new(),
+    }
+}
+
+/// Address headers whose raw bytes were not UTF-8 are parsed again from the decoded text,
+/// since mail-parser's own parse has already lost the non-ASCII names.
+fn reparse_address(name: &HeaderName<'_>, decoded: &[u8]) -> Option<Vec<Address>> {
+    if !is_address_header(name) {
+        return None;
+    }
+    let mut terminated = decoded.to_vec();
+    terminated.push(b'\n');
+    let parsed = MessageStream::new(&terminated).parse_address();
+    Some(parsed.as_address().map(addresses).unwrap_or_default())
+}
+
+fn is_address_header(name: &HeaderName<'_>) -> bool {
+    matches!(
+        name,
+        HeaderName::From
+            | HeaderName::To
+            | HeaderName::Cc
+            | HeaderName::ReplyTo
+            | HeaderName::ResentFrom
+    )
+}
+
+fn fill_field(
+    fields: &mut HeaderFields,
+    header: &Header<'_>,
+    decoded: &str,
+    reparsed: Option<Vec<Address>>,
+) {
+    let address_list = move || {
+        reparsed.unwrap_or_else(|| header.value.as_address().map(addresses).unwrap_or_default())
+    };
+    match header.name {
+        HeaderName::Subject if fields.subject.is_empty() => {
+            fields.subject = fold_whitespace(decoded)
+        }
+        HeaderName::From if fields.from.is_none() => {
+            fields.from = address_list().into_iter().next()
+        }
+        HeaderName::To => fields.to.extend(address_list()),
+        HeaderName::Cc => fields.cc.extend(address_list()),
+        HeaderName::ReplyTo => fields.reply_to.extend(address_list()),
+        HeaderName::ResentFrom if fields.resent_from.is_none() => {
+            fields.resent_from = address_list().into_iter().next();
+        }
+        HeaderName::MessageId if fields.message_id.is_none() => {
+            fields.message_id = message_ids(&header.value).into_iter().next();
+        }
+        HeaderName::InReplyTo => fields.in_reply_to.extend(message_ids(&header.value)),
+        HeaderName::References => fields.references.extend(message_ids(&header.value)),
+        HeaderName::Date if fields.date.is_none() => {
+            fields.date = header.value.as_datetime().and_then(|d| {
+                d.is_valid()
+                    .then(|| DateTime::from_timestamp(d.to_timestamp(), 0))
+                    .flatten()
+            });
+        }
+        _ => {}
+    }
+}
+
+/// Addresses with a usable email; a bare `name` that is itself an address counts too.
+fn addresses(list: &mail_parser::Address<'_>) -> Vec<Address> {
+    list.iter()
+        .filter_map(|addr| {
+            let name = addr.name().map(str::trim).filter(|n| !n.is_empty());
+            match addr.address().map(str::trim).filter(|a| !a.is_empty()) {
+                Some(email) => Some(Address::new(name, email)),
+                None => name
+                    .filter(|n| n.contains('@') && !n.contains(char::is_whitespace))
+                    .map(|n| Address::new(None, n)),
+            }
+        })
+        .collect()
+}
+
+fn message_ids(value: &HeaderValue<'_>) -> Vec<String> {
+    let clean = |id: &str| {
+        let id = id
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim();
+        (!id.is_empty()).then(|| id.to_string())
+    };
+    match value {
+        HeaderValue::Text(id) => clean(id).into_iter().collect(),
+        HeaderValue::TextList(ids) => ids.iter().filter_map(|id| clean(id)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Runs of whitespace become one space; ends trimmed.
+pub(super) fn fold_whitespace(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(raw: &[u8]) -> HeaderFields {
+        let parsed = mail_parser::MessageParser::default().parse(raw).unwrap();
+        read_headers(&parsed).unwrap()
+    }
+
+    #[test]
+    fn names_as_written_and_values_unfolded() {
+        let f = fields(
+            b"message-id: <a@b>\r\nX-Custom:  one\r\n two\r\nSubject: =?UTF-8?B?0JfQsNC60LDQtw==?=\r\n\r\n",
+        );
+        assert_eq!(
+            f.headers,
+            vec![
+                ("message-id".to_string(), "<a@b>".to_string()),
+                ("X-Custom".to_string(), "one two".to_string()),
+                ("Subject".to_string(), "Заказ".to_string()),
+            ]
+        );
+        assert_eq!(f.message_id.as_deref(), Some("a@b"));
+        assert_eq!(f.subject, "Заказ");
+    }
+
+    #[test]
+    fn raw_8bit_subject_and_name_are_guessed() {
+        // Unencoded windows-1251: "Счёт на оплату" and "Иван Петров".
+        let raw = b"From: \xc8\xe2\xe0\xed \xcf\xe5\xf2\xf0\xee\xe2 <ivan@client.example>\n\
+            Subject: \xd1\xf7\xb8\xf2 \xed\xe0 \xee\xef\xeb\xe0\xf2\xf3\n\ntext\n";
+        let f = fields(raw);
+        assert_eq!(f.subject, "Счёт на оплату");
+        let from = f.from.unwrap();
+        assert_eq!(from.name.as_deref(), Some("Иван Петров"));
+        assert_eq!(from.email, "ivan@client.example");
+        assert_eq!(f.headers[1].1, "Счёт на оплату");
+    }
+
+    #[test]
+    fn ids_without_brackets() {
+        let f = fields(
+            b"Message-ID: plain@id\nIn-Reply-To: <p1@x>\nReferences: <r1@x>\n <r2@x> <p1@x>\n\n",
+        );
+        assert_eq!(f.message_id.as_deref(), Some("plain@id"));
+        assert_eq!(f.in_reply_to, vec!["p1@x"]);
+        assert_eq!(f.references, vec!["r1@x", "r2@x", "p1@x"]);
+    }
+
+    #[test]
+    fn random_bytes_have_no_headers() {
+        let parsed = mail_parser::MessageParser::default().parse(&b"\x8f\x01\xfe: \x00\x10\n"[..]);
+        assert!(parsed.is_none_or(|p| read_headers(&p).is_none()));
+    }
+
+    #[test]
+    fn fold_whitespace_collapses_runs() {
+        assert_eq!(fold_whitespace("  Re:\t Заказ \n №5  "), "Re: Заказ №5");
+    }
+}
