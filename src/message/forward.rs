@@ -16,13 +16,10 @@ pub(super) fn detect_inline(body: &str, subject: &str) -> Option<Forwarded> {
         if quote::is_quoted(line) {
             continue;
         }
-        let trimmed = line.trim();
-        if is_forward_marker(trimmed) {
-            return read_block(&lines, i + 1);
-        }
         match quote::boundary_at(&lines, i) {
+            Some(Boundary::Forward) => return read_block(&lines, i + 1),
             Some(Boundary::HeaderBlock) if subject_is_forward(subject) => {
-                let start = if quote::header_key(trimmed).is_some() {
+                let start = if quote::header_key(line.trim()).is_some() {
                     i
                 } else {
                     i + 1
@@ -35,33 +32,6 @@ pub(super) fn detect_inline(body: &str, subject: &str) -> Option<Forwarded> {
         }
     }
     None
-}
-
-/// "---------- Forwarded message ---------", "-------- Пересылаемое сообщение --------",
-/// "Begin forwarded message:" and their translations.
-fn is_forward_marker(line: &str) -> bool {
-    if let Some(inner) = quote::dash_framed(line) {
-        let inner = inner.to_lowercase();
-        return matches!(
-            inner.as_str(),
-            "forwarded message"
-                | "пересланное сообщение"
-                | "пересылаемое сообщение"
-                | "переадресованное сообщение"
-                | "начало переадресованного сообщения"
-                | "начало пересылаемого сообщения"
-        );
-    }
-    if !line.ends_with(':') || line.len() > 80 {
-        return false;
-    }
-    let lower = line.to_lowercase();
-    matches!(
-        lower.as_str(),
-        "begin forwarded message:"
-            | "начало пересылаемого сообщения:"
-            | "начало переадресованного сообщения:"
-    )
 }
 
 /// "-------- Конец переадресованного сообщения --------", "--- End forwarded message ---".

@@ -135,3 +135,6 @@ impl Message {
 mod quote;
 
 pub use quote::strip_quoted;
+
+#[cfg(test)]
+mod fixture_tests;

@@ -11,9 +11,12 @@ pub(super) enum Boundary {
     /// "-----Original Message-----", Outlook's "From: … Sent: …" block, a "____" separator
     /// before "From:": a quote in a reply, the forwarded message in a forward.
     HeaderBlock,
+    /// "---------- Forwarded message ---------" and the like: a forwarded message follows.
+    Forward,
 }
 
 /// The reply's own words: `>` lines and the quoted message below an attribution line removed.
+/// A forwarded message below a forward marker is not the writer's own words either.
 ///
 /// Trailing and leading blank lines are trimmed. When nothing of the writer's own is left
 /// (the whole text is a quote), the original text is returned trimmed.
@@ -46,6 +49,9 @@ pub(super) fn boundary_at(lines: &[&str], i: usize) -> Option<Boundary> {
     if line.is_empty() {
         return None;
     }
+    if is_forward_marker(line) {
+        return Some(Boundary::Forward);
+    }
     if is_original_message_marker(line) || is_separator_before_from(lines, i) {
         return Some(Boundary::HeaderBlock);
     }
@@ -56,6 +62,33 @@ pub(super) fn boundary_at(lines: &[&str], i: usize) -> Option<Boundary> {
         return Some(Boundary::Attribution);
     }
     None
+}
+
+/// "---------- Forwarded message ---------", "-------- Пересылаемое сообщение --------",
+/// "Begin forwarded message:" and their translations.
+fn is_forward_marker(line: &str) -> bool {
+    if let Some(inner) = dash_framed(line) {
+        let inner = inner.to_lowercase();
+        return matches!(
+            inner.as_str(),
+            "forwarded message"
+                | "пересланное сообщение"
+                | "пересылаемое сообщение"
+                | "переадресованное сообщение"
+                | "начало переадресованного сообщения"
+                | "начало пересылаемого сообщения"
+        );
+    }
+    if !line.ends_with(':') || line.len() > 80 {
+        return false;
+    }
+    let lower = line.to_lowercase();
+    matches!(
+        lower.as_str(),
+        "begin forwarded message:"
+            | "начало пересылаемого сообщения:"
+            | "начало переадресованного сообщения:"
+    )
 }
 
 /// "-----Original Message-----", "-------- Исходное сообщение --------" and the like.
