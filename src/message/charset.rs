@@ -14,6 +14,9 @@ pub(crate) fn decode_unlabelled(bytes: &[u8]) -> Cow<'_, str> {
     if let Ok(text) = std::str::from_utf8(bytes) {
         return Cow::Borrowed(text);
     }
+    if mostly_utf8(bytes) {
+        return String::from_utf8_lossy(bytes);
+    }
     let label: &[u8] = match guess_single_byte(bytes) {
         SingleByte::Windows1251 => b"windows-1251",
         SingleByte::Koi8R => b"koi8-r",
@@ -23,6 +26,29 @@ pub(crate) fn decode_unlabelled(bytes: &[u8]) -> Cow<'_, str> {
         Some(decode) => Cow::Owned(decode(bytes)),
         None => String::from_utf8_lossy(bytes),
     }
+}
+
+/// UTF-8 with a few broken bytes (truncated or corrupted mail) rather than a single-byte
+/// charset: windows-1251 and KOI8-R letters hardly ever form valid multi-byte sequences.
+fn mostly_utf8(bytes: &[u8]) -> bool {
+    let (mut valid_sequences, mut invalid_bytes) = (0usize, 0usize);
+    let mut rest = bytes;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                valid_sequences += valid.bytes().filter(|b| *b >= 0xC0).count();
+                break;
+            }
+            Err(error) => {
+                let valid_len = error.valid_up_to();
+                valid_sequences += rest[..valid_len].iter().filter(|b| **b >= 0xC0).count();
+                let bad = error.error_len().unwrap_or(rest.len() - valid_len);
+                invalid_bytes += bad;
+                rest = &rest[valid_len + bad..];
+            }
+        }
+    }
+    valid_sequences > 0 && valid_sequences >= invalid_bytes
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -90,6 +116,14 @@ mod tests {
         assert_eq!(
             decode_unlabelled(bytes),
             "Добрый день, прошу выставить счет"
+        );
+    }
+
+    #[test]
+    fn utf8_with_a_broken_tail_stays_utf8() {
+        assert_eq!(
+            decode_unlabelled(b"y\xc3\xb6t\xc3\xa4 vaan.\n\xff\t\xc3"),
+            "yötä vaan.\n\u{fffd}\t\u{fffd}"
         );
     }
 

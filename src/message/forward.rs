@@ -47,6 +47,23 @@ fn is_forward_end_marker(line: &str) -> bool {
 /// Whether the subject starts with a forward prefix ("Fwd:", "FW:", "Fwd[2]:", "Пересл:"),
 /// after any "[tag]" prefixes.
 pub(super) fn subject_is_forward(subject: &str) -> bool {
+    matches!(
+        subject_prefix(subject).as_deref(),
+        Some("fwd" | "fw" | "пересл" | "перес" | "пересылка" | "переслано" | "пересланное")
+    )
+}
+
+/// Whether the subject starts with a reply prefix ("Re:", "RE[2]:", "Ответ:", "AW:").
+pub(super) fn subject_is_reply(subject: &str) -> bool {
+    matches!(
+        subject_prefix(subject).as_deref(),
+        Some("re" | "ответ" | "отв" | "aw" | "sv" | "antw")
+    )
+}
+
+/// The lower-cased word before the subject's first colon, counters like "[2]" removed, when
+/// it is short enough to be a prefix.
+fn subject_prefix(subject: &str) -> Option<String> {
     let mut rest = subject.trim_start();
     while let Some(tagged) = rest.strip_prefix('[') {
         match tagged.find(']') {
@@ -54,19 +71,15 @@ pub(super) fn subject_is_forward(subject: &str) -> bool {
             None => break,
         }
     }
-    let Some((prefix, _)) = rest.split_once(':') else {
-        return false;
-    };
+    let (prefix, _) = rest.split_once(':')?;
     if prefix.len() > 24 {
-        return false;
+        return None;
     }
-    let prefix = prefix
-        .trim()
-        .trim_end_matches(|c: char| c.is_ascii_digit() || matches!(c, '[' | ']' | '(' | ')'))
-        .to_lowercase();
-    matches!(
-        prefix.as_str(),
-        "fwd" | "fw" | "пересл" | "перес" | "пересылка" | "переслано" | "пересланное"
+    Some(
+        prefix
+            .trim()
+            .trim_end_matches(|c: char| c.is_ascii_digit() || matches!(c, '[' | ']' | '(' | ')'))
+            .to_lowercase(),
     )
 }
 
@@ -248,6 +261,18 @@ mod tests {
             "Forward planning",
         ] {
             assert!(!subject_is_forward(subject), "{subject}");
+        }
+        for subject in [
+            "Re: Заказ",
+            "RE[2]: Заказ",
+            "Ответ: Заказ",
+            "[#42] Re: x",
+            "AW: x",
+        ] {
+            assert!(subject_is_reply(subject), "{subject}");
+        }
+        for subject in ["Fwd: Re: Заказ", "Заказ", "Report: Q3"] {
+            assert!(!subject_is_reply(subject), "{subject}");
         }
     }
 

@@ -32,8 +32,8 @@ pub fn parse(raw: &[u8]) -> Result<Message, ParseError> {
     let fields = read_headers(&parsed)
         .ok_or_else(|| ParseError("no well-formed header field found".into()))?;
     let (body, body_from_html) = body_text(&parsed);
-    let forwarded =
-        forward::detect_inline(&body, &fields.subject).or_else(|| attached_message(&parsed));
+    let forwarded = forward::detect_inline(&body, &fields.subject)
+        .or_else(|| attached_message(&parsed, &fields.subject));
     let HeaderFields {
         headers,
         subject,
@@ -239,12 +239,30 @@ fn generated_name(content_type: &str, position: usize, earlier: &[Attachment]) -
     }
 }
 
-/// The first attached message/rfc822 with a From address, as the forwarded message.
-fn attached_message(message: &mail_parser::Message<'_>) -> Option<Forwarded> {
+/// The first attached message/rfc822 with a From address, as the forwarded message. Not in
+/// a reply ("Re:" subject: the attachment illustrates the reply), a delivery report (the
+/// returned message) or a digest (its parts are messages by default, not forwards).
+fn attached_message(message: &mail_parser::Message<'_>, subject: &str) -> Option<Forwarded> {
+    if forward::subject_is_reply(subject) {
+        return None;
+    }
+    let root_type = message.root_part().content_type();
+    if root_type.is_some_and(|ct| {
+        ct.ctype().eq_ignore_ascii_case("multipart")
+            && ct.subtype().is_some_and(|s| {
+                s.eq_ignore_ascii_case("report") || s.eq_ignore_ascii_case("digest")
+            })
+    }) {
+        return None;
+    }
     parts(message, &message.attachments).find_map(|part| {
         let PartType::Message(inner) = &part.body else {
             return None;
         };
+        if !part.is_content_type("message", "rfc822") && !part.is_content_type("message", "global")
+        {
+            return None;
+        }
         let fields = read_headers(inner)?;
         let from = fields.from?;
         let (body, _) = body_text(inner);
