@@ -179,7 +179,8 @@ fn message_ids(value: &HeaderValue<'_>) -> Vec<String> {
             .trim_start_matches('<')
             .trim_end_matches('>')
             .trim();
-        (!id.is_empty()).then(|| id.to_string())
+        // Old clients write prose ("Your message of …") where an id belongs.
+        (!id.is_empty() && !id.contains(char::is_whitespace)).then(|| id.to_string())
     };
     match value {
         HeaderValue::Text(id) => clean(id).into_iter().collect(),
@@ -242,7 +243,8 @@ mod tests {
     #[test]
     fn ids_without_brackets() {
         let f = fields(
-            b"Message-ID: plain@id\nIn-Reply-To: <p1@x>\nReferences: <r1@x>\n <r2@x> <p1@x>\n\n",
+            b"Message-ID: plain@id\nIn-Reply-To: <p1@x>\nReferences: <r1@x>\n <r2@x> <p1@x>\n\
+              In-Reply-To: Your message of Mon, 23 Nov 2026\n\n",
         );
         assert_eq!(f.message_id.as_deref(), Some("plain@id"));
         assert_eq!(f.in_reply_to, vec!["p1@x"]);

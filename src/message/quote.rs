@@ -67,28 +67,23 @@ pub(super) fn boundary_at(lines: &[&str], i: usize) -> Option<Boundary> {
 /// "---------- Forwarded message ---------", "-------- Пересылаемое сообщение --------",
 /// "Begin forwarded message:" and their translations.
 fn is_forward_marker(line: &str) -> bool {
+    const FRAMED: &[&str] = &[
+        "forwarded message",
+        "пересланное сообщение",
+        "пересылаемое сообщение",
+        "переадресованное сообщение",
+        "начало переадресованного сообщения",
+        "начало пересылаемого сообщения",
+    ];
+    const INTRODUCING: &[&str] = &[
+        "begin forwarded message:",
+        "начало пересылаемого сообщения:",
+        "начало переадресованного сообщения:",
+    ];
     if let Some(inner) = dash_framed(line) {
-        let inner = inner.to_lowercase();
-        return matches!(
-            inner.as_str(),
-            "forwarded message"
-                | "пересланное сообщение"
-                | "пересылаемое сообщение"
-                | "переадресованное сообщение"
-                | "начало переадресованного сообщения"
-                | "начало пересылаемого сообщения"
-        );
+        return FRAMED.iter().any(|marker| eq_lower(inner, marker));
     }
-    if !line.ends_with(':') || line.len() > 80 {
-        return false;
-    }
-    let lower = line.to_lowercase();
-    matches!(
-        lower.as_str(),
-        "begin forwarded message:"
-            | "начало пересылаемого сообщения:"
-            | "начало переадресованного сообщения:"
-    )
+    line.ends_with(':') && INTRODUCING.iter().any(|marker| eq_lower(line, marker))
 }
 
 /// "-----Original Message-----", "-------- Исходное сообщение --------" and the like.
@@ -96,11 +91,13 @@ fn is_original_message_marker(line: &str) -> bool {
     let Some(inner) = dash_framed(line) else {
         return false;
     };
-    let inner = inner.to_lowercase();
-    matches!(
-        inner.as_str(),
-        "original message" | "исходное сообщение" | "оригинальное сообщение"
-    )
+    [
+        "original message",
+        "исходное сообщение",
+        "оригинальное сообщение",
+    ]
+    .iter()
+    .any(|marker| eq_lower(inner, marker))
 }
 
 /// The text between runs of at least two dashes on both sides (`--- text ---`).
@@ -162,20 +159,45 @@ pub(super) enum HeaderKey {
 pub(super) fn header_key(line: &str) -> Option<HeaderKey> {
     let (key, _) = line.split_once(':')?;
     let key = key.trim().trim_matches('*').trim();
-    if key.len() > 24 {
+    const KEYS: &[(&str, HeaderKey)] = &[
+        ("from", HeaderKey::From),
+        ("от", HeaderKey::From),
+        ("от кого", HeaderKey::From),
+        ("отправитель", HeaderKey::From),
+        ("sent", HeaderKey::Sent),
+        ("отправлено", HeaderKey::Sent),
+        ("date", HeaderKey::Date),
+        ("дата", HeaderKey::Date),
+        ("to", HeaderKey::To),
+        ("кому", HeaderKey::To),
+        ("cc", HeaderKey::Cc),
+        ("копия", HeaderKey::Cc),
+        ("subject", HeaderKey::Subject),
+        ("тема", HeaderKey::Subject),
+        ("reply-to", HeaderKey::ReplyTo),
+        ("ответить", HeaderKey::ReplyTo),
+    ];
+    if key.is_empty() || key.len() > 24 {
         return None;
     }
-    let key = key.to_lowercase();
-    Some(match key.as_str() {
-        "from" | "от" | "от кого" | "отправитель" => HeaderKey::From,
-        "sent" | "отправлено" => HeaderKey::Sent,
-        "date" | "дата" => HeaderKey::Date,
-        "to" | "кому" => HeaderKey::To,
-        "cc" | "копия" => HeaderKey::Cc,
-        "subject" | "тема" => HeaderKey::Subject,
-        "reply-to" | "ответить" => HeaderKey::ReplyTo,
-        _ => return None,
-    })
+    KEYS.iter()
+        .find(|(name, _)| eq_lower(key, name))
+        .map(|(_, kind)| *kind)
+}
+
+/// `text` equals `lower` (written in lower case) ignoring case, without allocating: these
+/// checks run on every line of every body.
+pub(super) fn eq_lower(text: &str, lower: &str) -> bool {
+    text.chars().flat_map(char::to_lowercase).eq(lower.chars())
+}
+
+/// `text` ends with `lower` (written in lower case) ignoring case.
+fn ends_with_lower(text: &str, lower: &str) -> bool {
+    text.chars()
+        .rev()
+        .flat_map(char::to_lowercase)
+        .take(lower.chars().count())
+        .eq(lower.chars().rev())
 }
 
 /// The value part of a "Key: value" line, `*` bold markers removed.
@@ -189,7 +211,7 @@ pub(super) fn header_value(line: &str) -> &str {
 /// Yandex, Mail.ru).
 fn is_attribution(lines: &[&str], i: usize) -> bool {
     let first = lines[i].trim();
-    if ends_attribution(first, quote_follows(lines, i)) {
+    if ends_attribution(first, || quote_follows(lines, i)) {
         return true;
     }
     if !starts_like_attribution(first) {
@@ -203,7 +225,7 @@ fn is_attribution(lines: &[&str], i: usize) -> bool {
         }
         joined.push(' ');
         joined.push_str(next);
-        if ends_attribution(&joined, quote_follows(lines, j)) {
+        if ends_attribution(&joined, || quote_follows(lines, j)) {
             return true;
         }
     }
@@ -218,7 +240,7 @@ fn quote_follows(lines: &[&str], j: usize) -> bool {
         .is_some_and(|l| is_quoted(l))
 }
 
-fn ends_attribution(text: &str, quote_follows: bool) -> bool {
+fn ends_attribution(text: &str, quote_follows: impl FnOnce() -> bool) -> bool {
     const ENDINGS: &[&str] = &[
         "wrote:",
         "пишет:",
@@ -232,13 +254,12 @@ fn ends_attribution(text: &str, quote_follows: bool) -> bool {
     let Some(body) = text.strip_suffix(':') else {
         return false;
     };
-    let lower = text.to_lowercase();
-    if ENDINGS.iter().any(|e| lower.ends_with(e)) {
+    if ENDINGS.iter().any(|e| ends_with_lower(text, e)) {
         // Real attributions name a date or an address; "He wrote:" in prose does not.
-        return quote_follows || text.contains('@') || text.bytes().any(|b| b.is_ascii_digit());
+        return text.contains('@') || text.bytes().any(|b| b.is_ascii_digit()) || quote_follows();
     }
     // "пн, 23 нояб. 2026 г. в 10:00, Иван <ivan@x>:" / "23.11.2026, 10:15, "Иван" <ivan@x>:"
-    quote_follows && body.contains('@') && body.trim_end().ends_with('>')
+    body.contains('@') && body.trim_end().ends_with('>') && quote_follows()
 }
 
 fn starts_like_attribution(line: &str) -> bool {
@@ -264,9 +285,8 @@ fn starts_like_attribution(line: &str) -> bool {
     let first_word = line
         .split(|c: char| c == ',' || c.is_whitespace())
         .next()
-        .unwrap_or("")
-        .to_lowercase();
-    WEEKDAYS.contains(&first_word.as_str())
+        .unwrap_or("");
+    first_word.len() <= 24 && WEEKDAYS.iter().any(|day| eq_lower(first_word, day))
 }
 
 #[cfg(test)]
