@@ -152,3 +152,65 @@ fn delivery_report_and_reply_with_attached_mail_are_not_forwards() {
     assert_eq!(reply.from.unwrap().email, "jsterr@proxforge.de");
     assert_eq!(reply.forwarded, None);
 }
+
+/// Deterministic xorshift, so a failure names a reproducible mutation.
+struct Mutator(u64);
+
+impl Mutator {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn mutate(&mut self, raw: &[u8]) -> Vec<u8> {
+        let mut out = raw.to_vec();
+        if out.is_empty() {
+            return out;
+        }
+        const NASTY: &[&[u8]] = &[
+            b"=?", b"?=", b"\r\n", b"--", b"<", b"&#", b":", b"\n>", b"\xd0",
+        ];
+        for _ in 0..1 + self.next() % 8 {
+            let at = (self.next() % out.len() as u64) as usize;
+            match self.next() % 3 {
+                0 => out[at] = self.next() as u8,
+                1 => {
+                    let piece = NASTY[(self.next() % NASTY.len() as u64) as usize];
+                    out.splice(at..at, piece.iter().copied());
+                }
+                _ => {
+                    let end = (at + (self.next() % 16) as usize).min(out.len());
+                    out.drain(at..end);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[test]
+fn mutated_messages_never_panic() {
+    let encodings = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/encodings");
+    let mut inputs = corpus_files();
+    for entry in std::fs::read_dir(encodings).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "eml") {
+            inputs.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+        }
+    }
+    let mut mutator = Mutator(0x9e37_79b9_7f4a_7c15);
+    for (label, raw) in &inputs {
+        for round in 0..20 {
+            let mutated = mutator.mutate(raw);
+            let outcome = panic::catch_unwind(|| {
+                if let Ok(msg) = parse(&mutated) {
+                    let _ = mailrules::message::strip_quoted(&msg.body);
+                }
+                mailrules::message::html_to_text(&String::from_utf8_lossy(&mutated))
+            });
+            assert!(outcome.is_ok(), "{label}, mutation round {round} panicked");
+        }
+    }
+}

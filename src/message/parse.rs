@@ -26,6 +26,13 @@ static PARSER: LazyLock<MessageParser> = LazyLock::new(MessageParser::default);
 /// [`Message`]. Only input in which no header field can be found at all (empty input, random
 /// bytes) is an error.
 pub fn parse(raw: &[u8]) -> Result<Message, ParseError> {
+    // mail-parser has debug assertions that hostile MIME structures can trip; a message must
+    // end up recorded as failed, never take the daemon down.
+    std::panic::catch_unwind(|| parse_unguarded(raw))
+        .unwrap_or_else(|_| Err(ParseError("the MIME parser failed on this message".into())))
+}
+
+fn parse_unguarded(raw: &[u8]) -> Result<Message, ParseError> {
     let parsed = PARSER
         .parse(raw)
         .ok_or_else(|| ParseError("no header fields found".into()))?;
