@@ -101,6 +101,15 @@ fn comment_style_from_and_message_id() {
 }
 
 #[test]
+fn null_sender_and_bare_local_sender() {
+    // "From: MAILER DAEMON <>": a bounce's null sender is no address at all.
+    assert_eq!(parse_known("cpython-email/msg_43.txt").from, None);
+    // "From: foo": a local mailbox without a domain.
+    let from = parse_known("cpython-email/msg_05.txt").from.unwrap();
+    assert_eq!((from.name, from.email.as_str()), (None, "foo"));
+}
+
+#[test]
 fn mailing_list_message() {
     let msg = parse_known("dovecot-thirdparty/014.eml");
     assert_eq!(msg.subject, "[Shapelib] need some help");

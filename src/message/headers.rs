@@ -1,7 +1,7 @@
 //! Header fields of one mail-parser message → decoded strings, addresses, ids and the date.
 //!
 //! Every value is taken from the raw bytes so names keep their spelling and values come out
-//! RFC 2047-decoded and unfolded; raw 8-bit values (unencoded windows-1251 / KOI8-R subjects
+//! RFC 2047-decoded and unfolded ([`super::encoded_words`]); raw 8-bit values (unencoded windows-1251 / KOI8-R subjects
 //! and names, which mail-parser would turn into U+FFFD) are decoded with the charset guess of
 //! [`super::charset`] first.
 
@@ -12,6 +12,7 @@ use mail_parser::parsers::MessageStream;
 use mail_parser::{Header, HeaderName, HeaderValue};
 
 use super::charset::decode_unlabelled;
+use super::encoded_words::decode_header_value;
 use super::Address;
 
 /// The header-derived fields of a [`super::Message`].
@@ -46,17 +47,15 @@ pub(super) fn read_headers(message: &mail_parser::Message<'_>) -> Option<HeaderF
         let value_raw = raw
             .get(header.offset_start as usize..header.offset_end as usize)
             .unwrap_or_default();
-        let is_utf8 = std::str::from_utf8(value_raw).is_ok();
-        let value_bytes: Cow<'_, [u8]> = if is_utf8 {
-            Cow::Borrowed(value_raw)
-        } else {
-            Cow::Owned(decode_unlabelled(value_raw).into_owned().into_bytes())
+        let (value_text, is_utf8) = match std::str::from_utf8(value_raw) {
+            Ok(text) => (Cow::Borrowed(text), true),
+            Err(_) => (decode_unlabelled(value_raw), false),
         };
-        let value = unstructured(&value_bytes);
-        let reparsed = if is_utf8 {
+        let value = decode_header_value(&value_text);
+        let reparsed = if is_utf8 && !has_broken_name(&header.value) {
             None
         } else {
-            reparse_address(&header.name, &value_bytes)
+            reparse_address(&header.name, &value)
         };
         fill_field(&mut fields, header, &value, reparsed);
         fields
@@ -79,30 +78,23 @@ fn is_field_name(name: &[u8]) -> bool {
     !name.is_empty() && name.iter().all(|b| (0x21..=0x7e).contains(b) && *b != b':')
 }
 
-/// RFC 2047-decoded, unfolded text of a raw header value.
-fn unstructured(value: &[u8]) -> String {
-    // mail-parser's parser ends a value at a newline not followed by whitespace; a value at
-    // the very end of the input may lack one.
-    let terminated: Cow<'_, [u8]> = if value.ends_with(b"\n") {
-        Cow::Borrowed(value)
-    } else {
-        let mut owned = value.to_vec();
-        owned.push(b'\n');
-        Cow::Owned(owned)
-    };
-    match MessageStream::new(&terminated).parse_unstructured() {
-        HeaderValue::Text(text) => text.into_owned(),
-        _ => String::new(),
-    }
+/// A display name with U+FFFD: mail-parser decoded each encoded word on its own and a
+/// character split between two words was lost.
+fn has_broken_name(value: &HeaderValue<'_>) -> bool {
+    value.as_address().is_some_and(|list| {
+        list.iter()
+            .any(|addr| addr.name().is_some_and(|n| n.contains('\u{fffd}')))
+    })
 }
 
-/// Address headers whose raw bytes were not UTF-8 are parsed again from the decoded text,
-/// since mail-parser's own parse has already lost the non-ASCII names.
-fn reparse_address(name: &HeaderName<'_>, decoded: &[u8]) -> Option<Vec<Address>> {
+/// Address headers whose raw bytes were not UTF-8, or whose names mail-parser could not
+/// decode, are parsed again from the decoded text.
+fn reparse_address(name: &HeaderName<'_>, decoded: &str) -> Option<Vec<Address>> {
     if !is_address_header(name) {
         return None;
     }
-    let mut terminated = decoded.to_vec();
+    let mut terminated = Vec::with_capacity(decoded.len() + 1);
+    terminated.extend_from_slice(decoded.as_bytes());
     terminated.push(b'\n');
     let parsed = MessageStream::new(&terminated).parse_address();
     Some(parsed.as_address().map(addresses).unwrap_or_default())
@@ -157,15 +149,17 @@ fn fill_field(
     }
 }
 
-/// Addresses with a usable email; a bare `name` that is itself an address counts too.
+/// Addresses with a usable email; a lone word where the address should be counts as one.
+/// `MAILER DAEMON <>` (a null sender) gives none.
 fn addresses(list: &mail_parser::Address<'_>) -> Vec<Address> {
     list.iter()
         .filter_map(|addr| {
             let name = addr.name().map(str::trim).filter(|n| !n.is_empty());
             match addr.address().map(str::trim).filter(|a| !a.is_empty()) {
                 Some(email) => Some(Address::new(name, email)),
+                // "From: foo" is a local mailbox written without a domain, not a name.
                 None => name
-                    .filter(|n| n.contains('@') && !n.contains(char::is_whitespace))
+                    .filter(|n| !n.contains(char::is_whitespace))
                     .map(|n| Address::new(None, n)),
             }
         })
@@ -238,6 +232,13 @@ mod tests {
         assert_eq!(from.name.as_deref(), Some("Иван Петров"));
         assert_eq!(from.email, "ivan@client.example");
         assert_eq!(f.headers[1].1, "Счёт на оплату");
+    }
+
+    #[test]
+    fn name_split_across_encoded_words() {
+        let f = fields(b"From: =?utf-8?B?0J/RgNC40LLQ?= =?utf-8?B?tdGC?= <p@x.example>\n\n");
+        assert_eq!(f.from.unwrap().name.as_deref(), Some("Привет"));
+        assert_eq!(f.headers[0].1, "Привет <p@x.example>");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 
 mod charset;
+mod encoded_words;
 mod forward;
 mod headers;
 mod html;
