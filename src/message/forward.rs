@@ -197,7 +197,8 @@ fn clean_name(raw: &str, email: &str) -> Option<String> {
     } else {
         raw
     };
-    let name = name.trim().trim_matches('\'').trim();
+    // Plain-text parts made from HTML write bold names as "*Иван Петров*".
+    let name = name.trim().trim_matches(['\'', '*']).trim();
     (!name.is_empty() && !name.eq_ignore_ascii_case(email)).then(|| name.to_string())
 }
 
@@ -236,6 +237,10 @@ mod tests {
             author(
                 "Понедельник, 23 ноября 2026, 10:15 +03:00 от Иван Петров <ivan@client.example>:"
             ),
+            ivan(Some("Иван Петров"))
+        );
+        assert_eq!(
+            author("*Иван Петров* <ivan@client.example>"),
             ivan(Some("Иван Петров"))
         );
         assert_eq!(author("Ivan Petrov"), None);

@@ -347,6 +347,23 @@ mod tests {
     }
 
     #[test]
+    fn bold_header_block_from_html_conversion() {
+        let text = "Готово.\n\n*From:* Ivan Petrov <ivan@client.example>\n*Sent:* Monday, \
+            November 23, 2026 10:15 AM\n*Subject:* Заказ\n\nСтарый текст";
+        assert_eq!(strip_quoted(text), "Готово.");
+    }
+
+    #[test]
+    fn forwarded_message_is_not_own_words() {
+        let text = "Посмотри.\n\nBegin forwarded message:\n\nFrom: Ivan <ivan@client.example>\n\
+            Subject: Заказ\n\nТекст клиента";
+        assert_eq!(strip_quoted(text), "Посмотри.");
+        let only_forward =
+            "---------- Forwarded message ---------\nFrom: Ivan <ivan@x.example>\n\nТекст";
+        assert_eq!(strip_quoted(only_forward), only_forward);
+    }
+
+    #[test]
     fn underscore_separator_before_from() {
         let text = "Да, верно.\n\n________________________________\nFrom: Ivan \
             <ivan@client.example>\nSent: 23 November 2026 10:15\n\nСтарый текст";
