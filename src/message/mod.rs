@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 mod charset;
 mod encoded_words;
+mod flowed;
 mod forward;
 mod headers;
 mod html;

@@ -9,6 +9,7 @@ use mail_parser::parsers::MessageStream;
 use mail_parser::{Encoding, MessageParser, MessagePart, MimeHeaders, PartType};
 
 use super::charset::decode_unlabelled;
+use super::flowed::unflow;
 use super::headers::{read_headers, HeaderFields};
 use super::html::html_to_text;
 use super::{forward, Attachment, Forwarded, Message};
@@ -80,7 +81,10 @@ fn body_text(message: &mail_parser::Message<'_>) -> (String, bool) {
     let mut body = String::new();
     for part in parts(message, &message.text_body) {
         if let PartType::Text(text) = &part.body {
-            let text = recover_charset(message, part, text);
+            let mut text = recover_charset(message, part, text);
+            if let Some(delsp) = flowed(part) {
+                text = Cow::Owned(unflow(&text, delsp));
+            }
             if !text.trim().is_empty() {
                 if !body.is_empty() {
                     body.push('\n');
@@ -106,6 +110,18 @@ fn body_text(message: &mail_parser::Message<'_>) -> (String, bool) {
     }
     let from_html = !body.is_empty();
     (body, from_html)
+}
+
+/// `Some(delsp)` for a `format=flowed` text part.
+fn flowed(part: &MessagePart<'_>) -> Option<bool> {
+    let ct = part.content_type()?;
+    let is_flowed = ct
+        .attribute("format")
+        .is_some_and(|f| f.eq_ignore_ascii_case("flowed"));
+    is_flowed.then(|| {
+        ct.attribute("delsp")
+            .is_some_and(|d| d.eq_ignore_ascii_case("yes"))
+    })
 }
 
 fn parts<'m, 'x>(
