@@ -123,23 +123,24 @@ fn is_separator_before_from(lines: &[&str], i: usize) -> bool {
 }
 
 /// "From: … / Sent: …" (or "От: … / Отправлено: …"): a From line followed within four
-/// lines by Sent, or by Date when the From line carries an address (a bare "От: … / Дата: …"
-/// pair also appears in web-form answers).
+/// lines by Sent, or by Date together with To or Subject when the From line carries an
+/// address. A bare "От: … / Дата: …" pair also appears in web-form answers and is not enough.
 fn is_outlook_header_block(lines: &[&str], i: usize) -> bool {
     let line = lines[i].trim();
     if header_key(line) != Some(HeaderKey::From) {
         return false;
     }
-    let has_address = line.contains('@');
-    lines[i + 1..]
-        .iter()
-        .take(4)
-        .take_while(|l| !l.trim().is_empty())
-        .any(|l| match header_key(l.trim()) {
-            Some(HeaderKey::Sent) => true,
-            Some(HeaderKey::Date) => has_address,
-            _ => false,
-        })
+    let (mut date, mut to_or_subject) = (false, false);
+    for next in lines[i + 1..].iter().take(4).map(|l| l.trim()) {
+        match header_key(next) {
+            Some(HeaderKey::Sent) => return true,
+            Some(HeaderKey::Date) => date = true,
+            Some(HeaderKey::To | HeaderKey::Subject) => to_or_subject = true,
+            _ if next.is_empty() => break,
+            _ => {}
+        }
+    }
+    date && to_or_subject && line.contains('@')
 }
 
 /// Keys of the header lines that clients write into quoted and forwarded blocks.
@@ -409,5 +410,9 @@ mod tests {
         assert_eq!(strip_quoted(text), text);
         let form = "От: Иван Петров\nДата: 21.11.2026\nПричина: Дорого";
         assert_eq!(strip_quoted(form), form);
+        let form_with_address =
+            "Опрос: Причина отказа\nОт: Иван Петров <ivan@client.example>\nДата: 21.11.2026\n\
+            Причина: Дорого";
+        assert_eq!(strip_quoted(form_with_address), form_with_address);
     }
 }
