@@ -28,6 +28,24 @@ pub(crate) fn decode_unlabelled(bytes: &[u8]) -> Cow<'_, str> {
     }
 }
 
+/// Whether text decoded with a single-byte charset reads like UTF-8 Cyrillic decoded that way:
+/// windows-1251 turns UTF-8 continuation bytes into letters such as "ђ", "Ѓ", "µ", "¶",
+/// KOI8-R into box-drawing characters, ISO-8859-5 into C1 controls, none of which Russian
+/// text uses (two are enough). Only a hint: the caller still checks that the bytes are valid
+/// UTF-8.
+pub(crate) fn looks_like_utf8_mojibake(text: &str) -> bool {
+    text.chars()
+        .filter(|c| {
+            matches!(c,
+                '\u{80}'..='\u{9f}'
+                | '\u{b5}' | '\u{b6}'
+                | '\u{402}'..='\u{40f}' | '\u{452}'..='\u{45f}'
+                | '\u{2500}'..='\u{25ff}')
+        })
+        .nth(1)
+        .is_some()
+}
+
 /// UTF-8 with a few broken bytes (truncated or corrupted mail) rather than a single-byte
 /// charset: windows-1251 and KOI8-R letters hardly ever form valid multi-byte sequences.
 fn mostly_utf8(bytes: &[u8]) -> bool {
@@ -125,6 +143,18 @@ mod tests {
             decode_unlabelled(b"y\xc3\xb6t\xc3\xa4 vaan.\n\xff\t\xc3"),
             "yötä vaan.\n\u{fffd}\t\u{fffd}"
         );
+    }
+
+    #[test]
+    fn utf8_mojibake_is_recognised() {
+        let utf8 = "Добрый день, прошу счёт".as_bytes();
+        let as_cp1251 = charset_decoder(b"windows-1251").unwrap()(utf8);
+        let as_koi8 = charset_decoder(b"koi8-r").unwrap()(utf8);
+        assert!(looks_like_utf8_mojibake(&as_cp1251), "{as_cp1251}");
+        assert!(looks_like_utf8_mojibake(&as_koi8), "{as_koi8}");
+        assert!(!looks_like_utf8_mojibake(
+            "Добрый день, прошу счёт № 5 — «срочно»"
+        ));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::parsers::MessageStream;
 use mail_parser::{Encoding, MessageParser, MessagePart, MimeHeaders, PartType};
 
-use super::charset::decode_unlabelled;
+use super::charset::{decode_unlabelled, looks_like_utf8_mojibake};
 use super::flowed::unflow;
 use super::headers::{read_headers, HeaderFields};
 use super::html::html_to_text;
@@ -146,26 +146,47 @@ fn push_normalized(out: &mut String, text: &str) {
 }
 
 /// Text that mail-parser decoded with a missing, `us-ascii`, unknown or wrong UTF-8 label is
-/// decoded again from the part's bytes with the charset guess (raw windows-1251 / KOI8-R).
+/// decoded again from the part's bytes with the charset guess (raw windows-1251 / KOI8-R);
+/// text under a single-byte label that reads like UTF-8 mojibake ("РџСЂРёРІРµС‚") is taken as
+/// UTF-8 when its bytes are valid UTF-8.
 fn recover_charset<'t>(
     message: &mail_parser::Message<'_>,
     part: &MessagePart<'_>,
     text: &'t str,
 ) -> Cow<'t, str> {
     let declared = part.content_type().and_then(|ct| ct.attribute("charset"));
-    let suspicious = match declared {
-        Some(label) if is_ascii_label(label) => !text.is_ascii(),
-        Some(label) if charset_decoder(label.as_bytes()).is_some() => false,
+    let label_is_single_byte = match declared {
+        Some(label) if is_ascii_label(label) => {
+            if text.is_ascii() {
+                return Cow::Borrowed(text);
+            }
+            false
+        }
+        Some(label) if charset_decoder(label.as_bytes()).is_some() => {
+            if text.is_ascii() || !looks_like_utf8_mojibake(text) {
+                return Cow::Borrowed(text);
+            }
+            true
+        }
         // No label, a UTF-8 label or one mail-parser does not know: it decoded as UTF-8.
-        _ => text.contains('\u{fffd}'),
+        _ => {
+            if !text.contains('\u{fffd}') {
+                return Cow::Borrowed(text);
+            }
+            false
+        }
     };
-    if !suspicious {
+    let Some(bytes) = transfer_decoded(message, part) else {
         return Cow::Borrowed(text);
+    };
+    if label_is_single_byte {
+        // Only a definite UTF-8 reading overrides the label.
+        return match String::from_utf8(bytes.into_owned()) {
+            Ok(utf8) => Cow::Owned(utf8),
+            Err(_) => Cow::Borrowed(text),
+        };
     }
-    match transfer_decoded(message, part) {
-        Some(bytes) => Cow::Owned(decode_unlabelled(&bytes).into_owned()),
-        None => Cow::Borrowed(text),
-    }
+    Cow::Owned(decode_unlabelled(&bytes).into_owned())
 }
 
 fn is_ascii_label(label: &str) -> bool {
