@@ -83,8 +83,15 @@ fn flush(run: &mut Option<(&str, Vec<u8>)>, out: &mut String) {
     }
 }
 
-/// Bytes in the charset an encoded word names; unknown or lying labels get the guess.
+/// Bytes in the charset an encoded word names; unknown or lying labels get the guess. Valid
+/// non-ASCII UTF-8 is UTF-8 whatever the label says: single-byte Cyrillic text practically
+/// never forms valid UTF-8, while UTF-8 sites still labelling mail windows-1251 are common.
 pub(super) fn decode_charset(label: &str, bytes: &[u8]) -> String {
+    if !bytes.is_ascii() {
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            return text.to_string();
+        }
+    }
     // RFC 2231 allows a language after the charset: "utf-8*ru".
     let label = label.split('*').next().unwrap_or(label);
     let is_utf8 = label.eq_ignore_ascii_case("utf-8") || label.eq_ignore_ascii_case("utf8");
