@@ -233,6 +233,8 @@ struct TextBuilder {
     at_line_start: bool,
     quote_depth: usize,
     pre_depth: usize,
+    /// Some text came from `<pre>`, whose indentation is meaningful.
+    saw_pre: bool,
     /// Cells already written in the current table row.
     cells_in_row: usize,
 }
@@ -245,6 +247,7 @@ impl TextBuilder {
             at_line_start: true,
             quote_depth: 0,
             pre_depth: 0,
+            saw_pre: false,
             cells_in_row: 0,
         }
     }
@@ -283,6 +286,7 @@ impl TextBuilder {
             (TagKind::Pre, false) => {
                 self.end_line();
                 self.pre_depth += 1;
+                self.saw_pre = true;
             }
             (TagKind::Pre, true) => {
                 self.end_line();
@@ -361,13 +365,18 @@ impl TextBuilder {
         self.pending_space = false;
     }
 
-    /// Trailing spaces off every line, at most one blank line in a row, no blank lines at
-    /// either end.
+    /// Spaces off both ends of every line (`&nbsp;` indents would hide "Причина:" from
+    /// line-start patterns; only `<pre>` keeps its indentation), at most one blank line in a
+    /// row, no blank lines at either end.
     fn finish(self) -> String {
         let mut result = String::with_capacity(self.out.len());
         let mut blank_run = 0;
         for line in self.out.split('\n') {
-            let line = line.trim_end();
+            let line = if self.saw_pre {
+                line.trim_end()
+            } else {
+                line.trim()
+            };
             if line.is_empty() {
                 blank_run += 1;
                 continue;
@@ -560,6 +569,12 @@ mod tests {
             <p class=MsoNormal><o:p>&nbsp;</o:p></p><p class=MsoNormal><o:p>&nbsp;</o:p></p>\
             <p class=MsoNormal>Спасибо.<o:p></o:p></p>";
         assert_eq!(html_to_text(html), "Добрый день!\n\nСпасибо.");
+    }
+
+    #[test]
+    fn nbsp_indentation_is_trimmed() {
+        let html = "<p>&nbsp;&nbsp;<b>Причина:</b> Дорого&nbsp;</p><p>&nbsp;</p><p>Конец</p>";
+        assert_eq!(html_to_text(html), "Причина: Дорого\n\nКонец");
     }
 
     #[test]
