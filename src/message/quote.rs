@@ -187,18 +187,18 @@ pub(super) fn header_key(line: &str) -> Option<HeaderKey> {
 }
 
 /// `text` equals `lower` (written in lower case) ignoring case, without allocating: these
-/// checks run on every line of every body.
+/// checks run on every line of every body. Upper and lower case of the Latin and Cyrillic
+/// letters compared here have the same UTF-8 length, so unequal lengths fail at once.
 pub(super) fn eq_lower(text: &str, lower: &str) -> bool {
-    text.chars().flat_map(char::to_lowercase).eq(lower.chars())
+    text.len() == lower.len() && text.chars().flat_map(char::to_lowercase).eq(lower.chars())
 }
 
 /// `text` ends with `lower` (written in lower case) ignoring case.
 fn ends_with_lower(text: &str, lower: &str) -> bool {
-    text.chars()
-        .rev()
-        .flat_map(char::to_lowercase)
-        .take(lower.chars().count())
-        .eq(lower.chars().rev())
+    text.len()
+        .checked_sub(lower.len())
+        .filter(|&start| text.is_char_boundary(start))
+        .is_some_and(|start| eq_lower(&text[start..], lower))
 }
 
 /// The value part of a "Key: value" line, `*` bold markers removed.
