@@ -9,4 +9,5 @@ pub mod config;
 pub mod context;
 pub mod message;
 pub mod plan;
+pub mod rules;
 pub mod text;

@@ -1,0 +1,310 @@
+//! Whether a rule's `when` holds for one message, with the named regex groups it captured and,
+//! when it does not hold, why (the first failing condition and the value it saw).
+
+use std::cell::OnceCell;
+use std::collections::BTreeMap;
+
+use super::model::{short, Condition, Test, ThreadKind, When};
+use crate::context::{Envelope, SenderKind};
+
+/// Variables a rule captured or extracted.
+pub type Vars = BTreeMap<String, String>;
+
+/// Recipient headers that are not parsed into the message's `to`/`cc` lists.
+const RECIPIENT_HEADERS: [&str; 3] = ["Delivered-To", "X-Original-To", "Resent-To"];
+
+/// One message, with what the conditions compute from it only once.
+pub struct Facts<'a> {
+    pub env: &'a Envelope<'a>,
+    /// The prefilter's answers, by test slot; `None` evaluates every test directly.
+    pub hits: Option<&'a [bool]>,
+    subject_lower: OnceCell<String>,
+    body_lower: OnceCell<String>,
+    recipients: OnceCell<Vec<String>>,
+}
+
+impl<'a> Facts<'a> {
+    pub fn new(env: &'a Envelope<'a>, hits: Option<&'a [bool]>) -> Facts<'a> {
+        Facts {
+            env,
+            hits,
+            subject_lower: OnceCell::new(),
+            body_lower: OnceCell::new(),
+            recipients: OnceCell::new(),
+        }
+    }
+
+    fn subject_lower(&self) -> &str {
+        self.subject_lower
+            .get_or_init(|| self.env.message.subject.to_lowercase())
+    }
+
+    fn body_lower(&self) -> &str {
+        self.body_lower
+            .get_or_init(|| self.env.message.body.to_lowercase())
+    }
+
+    /// Every recipient address: To, Cc, Delivered-To, X-Original-To, Resent-To.
+    pub fn recipients(&self) -> &[String] {
+        self.recipients.get_or_init(|| {
+            let m = self.env.message;
+            let mut out: Vec<String> = m.to.iter().chain(&m.cc).map(|a| a.email.clone()).collect();
+            for header in RECIPIENT_HEADERS {
+                for value in m.header_values(header) {
+                    out.extend(addresses_in(value));
+                }
+            }
+            out
+        })
+    }
+}
+
+/// The bare addresses of a header value such as `"A, B" <a@x>, b@y`.
+pub fn addresses_in(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut quoted = false;
+    let mut start = 0;
+    let mut parts = Vec::new();
+    for (i, ch) in value.char_indices() {
+        match ch {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                parts.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&value[start..]);
+    for part in parts {
+        let bare = match (part.rfind('<'), part.rfind('>')) {
+            (Some(open), Some(close)) if open < close => &part[open + 1..close],
+            _ => part,
+        }
+        .trim();
+        if bare.contains('@') {
+            out.push(bare.to_string());
+        }
+    }
+    out
+}
+
+/// `Ok` when every condition holds (named groups added to `vars`), else why not.
+pub fn check(when: &When, facts: &Facts, vars: &mut Vars) -> Result<(), String> {
+    for condition in &when.conditions {
+        check_one(condition, facts, vars)?;
+    }
+    Ok(())
+}
+
+fn check_one(condition: &Condition, facts: &Facts, vars: &mut Vars) -> Result<(), String> {
+    let env = facts.env;
+    let message = env.message;
+    match condition {
+        Condition::From(test) => {
+            let seen = &env.sender.email;
+            expect(run(test, seen, None, facts.hits, vars), "from", test, seen)
+        }
+        Condition::To(test) => {
+            let recipients = facts.recipients();
+            if recipients.iter().any(|r| run(test, r, None, None, vars)) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "to: {test} did not match any recipient ({})",
+                    short(&recipients.join(", "))
+                ))
+            }
+        }
+        Condition::Subject(test) => {
+            let seen = &message.subject;
+            let lower = needs_lower(test).then(|| facts.subject_lower());
+            expect(
+                run(test, seen, lower, facts.hits, vars),
+                "subject",
+                test,
+                seen,
+            )
+        }
+        Condition::Body(test) => {
+            let seen = &message.body;
+            let lower = needs_lower(test).then(|| facts.body_lower());
+            expect(run(test, seen, lower, facts.hits, vars), "body", test, seen)
+        }
+        Condition::TaskStatus(test) => match &env.task_status {
+            Some(status) => expect(
+                run(test, status, None, None, vars),
+                "task_status",
+                test,
+                status,
+            ),
+            None => Err("task_status: the message has no task".into()),
+        },
+        Condition::Header { name, test } => {
+            let values: Vec<&str> = message.header_values(name).collect();
+            match test {
+                Test::Exists(want) if values.is_empty() == *want => Err(format!(
+                    "header {name}: expected it to {}, it is {}",
+                    if *want { "exist" } else { "be absent" },
+                    if *want { "absent" } else { "present" }
+                )),
+                Test::Exists(_) => Ok(()),
+                _ if values.is_empty() => {
+                    Err(format!("header {name}: the message has no such header"))
+                }
+                _ => {
+                    if values.iter().any(|v| run(test, v, None, None, vars)) {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "header {name}: {test} did not match \"{}\"",
+                            short(values[0])
+                        ))
+                    }
+                }
+            }
+        }
+        Condition::HasAttachment(want) => {
+            let has = !message.attachments.is_empty();
+            if has == *want {
+                Ok(())
+            } else if *want {
+                Err("has_attachment: the message has no attachments".into())
+            } else {
+                Err(format!(
+                    "has_attachment: the message has {} attachment(s)",
+                    message.attachments.len()
+                ))
+            }
+        }
+        Condition::Thread(want) => {
+            let seen = if env.thread.task.is_some() {
+                ThreadKind::Reply
+            } else {
+                ThreadKind::New
+            };
+            if seen == *want {
+                Ok(())
+            } else {
+                Err(format!(
+                    "thread: expected \"{}\", the message is \"{}\"",
+                    thread_word(*want),
+                    thread_word(seen)
+                ))
+            }
+        }
+        Condition::Sender(want) => {
+            if env.sender_kind == *want {
+                Ok(())
+            } else {
+                Err(format!(
+                    "sender: expected \"{}\", {} is \"{}\"",
+                    sender_word(*want),
+                    short(&env.sender.email),
+                    sender_word(env.sender_kind)
+                ))
+            }
+        }
+        Condition::Any(branches) => {
+            let mut reasons = Vec::new();
+            for branch in branches {
+                let mut branch_vars = Vars::new();
+                match check(branch, facts, &mut branch_vars) {
+                    Ok(()) => {
+                        vars.extend(branch_vars);
+                        return Ok(());
+                    }
+                    Err(why) => reasons.push(why),
+                }
+            }
+            Err(format!("any: none held ({})", reasons.join("; ")))
+        }
+        Condition::All(branches) => {
+            for branch in branches {
+                check(branch, facts, vars).map_err(|why| format!("all: {why}"))?;
+            }
+            Ok(())
+        }
+        Condition::Not(inner) => match check(inner, facts, &mut Vars::new()) {
+            Ok(()) => Err("not: the conditions inside `not` held".into()),
+            Err(_) => Ok(()),
+        },
+    }
+}
+
+fn thread_word(kind: ThreadKind) -> &'static str {
+    match kind {
+        ThreadKind::Reply => "reply",
+        ThreadKind::New => "new",
+    }
+}
+
+fn sender_word(kind: SenderKind) -> &'static str {
+    match kind {
+        SenderKind::Staff => "staff",
+        SenderKind::Contact => "contact",
+    }
+}
+
+fn needs_lower(test: &Test) -> bool {
+    match test {
+        Test::Contains { .. } => true,
+        Test::AnyOf(items) => items.iter().any(needs_lower),
+        _ => false,
+    }
+}
+
+fn expect(held: bool, key: &str, test: &Test, seen: &str) -> Result<(), String> {
+    if held {
+        Ok(())
+    } else {
+        Err(format!("{key}: {test} did not match \"{}\"", short(seen)))
+    }
+}
+
+/// One test on one value. `lower` is the value lower-cased, when the caller has it cached;
+/// `hits` are the prefilter's answers for tests that have a slot.
+pub fn run(
+    test: &Test,
+    value: &str,
+    lower: Option<&str>,
+    hits: Option<&[bool]>,
+    vars: &mut Vars,
+) -> bool {
+    let hit = |slot: &Option<usize>| match (hits, slot) {
+        (Some(h), Some(s)) => h.get(*s).copied(),
+        _ => None,
+    };
+    match test {
+        Test::Glob { glob, slot } => hit(slot).unwrap_or_else(|| glob.matches(value)),
+        Test::Is { lower: want, .. } => match lower {
+            Some(l) => l.trim() == want,
+            None => value.trim().to_lowercase() == *want,
+        },
+        Test::Contains {
+            lower: want, slot, ..
+        } => hit(slot).unwrap_or_else(|| match lower {
+            Some(l) => l.contains(want.as_str()),
+            None => value.to_lowercase().contains(want.as_str()),
+        }),
+        Test::Regex { regex, slot } => {
+            if hit(slot) == Some(false) {
+                return false;
+            }
+            if regex.capture_names().flatten().next().is_none() {
+                return hit(slot).unwrap_or_else(|| regex.is_match(value));
+            }
+            let Some(caps) = regex.captures(value) else {
+                return false;
+            };
+            for name in regex.capture_names().flatten() {
+                if let Some(m) = caps.name(name) {
+                    vars.insert(name.to_string(), m.as_str().to_string());
+                }
+            }
+            true
+        }
+        Test::AnyOf(items) => items.iter().any(|t| run(t, value, lower, hits, vars)),
+        Test::Exists(want) => *want,
+    }
+}

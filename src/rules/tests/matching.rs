@@ -1,0 +1,1 @@
+//! Matching: every condition kind, order, priority, continue, mailboxes, and the traces.
