@@ -4,7 +4,7 @@
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
-use super::model::{short, Condition, Test, ThreadKind, When};
+use super::model::{short, Condition, Leaf, Test, ThreadKind, When};
 use crate::context::{Envelope, SenderKind};
 
 /// Variables a rule captured or extracted.
@@ -18,20 +18,35 @@ pub struct Facts<'a> {
     pub env: &'a Envelope<'a>,
     /// The prefilter's answers, by test slot; `None` evaluates every test directly.
     pub hits: Option<&'a [bool]>,
+    /// Say why a condition failed; without it failures carry no text (the daemon's hot path).
+    pub explain: bool,
     subject_lower: OnceCell<String>,
     body_lower: OnceCell<String>,
     recipients: OnceCell<Vec<String>>,
+    /// The subject and body as traces show them, cut once per message.
+    subject_shown: OnceCell<String>,
+    body_shown: OnceCell<String>,
+    sender_shown: OnceCell<String>,
 }
 
 impl<'a> Facts<'a> {
-    pub fn new(env: &'a Envelope<'a>, hits: Option<&'a [bool]>) -> Facts<'a> {
+    pub fn new(env: &'a Envelope<'a>, hits: Option<&'a [bool]>, explain: bool) -> Facts<'a> {
         Facts {
             env,
             hits,
+            explain,
             subject_lower: OnceCell::new(),
             body_lower: OnceCell::new(),
             recipients: OnceCell::new(),
+            subject_shown: OnceCell::new(),
+            body_shown: OnceCell::new(),
+            sender_shown: OnceCell::new(),
         }
+    }
+
+    /// A failed condition, with its reason when explaining.
+    fn fail(&self, why: impl FnOnce() -> String) -> Result<(), String> {
+        Err(if self.explain { why() } else { String::new() })
     }
 
     fn subject_lower(&self) -> &str {
@@ -101,65 +116,69 @@ fn check_one(condition: &Condition, facts: &Facts, vars: &mut Vars) -> Result<()
     let env = facts.env;
     let message = env.message;
     match condition {
-        Condition::From(test) => {
+        Condition::From(leaf) => {
             let seen = &env.sender.email;
-            expect(run(test, seen, None, facts.hits, vars), "from", test, seen)
+            let held = run(&leaf.test, seen, None, facts.hits, vars);
+            expect(facts, held, leaf, || {
+                facts.sender_shown.get_or_init(|| short(seen).into_owned())
+            })
         }
-        Condition::To(test) => {
+        Condition::To(leaf) => {
             let recipients = facts.recipients();
-            if recipients.iter().any(|r| run(test, r, None, None, vars)) {
+            if recipients
+                .iter()
+                .any(|r| run(&leaf.test, r, None, None, vars))
+            {
                 Ok(())
             } else {
-                Err(format!(
-                    "to: {test} did not match any recipient ({})",
-                    short(&recipients.join(", "))
-                ))
+                facts.fail(|| leaf.missed(&short(&recipients.join(", ")), ')'))
             }
         }
-        Condition::Subject(test) => {
+        Condition::Subject(leaf) => {
             let seen = &message.subject;
-            let lower = needs_lower(test).then(|| facts.subject_lower());
-            expect(
-                run(test, seen, lower, facts.hits, vars),
-                "subject",
-                test,
-                seen,
-            )
+            let lower = needs_lower(&leaf.test).then(|| facts.subject_lower());
+            let held = run(&leaf.test, seen, lower, facts.hits, vars);
+            expect(facts, held, leaf, || {
+                facts.subject_shown.get_or_init(|| short(seen).into_owned())
+            })
         }
-        Condition::Body(test) => {
+        Condition::Body(leaf) => {
             let seen = &message.body;
-            let lower = needs_lower(test).then(|| facts.body_lower());
-            expect(run(test, seen, lower, facts.hits, vars), "body", test, seen)
+            let lower = needs_lower(&leaf.test).then(|| facts.body_lower());
+            let held = run(&leaf.test, seen, lower, facts.hits, vars);
+            expect(facts, held, leaf, || {
+                facts.body_shown.get_or_init(|| short(seen).into_owned())
+            })
         }
-        Condition::TaskStatus(test) => match &env.task_status {
-            Some(status) => expect(
-                run(test, status, None, None, vars),
-                "task_status",
-                test,
-                status,
-            ),
-            None => Err("task_status: the message has no task".into()),
+        Condition::TaskStatus(leaf) => match &env.task_status {
+            Some(status) => {
+                if run(&leaf.test, status, None, None, vars) {
+                    Ok(())
+                } else {
+                    facts.fail(|| leaf.missed(&short(status), '"'))
+                }
+            }
+            None => facts.fail(|| "task_status: the message has no task".into()),
         },
-        Condition::Header { name, test } => {
+        Condition::Header { name, leaf } => {
             let values: Vec<&str> = message.header_values(name).collect();
-            match test {
-                Test::Exists(want) if values.is_empty() == *want => Err(format!(
-                    "header {name}: expected it to {}, it is {}",
-                    if *want { "exist" } else { "be absent" },
-                    if *want { "absent" } else { "present" }
-                )),
+            match &leaf.test {
+                Test::Exists(want) if values.is_empty() == *want => facts.fail(|| {
+                    format!(
+                        "header {name}: expected it to {}, it is {}",
+                        if *want { "exist" } else { "be absent" },
+                        if *want { "absent" } else { "present" }
+                    )
+                }),
                 Test::Exists(_) => Ok(()),
                 _ if values.is_empty() => {
-                    Err(format!("header {name}: the message has no such header"))
+                    facts.fail(|| format!("header {name}: the message has no such header"))
                 }
-                _ => {
+                test => {
                     if values.iter().any(|v| run(test, v, None, None, vars)) {
                         Ok(())
                     } else {
-                        Err(format!(
-                            "header {name}: {test} did not match \"{}\"",
-                            short(values[0])
-                        ))
+                        facts.fail(|| leaf.missed(&short(values[0]), '"'))
                     }
                 }
             }
@@ -169,12 +188,14 @@ fn check_one(condition: &Condition, facts: &Facts, vars: &mut Vars) -> Result<()
             if has == *want {
                 Ok(())
             } else if *want {
-                Err("has_attachment: the message has no attachments".into())
+                facts.fail(|| "has_attachment: the message has no attachments".into())
             } else {
-                Err(format!(
-                    "has_attachment: the message has {} attachment(s)",
-                    message.attachments.len()
-                ))
+                facts.fail(|| {
+                    format!(
+                        "has_attachment: the message has {} attachment(s)",
+                        message.attachments.len()
+                    )
+                })
             }
         }
         Condition::Thread(want) => {
@@ -186,23 +207,27 @@ fn check_one(condition: &Condition, facts: &Facts, vars: &mut Vars) -> Result<()
             if seen == *want {
                 Ok(())
             } else {
-                Err(format!(
-                    "thread: expected \"{}\", the message is \"{}\"",
-                    thread_word(*want),
-                    thread_word(seen)
-                ))
+                facts.fail(|| {
+                    format!(
+                        "thread: expected \"{}\", the message is \"{}\"",
+                        thread_word(*want),
+                        thread_word(seen)
+                    )
+                })
             }
         }
         Condition::Sender(want) => {
             if env.sender_kind == *want {
                 Ok(())
             } else {
-                Err(format!(
-                    "sender: expected \"{}\", {} is \"{}\"",
-                    sender_word(*want),
-                    short(&env.sender.email),
-                    sender_word(env.sender_kind)
-                ))
+                facts.fail(|| {
+                    format!(
+                        "sender: expected \"{}\", {} is \"{}\"",
+                        sender_word(*want),
+                        short(&env.sender.email),
+                        sender_word(env.sender_kind)
+                    )
+                })
             }
         }
         Condition::Any(branches) => {
@@ -214,19 +239,22 @@ fn check_one(condition: &Condition, facts: &Facts, vars: &mut Vars) -> Result<()
                         vars.extend(branch_vars);
                         return Ok(());
                     }
-                    Err(why) => reasons.push(why),
+                    Err(why) if facts.explain => reasons.push(why),
+                    Err(_) => {}
                 }
             }
-            Err(format!("any: none held ({})", reasons.join("; ")))
+            facts.fail(|| format!("any: none held ({})", reasons.join("; ")))
         }
         Condition::All(branches) => {
             for branch in branches {
-                check(branch, facts, vars).map_err(|why| format!("all: {why}"))?;
+                if let Err(why) = check(branch, facts, vars) {
+                    return facts.fail(|| format!("all: {why}"));
+                }
             }
             Ok(())
         }
         Condition::Not(inner) => match check(inner, facts, &mut Vars::new()) {
-            Ok(()) => Err("not: the conditions inside `not` held".into()),
+            Ok(()) => facts.fail(|| "not: the conditions inside `not` held".into()),
             Err(_) => Ok(()),
         },
     }
@@ -254,11 +282,17 @@ fn needs_lower(test: &Test) -> bool {
     }
 }
 
-fn expect(held: bool, key: &str, test: &Test, seen: &str) -> Result<(), String> {
+/// `seen` gives the value as traces show it (already shortened).
+fn expect<'s>(
+    facts: &Facts,
+    held: bool,
+    leaf: &Leaf,
+    seen: impl FnOnce() -> &'s str,
+) -> Result<(), String> {
     if held {
         Ok(())
     } else {
-        Err(format!("{key}: {test} did not match \"{}\"", short(seen)))
+        facts.fail(|| leaf.missed(seen(), '"'))
     }
 }
 

@@ -24,12 +24,20 @@ pub enum Mode {
     Plain,
 }
 
-pub fn evaluate(set: &RuleSet, env: &Envelope, unmatched: Unmatched, mode: Mode) -> Evaluation {
+/// `explain`: trace every rule tried with why it did not match; without it only the rules
+/// that matched are traced, and failed conditions are not put into words.
+pub fn evaluate(
+    set: &RuleSet,
+    env: &Envelope,
+    unmatched: Unmatched,
+    mode: Mode,
+    explain: bool,
+) -> Evaluation {
     let hits = match mode {
         Mode::Prefiltered => Some(set.prefilter.hits(env)),
         Mode::Plain => None,
     };
-    let facts = Facts::new(env, hits.as_deref());
+    let facts = Facts::new(env, hits.as_deref(), explain);
     let mut traces = Vec::new();
     let mut extracted = BTreeMap::new();
     let mut actions = Vec::new();
@@ -42,6 +50,9 @@ pub fn evaluate(set: &RuleSet, env: &Envelope, unmatched: Unmatched, mode: Mode)
     for rule in set.rules() {
         if let Some(mailboxes) = &rule.mailboxes {
             if !mailboxes.iter().any(|m| m == env.mailbox) {
+                if !explain {
+                    continue;
+                }
                 let why = format!(
                     "mailbox: \"{}\" is not one of {}",
                     env.mailbox,
@@ -53,13 +64,17 @@ pub fn evaluate(set: &RuleSet, env: &Envelope, unmatched: Unmatched, mode: Mode)
         }
         let mut vars = Vars::new();
         if let Err(why) = condition::check(&rule.when, &facts, &mut vars) {
-            traces.push(trace(&rule.name, false, why));
+            if explain {
+                traces.push(trace(&rule.name, false, why));
+            }
             continue;
         }
         match extract::run_all(&rule.extract, env, &mut vars) {
             Ok(()) => {}
             Err(ExtractFailure::NoMatch(why)) => {
-                traces.push(trace(&rule.name, false, why));
+                if explain {
+                    traces.push(trace(&rule.name, false, why));
+                }
                 continue;
             }
             Err(ExtractFailure::Failed(message)) => {

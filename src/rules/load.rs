@@ -306,12 +306,12 @@ fn rule(
 fn regex_names(when: &When, out: &mut Vec<String>) {
     for c in &when.conditions {
         match c {
-            Condition::From(t)
-            | Condition::To(t)
-            | Condition::Subject(t)
-            | Condition::Body(t)
-            | Condition::TaskStatus(t)
-            | Condition::Header { test: t, .. } => out.extend(Test::regex_names(t)),
+            Condition::From(l)
+            | Condition::To(l)
+            | Condition::Subject(l)
+            | Condition::Body(l)
+            | Condition::TaskStatus(l)
+            | Condition::Header { leaf: l, .. } => out.extend(Test::regex_names(&l.test)),
             Condition::Any(ws) | Condition::All(ws) => ws.iter().for_each(|w| regex_names(w, out)),
             Condition::Not(w) => regex_names(w, out),
             Condition::HasAttachment(_) | Condition::Thread(_) | Condition::Sender(_) => {}

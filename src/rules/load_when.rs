@@ -6,7 +6,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::error::unknown_word;
 use super::glob::Glob;
-use super::model::{Condition, Test, ThreadKind, ValueCondition, ValueWhen, When};
+use super::model::{Condition, Leaf, Test, ThreadKind, ValueCondition, ValueWhen, When};
 use super::reader::{self, entries, Sink, Span, Value};
 use crate::context::SenderKind;
 
@@ -71,15 +71,21 @@ pub fn when(sink: &mut Sink, table: &DeTable) -> When {
         let name: &str = key.get_ref();
         let condition = match name {
             "from" | "to" => test(sink, name, value, true, false).map(|t| {
+                let leaf = Leaf::new(name, t);
                 if name == "from" {
-                    Condition::From(t)
+                    Condition::From(leaf)
                 } else {
-                    Condition::To(t)
+                    Condition::To(leaf)
                 }
             }),
-            "subject" => test(sink, name, value, false, false).map(Condition::Subject),
-            "body" => test(sink, name, value, false, false).map(Condition::Body),
-            "task_status" => test(sink, name, value, false, false).map(Condition::TaskStatus),
+            "subject" | "body" | "task_status" => test(sink, name, value, false, false).map(|t| {
+                let leaf = Leaf::new(name, t);
+                match name {
+                    "subject" => Condition::Subject(leaf),
+                    "body" => Condition::Body(leaf),
+                    _ => Condition::TaskStatus(leaf),
+                }
+            }),
             "header" => {
                 if let DeValue::Table(headers) = value.get_ref() {
                     for (header, cond) in entries(headers) {
@@ -87,7 +93,7 @@ pub fn when(sink: &mut Sink, table: &DeTable) -> When {
                         if let Some(t) = test(sink, &label, cond, false, true) {
                             conditions.push(Condition::Header {
                                 name: header.get_ref().to_string(),
-                                test: t,
+                                leaf: Leaf::new(&label, t),
                             });
                         }
                     }

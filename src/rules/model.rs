@@ -33,18 +33,47 @@ pub struct When {
 
 #[derive(Debug, Clone)]
 pub enum Condition {
-    From(Test),
-    To(Test),
-    Subject(Test),
-    Body(Test),
-    Header { name: String, test: Test },
+    From(Leaf),
+    To(Leaf),
+    Subject(Leaf),
+    Body(Leaf),
+    Header { name: String, leaf: Leaf },
     HasAttachment(bool),
     Thread(ThreadKind),
     Sender(SenderKind),
-    TaskStatus(Test),
+    TaskStatus(Leaf),
     Any(Vec<When>),
     All(Vec<When>),
     Not(Box<When>),
+}
+
+/// A test on one value of the message, with the start of its "did not match" trace made once
+/// at load (a thousand rules must not mean a thousand formatting runs per message).
+#[derive(Debug, Clone)]
+pub struct Leaf {
+    pub test: Test,
+    /// e.g. `subject: regex '^Опрос' did not match "`; the value seen and `"` follow.
+    pub miss: String,
+}
+
+impl Leaf {
+    pub fn new(key: &str, test: Test) -> Leaf {
+        let miss = if key == "to" {
+            format!("to: {test} did not match any recipient (")
+        } else {
+            format!("{key}: {test} did not match \"")
+        };
+        Leaf { test, miss }
+    }
+
+    /// The trace when the test failed on `seen` (already shortened).
+    pub fn missed(&self, seen: &str, close: char) -> String {
+        let mut out = String::with_capacity(self.miss.len() + seen.len() + 1);
+        out.push_str(&self.miss);
+        out.push_str(seen);
+        out.push(close);
+        out
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,15 +150,31 @@ impl fmt::Display for Test {
 }
 
 /// A value cut to about 80 characters on one line, for traces.
-pub fn short(text: &str) -> String {
+pub fn short(text: &str) -> std::borrow::Cow<'_, str> {
     const LIMIT: usize = 80;
-    let one_line = crate::text::single_line(text);
-    if one_line.chars().count() <= LIMIT {
-        return one_line;
+    let mut count = 0;
+    let mut plain = true;
+    for ch in text.chars() {
+        count += 1;
+        if ch.is_control() || count > LIMIT {
+            plain = false;
+            break;
+        }
     }
-    let mut out: String = one_line.chars().take(LIMIT).collect();
-    out.push('…');
-    out
+    if plain {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    // Cut first: the text may be a whole body.
+    let mut cut: String = text.chars().take(LIMIT + 1).collect();
+    let long = cut.chars().count() > LIMIT;
+    if long {
+        cut.pop();
+    }
+    let mut out = crate::text::single_line(&cut);
+    if long {
+        out.push('…');
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// One named value of `[rule.extract]`.

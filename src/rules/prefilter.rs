@@ -229,9 +229,9 @@ impl AddressIndex {
 fn visit(when: &mut When, f: &mut dyn FnMut(Target, &mut Test)) {
     for condition in &mut when.conditions {
         match condition {
-            Condition::From(t) => visit_test(Target::From, t, f),
-            Condition::Subject(t) => visit_test(Target::Subject, t, f),
-            Condition::Body(t) => visit_test(Target::Body, t, f),
+            Condition::From(l) => visit_test(Target::From, &mut l.test, f),
+            Condition::Subject(l) => visit_test(Target::Subject, &mut l.test, f),
+            Condition::Body(l) => visit_test(Target::Body, &mut l.test, f),
             Condition::Any(ws) | Condition::All(ws) => ws.iter_mut().for_each(|w| visit(w, f)),
             Condition::Not(w) => visit(w, f),
             _ => {}

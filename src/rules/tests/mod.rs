@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use chrono::{TimeZone, Utc};
 
 use super::evaluate::{evaluate, Mode};
-use super::{Evaluation, RuleSet};
+use super::{Evaluation, RuleSet, RuleTrace};
 use crate::config::Unmatched;
 use crate::context::{Envelope, SenderKind, ThreadMatch, ThreadVia};
 use crate::message::{Address, Attachment, Message};
@@ -123,11 +123,18 @@ impl Mail {
     fn run_with(&self, set: &RuleSet, unmatched: Unmatched) -> Evaluation {
         let env = self.envelope();
         let fast = set.evaluate(&env, unmatched);
-        let plain = evaluate(set, &env, unmatched, Mode::Plain);
+        let plain = evaluate(set, &env, unmatched, Mode::Plain, true);
         assert_eq!(
             fast, plain,
             "the prefilter and the plain evaluator disagree"
         );
+        // The daemon's path: same plan and values, only the matched rules traced.
+        let quiet = set.decide(&env, unmatched);
+        assert_eq!(quiet.plan, fast.plan);
+        assert_eq!(quiet.extracted, fast.extracted);
+        let fast_matched: Vec<&RuleTrace> = fast.rules.iter().filter(|t| t.matched).collect();
+        let quiet_traced: Vec<&RuleTrace> = quiet.rules.iter().collect();
+        assert_eq!(quiet_traced, fast_matched);
         fast
     }
 }

@@ -90,10 +90,14 @@ fn every_subject_body_and_from_test_gets_a_slot() {
     let mut slotted = 0;
     for rule in set.rules() {
         for condition in &rule.when.conditions {
-            match condition {
-                Condition::From(Test::Glob { slot, .. })
-                | Condition::Subject(Test::Contains { slot, .. } | Test::Regex { slot, .. })
-                | Condition::Body(Test::Contains { slot, .. } | Test::Regex { slot, .. }) => {
+            let test = match condition {
+                Condition::From(l) | Condition::Subject(l) | Condition::Body(l) => &l.test,
+                _ => continue,
+            };
+            match test {
+                Test::Glob { slot, .. }
+                | Test::Contains { slot, .. }
+                | Test::Regex { slot, .. } => {
                     assert!(slot.is_some(), "rule {} has an unslotted test", rule.name);
                     slotted += 1;
                 }
