@@ -274,9 +274,11 @@ fn sender_word(kind: SenderKind) -> &'static str {
     }
 }
 
+/// Whether the test compares lower-cased text (then the message's lower-cased subject or body
+/// is made once and shared by every rule).
 fn needs_lower(test: &Test) -> bool {
     match test {
-        Test::Contains { .. } => true,
+        Test::Contains { .. } | Test::Is { .. } => true,
         Test::AnyOf(items) => items.iter().any(needs_lower),
         _ => false,
     }

@@ -382,7 +382,16 @@ fn trigger(
         }
     }
     let when = reader::table(sink, table, "when")
-        .map(|(t, _)| load_when::value_when(sink, t, &[]))
+        .map(|(t, _)| {
+            // The row of a declared table has exactly its columns.
+            let declared = table_name
+                .as_ref()
+                .and_then(|n| loaded.analytics.iter().find(|a| &a.name == n.get_ref()))
+                .filter(|_| on == Some(TriggerEvent::Analytics));
+            let columns: Option<Vec<&str>> =
+                declared.map(|d| d.columns.iter().map(|(c, _)| c.as_str()).collect());
+            load_when::value_when(sink, t, &[], columns.as_deref())
+        })
         .unwrap_or_default();
     let vars = event_vars(
         loaded,
@@ -425,7 +434,7 @@ fn schedule(
             if let Some(d) = reader::string(sink, t, "in_status_for") {
                 in_status_for = duration(sink, &d);
             }
-            load_when::value_when(sink, t, &["in_status_for"])
+            load_when::value_when(sink, t, &["in_status_for"], None)
         }
         None => Default::default(),
     };

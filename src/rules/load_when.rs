@@ -152,7 +152,14 @@ pub fn when(sink: &mut Sink, table: &DeTable) -> When {
 }
 
 /// The `when` of a trigger or schedule: any key names a value; `any`/`all`/`not` combine.
-pub fn value_when(sink: &mut Sink, table: &DeTable, skip: &[&str]) -> ValueWhen {
+/// `skip`: keys read elsewhere (`in_status_for`); `known`: when the value names are known
+/// (the columns of a declared analytics table), any other name is an error.
+pub fn value_when(
+    sink: &mut Sink,
+    table: &DeTable,
+    skip: &[&str],
+    known: Option<&[&str]>,
+) -> ValueWhen {
     let mut conditions = Vec::new();
     for (key, value) in entries(table) {
         let name: &str = key.get_ref();
@@ -163,7 +170,7 @@ pub fn value_when(sink: &mut Sink, table: &DeTable, skip: &[&str]) -> ValueWhen 
             "any" | "all" => {
                 let branches: Vec<ValueWhen> = reader::tables(sink, name, value)
                     .into_iter()
-                    .map(|(t, _)| value_when(sink, t, &[]))
+                    .map(|(t, _)| value_when(sink, t, &[], known))
                     .collect();
                 Some(if name == "any" {
                     ValueCondition::Any(branches)
@@ -172,12 +179,22 @@ pub fn value_when(sink: &mut Sink, table: &DeTable, skip: &[&str]) -> ValueWhen 
                 })
             }
             "not" => match value.get_ref() {
-                DeValue::Table(t) => Some(ValueCondition::Not(Box::new(value_when(sink, t, &[])))),
+                DeValue::Table(t) => Some(ValueCondition::Not(Box::new(value_when(
+                    sink,
+                    t,
+                    &[],
+                    known,
+                )))),
                 _ => {
                     reader::wrong_type(sink, name, value, "a table of conditions");
                     None
                 }
             },
+            _ if known.is_some_and(|k| !k.contains(&name)) => {
+                let known = known.unwrap_or_default();
+                sink.error(&key.span(), unknown_word("column", name, known));
+                None
+            }
             _ => test(sink, name, value, false, true).map(|test| ValueCondition::Value {
                 name: name.to_string(),
                 test,

@@ -95,30 +95,45 @@ impl serde::Serialize for Evaluation {
 impl RuleSet {
     /// Loads every `*.toml` file of `dir`, in byte order of the file name.
     pub fn load_dir(dir: &Path) -> Result<RuleSet, RuleErrors> {
-        let io_error = |path: &Path, e: std::io::Error| {
-            RuleErrors(vec![RuleError {
-                file: path.to_path_buf(),
-                line: 1,
-                column: 1,
-                kind: "",
-                rule: None,
-                message: format!("cannot read: {e}"),
-            }])
+        let io_error = |path: &Path, e: std::io::Error| RuleError {
+            file: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            kind: "",
+            rule: None,
+            message: format!("cannot read: {e}"),
         };
+        let entries = std::fs::read_dir(dir).map_err(|e| RuleErrors(vec![io_error(dir, e)]))?;
+        let mut unreadable = Vec::new();
         let mut paths: Vec<PathBuf> = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(|e| io_error(dir, e))? {
-            let path = entry.map_err(|e| io_error(dir, e))?.path();
-            if path.extension().is_some_and(|x| x == "toml") && path.is_file() {
-                paths.push(path);
+        for entry in entries {
+            match entry {
+                Ok(entry) => {
+                    let path = entry.path();
+                    if path.extension().is_some_and(|x| x == "toml") && path.is_file() {
+                        paths.push(path);
+                    }
+                }
+                Err(e) => unreadable.push(io_error(dir, e)),
             }
         }
         paths.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
         let mut files = Vec::new();
         for path in paths {
-            let text = std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
-            files.push((path, text));
+            match std::fs::read_to_string(&path) {
+                Ok(text) => files.push((path, text)),
+                Err(e) => unreadable.push(io_error(&path, e)),
+            }
         }
-        RuleSet::from_sources(&files)
+        // Report unreadable files together with the errors of the readable ones.
+        match (RuleSet::from_sources(&files), unreadable.is_empty()) {
+            (Ok(set), true) => Ok(set),
+            (Ok(_), false) => Err(RuleErrors(unreadable)),
+            (Err(RuleErrors(errors)), _) => {
+                unreadable.extend(errors);
+                Err(RuleErrors(unreadable))
+            }
+        }
     }
 
     /// Loads rule files given as (path, text), in the order given.

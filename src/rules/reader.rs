@@ -30,7 +30,8 @@ impl Sink<'_> {
             column,
             kind: if self.item.is_some() { self.kind } else { "" },
             rule: self.item.clone(),
-            message: message.into(),
+            // One error per line, whatever the message quotes.
+            message: crate::text::single_line(&message.into()),
         });
     }
 

@@ -287,3 +287,51 @@ fn load_dir_reads_toml_files_in_name_order() {
     assert_eq!(names, ["a", "b"]);
     assert_eq!(set.summary().files, 2);
 }
+
+#[test]
+fn unreadable_files_are_reported_with_the_other_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.toml"), b"name = \"\xff\"\n").unwrap();
+    std::fs::write(dir.path().join("b.toml"), "[[rule]]\nname = \"b\"\n").unwrap();
+    let errors = RuleSet::load_dir(dir.path()).unwrap_err();
+    let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0].contains("a.toml:1:1: cannot read"), "{lines:?}");
+    assert!(
+        lines[1].ends_with(r#"b.toml:1:1: rule "b": missing `do`: at least one action is needed"#),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_rule_set_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<RuleSet>();
+    shared::<std::sync::Arc<RuleSet>>();
+}
+
+#[test]
+fn trigger_conditions_name_columns_of_a_declared_table() {
+    let src = r#"
+[[analytics]]
+name = "Удовлетворенность клиентов"
+columns = { "Скорость ответа" = "text" }
+
+[[trigger]]
+name = "slow"
+on = "analytics"
+table = "Удовлетворенность клиентов"
+[trigger.when]
+any = [ { "Скорость отвта" = "медленно" } ]
+[[trigger.do]]
+action = "notify"
+to = "lead@acme.example"
+subject = "{Скорость ответа}"
+"#;
+    assert_eq!(
+        errors(src),
+        vec![
+            r#"rules.toml:11:11: trigger "slow": unknown column `Скорость отвта`, did you mean `Скорость ответа`?"#
+        ]
+    );
+}
