@@ -46,22 +46,32 @@ pub fn load(files: &[(PathBuf, String)]) -> Result<Loaded, RuleErrors> {
     let mut errors = Vec::new();
     let mut docs: Vec<(&Path, &str, DeTable)> = Vec::new();
     for (path, src) in files {
-        match DeTable::parse(src) {
-            Ok(doc) => docs.push((path, src, doc.into_inner())),
-            Err(e) => {
-                let (line, column) = crate::text::line_col(src, e.span().map_or(0, |s| s.start));
-                errors.push(RuleError {
-                    file: path.clone(),
-                    line,
-                    column,
-                    kind: "",
-                    rule: None,
-                    message: format!(
-                        "TOML syntax: {}",
-                        crate::text::single_line(e.message().trim())
-                    ),
-                });
+        // Recoverable parsing reports every syntax error of the file, not only the first; a
+        // file with syntax errors is not checked further (its tables may be cut short).
+        let (doc, syntax) = DeTable::parse_recoverable(src);
+        if syntax.is_empty() {
+            docs.push((path, src, doc.into_inner()));
+            continue;
+        }
+        let mut lines_seen = Vec::new();
+        for e in syntax {
+            let (line, column) = crate::text::line_col(src, e.span().map_or(0, |s| s.start));
+            // The parser's recovery may add follow-up errors on the same line: keep the first.
+            if lines_seen.contains(&line) {
+                continue;
             }
+            lines_seen.push(line);
+            errors.push(RuleError {
+                file: path.clone(),
+                line,
+                column,
+                kind: "",
+                rule: None,
+                message: format!(
+                    "TOML syntax: {}",
+                    crate::text::single_line(e.message().trim())
+                ),
+            });
         }
     }
     let mut loaded = Loaded::default();

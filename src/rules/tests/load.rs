@@ -119,6 +119,19 @@ fn syntax_errors_have_positions() {
 }
 
 #[test]
+fn every_syntax_error_of_a_file_is_reported() {
+    let lines = errors(
+        "[[rule]]\nname = \"a\"\npriority = = 3\n[[rule]]\nname = \"b\"\nmailbox = [\"x\",\n",
+    );
+    assert!(lines.len() >= 2, "{lines:?}");
+    assert!(lines[0].starts_with("rules.toml:3:"), "{lines:?}");
+    assert!(
+        lines.last().unwrap().starts_with("rules.toml:7:"),
+        "{lines:?}"
+    );
+}
+
+#[test]
 fn type_and_value_errors() {
     let src = r#"
 [[rule]]
