@@ -49,7 +49,7 @@ pub struct Scope<'a> {
 
 /// Every action of a `do` value.
 pub fn actions(sink: &mut Sink, value: &reader::Value, scope: &Scope) -> Vec<Action> {
-    reader::tables(sink, "do", value)
+    reader::some_tables(sink, "do", value)
         .into_iter()
         .filter_map(|(t, span)| action(sink, t, &span, scope))
         .collect()

@@ -124,7 +124,7 @@ pub fn when(sink: &mut Sink, table: &DeTable) -> When {
                 })
             }),
             "any" | "all" => {
-                let branches: Vec<When> = reader::tables(sink, name, value)
+                let branches: Vec<When> = reader::some_tables(sink, name, value)
                     .into_iter()
                     .map(|(t, _)| when(sink, t))
                     .collect();
@@ -168,7 +168,7 @@ pub fn value_when(
         }
         let condition = match name {
             "any" | "all" => {
-                let branches: Vec<ValueWhen> = reader::tables(sink, name, value)
+                let branches: Vec<ValueWhen> = reader::some_tables(sink, name, value)
                     .into_iter()
                     .map(|(t, _)| value_when(sink, t, &[], known))
                     .collect();

@@ -212,3 +212,16 @@ pub fn required_string(
     }
     string(sink, table, key)
 }
+
+/// Like [`tables`], for lists that mean nothing when empty (`do`, `any`, `all`).
+pub fn some_tables<'t, 'i>(
+    sink: &mut Sink,
+    key: &str,
+    value: &'t Value<'i>,
+) -> Vec<(&'t DeTable<'i>, Span)> {
+    let found = tables(sink, key, value);
+    if matches!(value.get_ref(), DeValue::Array(items) if items.is_empty()) {
+        sink.error(&value.span(), format!("`{key}` needs at least one table"));
+    }
+    found
+}

@@ -349,3 +349,14 @@ subject = "{Скорость ответа}"
         ]
     );
 }
+
+#[test]
+fn empty_lists_that_mean_nothing_are_errors() {
+    assert_eq!(
+        errors("[[rule]]\nname = \"a\"\nwhen = { any = [] }\ndo = []\n"),
+        vec![
+            r#"rules.toml:3:16: rule "a": `any` needs at least one table"#,
+            r#"rules.toml:4:6: rule "a": `do` needs at least one table"#,
+        ]
+    );
+}
