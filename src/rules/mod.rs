@@ -25,10 +25,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use error::{RuleError, RuleErrors};
+pub use glob::Glob;
 pub use model::{
     Action, ActionSpec, AnalyticsDecl, Condition, ExtractHow, Extractor, FieldDecl, FieldType,
-    Rule, Schedule, Source, TaskSpec, Test, ThreadKind, Trigger, TriggerEvent, ValueCondition,
-    ValueType, ValueWhen, When,
+    Leaf, Rule, Schedule, Source, TaskSpec, Test, ThreadKind, Trigger, TriggerEvent,
+    ValueCondition, ValueType, ValueWhen, When,
 };
 pub use template::{Part, Template};
 pub use value_when::holds;
@@ -71,7 +72,7 @@ pub struct RuleTrace {
 /// error's text) on failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evaluation {
-    /// Every rule tried, in order.
+    /// Every rule tried, in order ([`RuleSet::decide`]: only the rules that matched).
     pub rules: Vec<RuleTrace>,
     /// Values of the matched rule(s): extracted values and named regex groups.
     pub extracted: BTreeMap<String, String>,
