@@ -13,6 +13,7 @@ pub mod logging;
 pub mod message;
 pub mod pipeline;
 pub mod plan;
+pub mod rules;
 pub mod store;
 pub mod text;
 pub mod thread;
