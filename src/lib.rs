@@ -5,8 +5,10 @@
 //! sender and task) → [`rules`] (match, extract) → [`plan`] → [`store`] (apply in one
 //! transaction) → acknowledge. See docs/ARCHITECTURE.md.
 
+pub mod autoreply;
 pub mod config;
 pub mod context;
 pub mod message;
 pub mod plan;
+pub mod smtp;
 pub mod text;
