@@ -69,6 +69,12 @@ pub fn parse_from(from: &str) -> Result<Mailbox, SmtpError> {
         .map_err(|e| SmtpError::Config(format!("[smtp] from {from:?} is not an address: {e}")))
 }
 
+/// The bare, lower-cased address of the configured `from`: one of "our own addresses" for the
+/// loop guard, and its domain is the one our Message-IDs end in.
+pub fn from_address(from: &str) -> Result<String, SmtpError> {
+    Ok(parse_from(from)?.email.to_string().to_lowercase())
+}
+
 /// Builds the message. Fails (permanently) only when the recipient is not a valid address.
 pub fn compose(mail: &OutgoingMail, from: &Mailbox) -> Result<lettre::Message, SmtpError> {
     let to_text = crate::text::single_line(&mail.to);
@@ -335,6 +341,18 @@ mod tests {
         assert_eq!(refs[0], "<m0@x.example>");
         assert_eq!(refs[1], "<m31@x.example>");
         assert_eq!(*refs.last().unwrap(), "<m49@x.example>");
+    }
+
+    #[test]
+    fn the_from_address_is_bare_and_lower_case() {
+        assert_eq!(
+            from_address("Поддержка ACME <Support@ACME.example>").unwrap(),
+            "support@acme.example"
+        );
+        assert!(matches!(
+            from_address("Поддержка без адреса"),
+            Err(SmtpError::Config(_))
+        ));
     }
 
     #[test]

@@ -34,7 +34,9 @@ class Handler:
         content = envelope.original_content or envelope.content
         if isinstance(content, str):
             content = content.encode("utf-8", "surrogateescape")
-        self.maildir.add(content)
+        # The envelope recipients, so that tests can see who really got the message.
+        rcpt = ", ".join(envelope.rcpt_tos).encode("ascii", "replace")
+        self.maildir.add(b"X-Test-Envelope-To: " + rcpt + b"\r\n" + content)
         return "250 Message accepted for delivery"
 
 
