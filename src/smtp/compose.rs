@@ -78,12 +78,14 @@ pub fn from_address(from: &str) -> Result<String, SmtpError> {
 /// Builds the message. Fails (permanently) only when the recipient is not a valid address.
 pub fn compose(mail: &OutgoingMail, from: &Mailbox) -> Result<lettre::Message, SmtpError> {
     let to_text = crate::text::single_line(&mail.to);
-    let to: Mailbox = to_text
-        .trim()
-        .parse()
-        .map_err(|e| SmtpError::Recipient(format!("{:?}: {e}", to_text.trim())))?;
+    let to: Mailbox = to_text.trim().parse().map_err(|e| {
+        SmtpError::Unsendable(format!(
+            "the recipient {:?} is not an address: {e}",
+            to_text.trim()
+        ))
+    })?;
     let message_id = safe_id(&mail.message_id).ok_or_else(|| {
-        SmtpError::Recipient(format!("unusable Message-ID {:?}", mail.message_id))
+        SmtpError::Unsendable(format!("unusable Message-ID {:?}", mail.message_id))
     })?;
 
     let mut builder = lettre::Message::builder()
@@ -114,7 +116,7 @@ pub fn compose(mail: &OutgoingMail, from: &Mailbox) -> Result<lettre::Message, S
     builder
         .header(ContentType::TEXT_PLAIN)
         .body(normalize_body(&mail.body))
-        .map_err(|e| SmtpError::Recipient(format!("cannot build the message: {e}")))
+        .map_err(|e| SmtpError::Unsendable(e.to_string()))
 }
 
 /// The References we send: the stored thread plus the message we answer, safe ids only,
@@ -306,7 +308,7 @@ mod tests {
         };
         let err = compose(&mail, &from()).unwrap_err();
         assert!(err.is_permanent(), "{err}");
-        assert!(matches!(err, SmtpError::Recipient(_)));
+        assert!(matches!(err, SmtpError::Unsendable(_)));
     }
 
     #[test]

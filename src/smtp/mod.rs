@@ -15,8 +15,8 @@ pub enum SmtpError {
     #[error("{0}")]
     Config(String),
     /// This one mail can never be sent as it is (its recipient is not an address).
-    #[error("cannot send to {0}")]
-    Recipient(String),
+    #[error("cannot send this mail: {0}")]
+    Unsendable(String),
     /// The server answered with an error: `answer` is its reply, code first.
     #[error("{answer}")]
     Rejected { code: u16, answer: String },
@@ -32,7 +32,7 @@ impl SmtpError {
     /// they stop sending altogether.
     pub fn is_permanent(&self) -> bool {
         match self {
-            SmtpError::Recipient(_) => true,
+            SmtpError::Unsendable(_) => true,
             SmtpError::Rejected { code, .. } => *code >= 500,
             SmtpError::Config(_) | SmtpError::Unreachable { .. } => false,
         }
