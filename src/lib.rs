@@ -5,6 +5,7 @@
 //! sender and task) → [`rules`] (match, extract) → [`plan`] → [`store`] (apply in one
 //! transaction) → acknowledge. [`pipeline`] strings these together. See docs/ARCHITECTURE.md.
 
+pub mod autoreply;
 pub mod cli;
 pub mod config;
 pub mod context;
@@ -14,6 +15,7 @@ pub mod message;
 pub mod pipeline;
 pub mod plan;
 pub mod rules;
+pub mod smtp;
 pub mod store;
 pub mod text;
 pub mod thread;
