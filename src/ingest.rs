@@ -51,17 +51,32 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<Source>, IngestError> {
 }
 
 fn message_files(dir: &Path) -> Result<Vec<PathBuf>, IngestError> {
-    let maildir_parts: Vec<PathBuf> =
-        ["new", "cur"].iter().map(|d| dir.join(d)).filter(|d| d.is_dir()).collect();
-    let dirs = if maildir_parts.is_empty() { vec![dir.to_path_buf()] } else { maildir_parts };
+    let maildir_parts: Vec<PathBuf> = ["new", "cur"]
+        .iter()
+        .map(|d| dir.join(d))
+        .filter(|d| d.is_dir())
+        .collect();
+    let dirs = if maildir_parts.is_empty() {
+        vec![dir.to_path_buf()]
+    } else {
+        maildir_parts
+    };
     let mut files = Vec::new();
     for d in dirs {
-        let entries =
-            std::fs::read_dir(&d).map_err(|source| IngestError::Read { path: d.clone(), source })?;
+        let entries = std::fs::read_dir(&d).map_err(|source| IngestError::Read {
+            path: d.clone(),
+            source,
+        })?;
         for entry in entries {
-            let entry = entry.map_err(|source| IngestError::Read { path: d.clone(), source })?;
+            let entry = entry.map_err(|source| IngestError::Read {
+                path: d.clone(),
+                source,
+            })?;
             let path = entry.path();
-            let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+            let hidden = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
             if path.is_file() && !hidden {
                 files.push(path);
             }
@@ -74,10 +89,14 @@ fn message_files(dir: &Path) -> Result<Vec<PathBuf>, IngestError> {
 
 fn classify(path: PathBuf) -> Result<Source, IngestError> {
     let mut head = [0u8; 5];
-    let mut file =
-        File::open(&path).map_err(|source| IngestError::Read { path: path.clone(), source })?;
-    let n = read_up_to(&mut file, &mut head)
-        .map_err(|source| IngestError::Read { path: path.clone(), source })?;
+    let mut file = File::open(&path).map_err(|source| IngestError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let n = read_up_to(&mut file, &mut head).map_err(|source| IngestError::Read {
+        path: path.clone(),
+        source,
+    })?;
     if &head[..n] == b"From " {
         Ok(Source::Mbox(path))
     } else {
@@ -98,39 +117,53 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> 
 
 /// Reads the messages of `sources` lazily, in order.
 pub fn read_all(sources: Vec<Source>) -> impl Iterator<Item = Result<Incoming, IngestError>> {
-    sources.into_iter().flat_map(|source| -> Box<dyn Iterator<Item = _>> {
-        match source {
-            Source::Stdin => {
-                let mut raw = Vec::new();
-                let result = std::io::stdin()
-                    .read_to_end(&mut raw)
-                    .map(|_| incoming(raw, "stdin".to_string()))
-                    .map_err(|source| IngestError::Read { path: PathBuf::from("-"), source });
-                Box::new(std::iter::once(result))
-            }
-            Source::File(path) => {
-                let result = std::fs::read(&path)
-                    .map(|raw| incoming(raw, path.display().to_string()))
-                    .map_err(|source| IngestError::Read { path, source });
-                Box::new(std::iter::once(result))
-            }
-            Source::Mbox(path) => match File::open(&path) {
-                Err(source) => Box::new(std::iter::once(Err(IngestError::Read { path, source }))),
-                Ok(file) => {
-                    let name = path.display().to_string();
-                    let messages = MessageIterator::new(BufReader::new(file));
-                    Box::new(messages.enumerate().map(move |(i, m)| match m {
-                        Ok(m) => Ok(incoming(m.unwrap_contents(), format!("{name}#{}", i + 1))),
-                        Err(source) => Err(IngestError::Read { path: path.clone(), source }),
-                    }))
+    sources
+        .into_iter()
+        .flat_map(|source| -> Box<dyn Iterator<Item = _>> {
+            match source {
+                Source::Stdin => {
+                    let mut raw = Vec::new();
+                    let result = std::io::stdin()
+                        .read_to_end(&mut raw)
+                        .map(|_| incoming(raw, "stdin".to_string()))
+                        .map_err(|source| IngestError::Read {
+                            path: PathBuf::from("-"),
+                            source,
+                        });
+                    Box::new(std::iter::once(result))
                 }
-            },
-        }
-    })
+                Source::File(path) => {
+                    let result = std::fs::read(&path)
+                        .map(|raw| incoming(raw, path.display().to_string()))
+                        .map_err(|source| IngestError::Read { path, source });
+                    Box::new(std::iter::once(result))
+                }
+                Source::Mbox(path) => match File::open(&path) {
+                    Err(source) => {
+                        Box::new(std::iter::once(Err(IngestError::Read { path, source })))
+                    }
+                    Ok(file) => {
+                        let name = path.display().to_string();
+                        let messages = MessageIterator::new(BufReader::new(file));
+                        Box::new(messages.enumerate().map(move |(i, m)| match m {
+                            Ok(m) => Ok(incoming(m.unwrap_contents(), format!("{name}#{}", i + 1))),
+                            Err(source) => Err(IngestError::Read {
+                                path: path.clone(),
+                                source,
+                            }),
+                        }))
+                    }
+                },
+            }
+        })
 }
 
 fn incoming(raw: Vec<u8>, source: String) -> Incoming {
-    Incoming { raw, mailbox: "cli".to_string(), source }
+    Incoming {
+        raw,
+        mailbox: "cli".to_string(),
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -160,9 +193,24 @@ mod tests {
         let messages: Vec<Incoming> = read_all(sources).map(Result::unwrap).collect();
         let subjects: Vec<String> = messages
             .iter()
-            .map(|m| String::from_utf8_lossy(&m.raw).lines().next().unwrap_or("").to_string())
+            .map(|m| {
+                String::from_utf8_lossy(&m.raw)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
             .collect();
-        assert_eq!(subjects, ["Subject: a", "Subject: b", "Subject: m1", "Subject: m2", "Subject: e"]);
+        assert_eq!(
+            subjects,
+            [
+                "Subject: a",
+                "Subject: b",
+                "Subject: m1",
+                "Subject: m2",
+                "Subject: e"
+            ]
+        );
         assert!(String::from_utf8_lossy(&messages[2].raw).contains("\nFrom here"));
         assert!(messages[2].source.ends_with("mail.mbox#1"));
     }
@@ -170,6 +218,9 @@ mod tests {
     #[test]
     fn a_missing_path_is_named() {
         let err = expand(&[PathBuf::from("/nonexistent/x.eml")]).unwrap_err();
-        assert_eq!(err.to_string(), "/nonexistent/x.eml: no such file or directory");
+        assert_eq!(
+            err.to_string(),
+            "/nonexistent/x.eml: no such file or directory"
+        );
     }
 }

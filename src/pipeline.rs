@@ -17,9 +17,7 @@ use crate::context::{Envelope, SenderKind, ThreadMatch};
 use crate::message::{self, Message};
 use crate::plan::{ActionKind, Plan, PlannedAction};
 use crate::rules::{RuleSet, RuleTrace};
-use crate::store::{
-    ApplyOptions, MailboxCursor, MessageRecord, Store, StoreError, TaskDirectory,
-};
+use crate::store::{ApplyOptions, MailboxCursor, MessageRecord, Store, StoreError, TaskDirectory};
 use crate::thread::{resolve_sender, resolve_thread, ResolvedSender};
 
 /// One message to process, as fetched.
@@ -101,7 +99,14 @@ impl Pipeline {
             now: None,
             triggers: None,
         };
-        Pipeline { config, rules, store, subject_tag, options, own_addresses }
+        Pipeline {
+            config,
+            rules,
+            store,
+            subject_tag,
+            options,
+            own_addresses,
+        }
     }
 
     /// Replaces the rule set (after a reload that loaded without error).
@@ -135,8 +140,20 @@ impl Pipeline {
     ) -> Result<Vec<Outcome>, StoreError> {
         let prepared: Vec<Prepared> = batch.into_iter().map(|i| self.prepare(i)).collect();
         let records: Vec<MessageRecord> = prepared.iter().map(|p| p.record.clone()).collect();
-        let Pipeline { store, config, rules, subject_tag, own_addresses, options } = self;
-        let planner = Planner { config, rules, subject_tag, own_addresses };
+        let Pipeline {
+            store,
+            config,
+            rules,
+            subject_tag,
+            own_addresses,
+            options,
+        } = self;
+        let planner = Planner {
+            config,
+            rules,
+            subject_tag,
+            own_addresses,
+        };
         store.apply_batch_with(
             records,
             |index, directory| planner.plan_one(&prepared[index], directory),
@@ -197,7 +214,11 @@ impl Pipeline {
     }
 
     fn prepare(&self, incoming: Incoming) -> Prepared {
-        let Incoming { raw, mailbox, source } = incoming;
+        let Incoming {
+            raw,
+            mailbox,
+            source,
+        } = incoming;
         let max = self.config.limits.max_message_size;
         let parsed = if raw.len() > max {
             Err(format!(
@@ -273,7 +294,7 @@ impl Planner<'_> {
             thread,
             task_status,
         };
-        let evaluation = self.rules.evaluate(&envelope, self.config.unmatched);
+        let evaluation = self.rules.decide(&envelope, self.config.unmatched);
         Ok(evaluation.plan.map_err(|e| e.to_string()).map(|mut plan| {
             guard_replies(&mut plan, message, self.own_addresses);
             plan

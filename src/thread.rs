@@ -30,12 +30,20 @@ pub fn resolve_sender(message: &Message, staff: &Staff) -> ResolvedSender {
             if !forwarded.from.email.is_empty() {
                 let address = forwarded.from.clone();
                 let kind = kind_of(&address, staff);
-                return ResolvedSender { address, kind, forwarded_by: Some(from) };
+                return ResolvedSender {
+                    address,
+                    kind,
+                    forwarded_by: Some(from),
+                };
             }
         }
     }
     let kind = kind_of(&from, staff);
-    ResolvedSender { address: from, kind, forwarded_by: None }
+    ResolvedSender {
+        address: from,
+        kind,
+        forwarded_by: None,
+    }
 }
 
 fn kind_of(address: &Address, staff: &Staff) -> SenderKind {
@@ -60,18 +68,27 @@ pub fn resolve_thread(
     if !ancestors.is_empty() {
         if let Some(task) = directory.task_for_message_ids(&ancestors)? {
             if let Some(status) = directory.task_status(task)? {
-                let found = ThreadMatch { task: Some(task), via: Some(ThreadVia::References) };
+                let found = ThreadMatch {
+                    task: Some(task),
+                    via: Some(ThreadVia::References),
+                };
                 return Ok((found, Some(status)));
             }
         }
     }
     for captures in subject_tag.captures_iter(&message.subject) {
-        let number = captures.get(1).or_else(|| captures.get(0)).map(|m| m.as_str());
+        let number = captures
+            .get(1)
+            .or_else(|| captures.get(0))
+            .map(|m| m.as_str());
         let Some(task) = number.and_then(|n| n.trim().parse::<i64>().ok()) else {
             continue;
         };
         if let Some(status) = directory.task_status(task)? {
-            let found = ThreadMatch { task: Some(task), via: Some(ThreadVia::Subject) };
+            let found = ThreadMatch {
+                task: Some(task),
+                via: Some(ThreadVia::Subject),
+            };
             return Ok((found, Some(status)));
         }
     }
@@ -118,13 +135,22 @@ mod tests {
             ..Message::default()
         };
         let (found, status) = resolve_thread(&msg, &tag(), &directory()).unwrap();
-        assert_eq!(found, ThreadMatch { task: Some(7), via: Some(ThreadVia::References) });
+        assert_eq!(
+            found,
+            ThreadMatch {
+                task: Some(7),
+                via: Some(ThreadVia::References)
+            }
+        );
         assert_eq!(status.as_deref(), Some("Новая"));
     }
 
     #[test]
     fn subject_tag_needs_an_existing_task() {
-        let mut msg = Message { subject: "Re: [#42] вопрос".into(), ..Message::default() };
+        let mut msg = Message {
+            subject: "Re: [#42] вопрос".into(),
+            ..Message::default()
+        };
         let (found, status) = resolve_thread(&msg, &tag(), &directory()).unwrap();
         assert_eq!(found.task, Some(42));
         assert_eq!(found.via, Some(ThreadVia::Subject));
@@ -137,7 +163,10 @@ mod tests {
     }
 
     fn staff() -> Staff {
-        Staff { domains: vec!["acme.example".into()], addresses: vec![] }
+        Staff {
+            domains: vec!["acme.example".into()],
+            addresses: vec![],
+        }
     }
 
     fn forwarded_by(from: &str) -> Message {
@@ -157,7 +186,10 @@ mod tests {
         let sender = resolve_sender(&forwarded_by("anna@acme.example"), &staff());
         assert_eq!(sender.address.email, "ivan@client.example");
         assert_eq!(sender.kind, SenderKind::Contact);
-        assert_eq!(sender.forwarded_by.map(|a| a.email).as_deref(), Some("anna@acme.example"));
+        assert_eq!(
+            sender.forwarded_by.map(|a| a.email).as_deref(),
+            Some("anna@acme.example")
+        );
     }
 
     #[test]
@@ -170,7 +202,10 @@ mod tests {
     #[test]
     fn display_name_never_makes_staff() {
         let msg = Message {
-            from: Some(Address::new(Some("anna@acme.example"), "evil@attacker.example")),
+            from: Some(Address::new(
+                Some("anna@acme.example"),
+                "evil@attacker.example",
+            )),
             reply_to: vec![Address::new(None, "anna@acme.example")],
             ..Message::default()
         };

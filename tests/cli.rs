@@ -39,7 +39,10 @@ fn check_names_file_line_column_and_rule_for_every_error() {
     let b = w.path("rules/b.toml").display().to_string();
     assert!(text.contains(&format!("{a}:4:1: rule \"first\"")), "{text}");
     assert!(text.contains("did you mean `subject`"), "{text}");
-    assert!(text.contains(&format!("{b}:4:")) && text.contains("rule \"second\""), "{text}");
+    assert!(
+        text.contains(&format!("{b}:4:")) && text.contains("rule \"second\""),
+        "{text}"
+    );
 }
 
 #[test]
@@ -65,7 +68,10 @@ fn a_failed_message_is_kept_listed_and_retried_after_the_fix() {
     assert_eq!(result["failed"], 1, "{result:#}");
     assert_eq!(result["messages"][0]["status"], "failed");
     let error = result["messages"][0]["error"].as_str().unwrap();
-    assert!(error.contains("Причина отказа") && error.contains("Дорого"), "{error}");
+    assert!(
+        error.contains("Причина отказа") && error.contains("Дорого"),
+        "{error}"
+    );
     assert_eq!(w.json(&["task", "list"]).as_array().unwrap().len(), 0);
 
     let failed = w.json(&["failed"]);
@@ -92,19 +98,38 @@ fn a_failed_message_is_kept_listed_and_retried_after_the_fix() {
 fn ingest_from_stdin_and_tempfail_when_the_store_cannot_be_written() {
     let w = Workdir::with_rules(&[("survey.toml", SURVEY_RULE)]);
     let raw = std::fs::read(fixture("scenarios/07-refusal-survey.eml")).unwrap();
-    let mut child = w.command(&["ingest", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut child = w
+        .command(&["ingest", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     child.stdin.take().unwrap().write_all(&raw).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "processed 1, duplicates 0, failed 0");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "processed 1, duplicates 0, failed 0"
+    );
 
     // A store in a directory that does not exist cannot be written: exit 75 so the MTA retries.
     let text = std::fs::read_to_string(&w.config).unwrap();
     std::fs::write(&w.config, text.replace("store.db", "no/such/dir/store.db")).unwrap();
-    let mut child = w.command(&["ingest", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = w
+        .command(&["ingest", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     child.stdin.take().unwrap().write_all(&raw).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(75), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -37,7 +37,10 @@ fn comments(task: &Value) -> Vec<(String, String, bool)> {
 fn shipped_rules_check_ok() {
     let w = Workdir::with_shipped_rules();
     let out = w.ok(&["check"]);
-    assert_eq!(out.trim(), "ok: 9 rules, 0 triggers, 0 schedules in 5 files");
+    assert_eq!(
+        out.trim(),
+        "ok: 8 rules, 0 triggers, 0 schedules in 5 files"
+    );
 }
 
 #[test]
@@ -46,15 +49,26 @@ fn helpdesk_request_reply_and_whose_move() {
     let t = task(&w, 1);
     assert_eq!(t["title"], "Не работает выгрузка отчётов");
     assert_eq!(t["requester"], "ivan@client.example");
-    assert!(t["description"].as_str().unwrap().contains("кнопка не нажимается"));
+    assert!(t["description"]
+        .as_str()
+        .unwrap()
+        .contains("кнопка не нажимается"));
     // The staff answer (03) came last: the ball is on the client's side.
     assert_eq!(t["status"], "Ожидание ответа клиента");
 
     let c = comments(&t);
     // 02: the client wrote from another address (windows-1251); threaded by References.
     assert_eq!(c[0].0, "ivan.petrov@gmail.example");
-    assert!(c[0].1.starts_with("Добавлю: браузер Firefox"), "{:?}", c[0].1);
-    assert!(!c[0].1.contains("пишет:"), "the quoted message must be dropped: {:?}", c[0].1);
+    assert!(
+        c[0].1.starts_with("Добавлю: браузер Firefox"),
+        "{:?}",
+        c[0].1
+    );
+    assert!(
+        !c[0].1.contains("пишет:"),
+        "the quoted message must be dropped: {:?}",
+        c[0].1
+    );
     assert!(!c[0].2, "a person's comment is not automatic");
     // 03: the staff reply, threaded by the [#1] tag.
     assert_eq!(c[1].0, "anna@acme.example");
@@ -62,11 +76,18 @@ fn helpdesk_request_reply_and_whose_move() {
 
     // The automatic reply is queued for the client, with the number.
     let outbox = w.json(&["outbox"]);
-    let replies: Vec<&Value> =
-        outbox.as_array().unwrap().iter().filter(|r| r["task"] == 1).collect();
+    let replies: Vec<&Value> = outbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["task"] == 1)
+        .collect();
     assert_eq!(replies.len(), 1, "{outbox:#}");
     assert_eq!(replies[0]["recipient"], "ivan@client.example");
-    assert!(replies[0]["body"].as_str().unwrap().contains("Ваша заявка принята, номер 1"));
+    assert!(replies[0]["body"]
+        .as_str()
+        .unwrap()
+        .contains("Ваша заявка принята, номер 1"));
     assert!(replies[0]["subject"].as_str().unwrap().contains("[#1]"));
 }
 
@@ -78,7 +99,10 @@ fn staff_forward_makes_the_client_the_requester() {
     assert_eq!(t["title"], "Fwd: Счёт на оплату");
     // Scenario 2's second survey landed in its own fields.
     assert_eq!(t["fields"]["Оценка доставки"], "5");
-    assert_eq!(t["fields"]["Комментарий к доставке"], "курьер приехал вовремя");
+    assert_eq!(
+        t["fields"]["Комментарий к доставке"],
+        "курьер приехал вовремя"
+    );
 }
 
 #[test]
@@ -88,7 +112,11 @@ fn delivery_notice_closes_the_order_and_the_client_reopens_it() {
     assert_eq!(t["title"], "Заказ №12345");
     assert_eq!(t["fields"]["Номер заказа"], "12345");
     let c = comments(&t);
-    assert!(c[0].1.starts_with("Служба доставки: заказ №12345 доставлен."), "{c:?}");
+    assert!(
+        c[0].1
+            .starts_with("Служба доставки: заказ №12345 доставлен."),
+        "{c:?}"
+    );
     assert!(c[0].2, "the rule's own text is an automatic comment");
     // 11: the client wrote on the closed task (ISO-8859-5): it is our move again.
     assert_eq!(t["status"], "Нужно ответить клиенту");
@@ -110,7 +138,16 @@ fn refusal_survey_sets_typed_fields_and_feeds_the_report() {
     assert_eq!(rows[0]["task"], 1);
     assert_eq!(rows[0]["values"]["Причина"], "Дорого");
 
-    let report = w.ok(&["report", "Причины отказа", "--by", "Причина", "--period", "month", "--format", "csv"]);
+    let report = w.ok(&[
+        "report",
+        "Причины отказа",
+        "--by",
+        "Причина",
+        "--period",
+        "month",
+        "--format",
+        "csv",
+    ]);
     let month = chrono::Utc::now().format("%Y-%m").to_string();
     assert_eq!(report, format!("period,Причина,count\n{month},Дорого,1\n"));
 }
@@ -147,12 +184,18 @@ fn ingesting_twice_changes_nothing() {
 #[test]
 fn explain_shows_why_each_rule_did_or_did_not_match() {
     let w = ingested();
-    let e = w.json(&["explain", fixture("scenarios/07-refusal-survey.eml").to_str().unwrap()]);
+    let e = w.json(&[
+        "explain",
+        fixture("scenarios/07-refusal-survey.eml").to_str().unwrap(),
+    ]);
     assert_eq!(e["thread"]["task"], 1);
     assert_eq!(e["thread"]["via"], "subject");
     assert_eq!(e["extracted"]["reason"], "Дорого");
     let rules = e["rules"].as_array().unwrap();
-    let refusal = rules.iter().find(|r| r["name"] == "refusal-survey").unwrap();
+    let refusal = rules
+        .iter()
+        .find(|r| r["name"] == "refusal-survey")
+        .unwrap();
     assert_eq!(refusal["matched"], true);
     let order = rules.iter().find(|r| r["name"] == "shop-order").unwrap();
     assert_eq!(order["matched"], false);

@@ -50,24 +50,43 @@ pub fn retry(config_path: &Path, ids: &[i64], json: bool) -> anyhow::Result<Exit
     }
     let batch: Vec<Incoming> = failed
         .into_iter()
-        .map(|(f, raw)| Incoming { raw, mailbox: f.mailbox.clone(), source: f.source.clone() })
+        .map(|(f, raw)| Incoming {
+            raw,
+            mailbox: f.mailbox.clone(),
+            source: f.source.clone(),
+        })
         .collect();
     let mut pipeline = Pipeline::new(config, rules, store);
     let results = pipeline.process_batch(batch, None)?;
-    let applied = results.iter().filter(|r| r.status == OutcomeStatus::Applied).count();
-    let still = results.iter().filter(|r| r.status == OutcomeStatus::Failed).count();
+    let applied = results
+        .iter()
+        .filter(|r| r.status == OutcomeStatus::Applied)
+        .count();
+    let still = results
+        .iter()
+        .filter(|r| r.status == OutcomeStatus::Failed)
+        .count();
     if json {
         let messages: Vec<_> = results
             .iter()
-            .map(|o| json!({"message_id": o.message_id, "key": o.key, "rule": o.rule, "task": o.task,
-                            "status": super::ingest::status_name(o.status), "error": o.error}))
+            .map(|o| {
+                json!({"message_id": o.message_id, "key": o.key, "rule": o.rule, "task": o.task,
+                            "status": super::ingest::status_name(o.status), "error": o.error})
+            })
             .collect();
         super::print_json(&json!({"applied": applied, "failed": still, "messages": messages}))?;
     } else {
         for r in results.iter().filter(|r| r.status == OutcomeStatus::Failed) {
-            eprintln!("still failing: {}: {}", r.key, r.error.as_deref().unwrap_or("unknown error"));
+            eprintln!(
+                "still failing: {}: {}",
+                r.key,
+                r.error.as_deref().unwrap_or("unknown error")
+            );
         }
-        println!("retried {}, applied {applied}, still failed {still}", results.len());
+        println!(
+            "retried {}, applied {applied}, still failed {still}",
+            results.len()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

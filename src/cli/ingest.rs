@@ -13,7 +13,12 @@ use crate::pipeline::{Explanation, Incoming, Outcome, OutcomeStatus, Pipeline};
 /// memory flat on a big mbox.
 const BATCH: usize = 500;
 
-pub fn ingest(config_path: &Path, paths: &[PathBuf], mailbox: &str, json: bool) -> anyhow::Result<ExitCode> {
+pub fn ingest(
+    config_path: &Path,
+    paths: &[PathBuf],
+    mailbox: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let config = Arc::new(super::load_config(config_path)?);
     let rules = Arc::new(super::load_rules(&config)?);
     let sources = expand(paths)?;
@@ -44,7 +49,11 @@ pub fn ingest(config_path: &Path, paths: &[PathBuf], mailbox: &str, json: bool) 
             outcomes.extend(results);
         } else {
             for r in results.iter().filter(|r| r.status == OutcomeStatus::Failed) {
-                eprintln!("failed: {}: {}", r.key, r.error.as_deref().unwrap_or("unknown error"));
+                eprintln!(
+                    "failed: {}: {}",
+                    r.key,
+                    r.error.as_deref().unwrap_or("unknown error")
+                );
             }
         }
         Ok(())
@@ -103,7 +112,12 @@ pub fn status_name(status: OutcomeStatus) -> &'static str {
     }
 }
 
-pub fn explain(config_path: &Path, file: &Path, mailbox: &str, json: bool) -> anyhow::Result<ExitCode> {
+pub fn explain(
+    config_path: &Path,
+    file: &Path,
+    mailbox: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let config = Arc::new(super::load_config(config_path)?);
     let rules = Arc::new(super::load_rules(&config)?);
     let raw = if file.as_os_str() == "-" {
@@ -127,9 +141,16 @@ pub fn explain(config_path: &Path, file: &Path, mailbox: &str, json: bool) -> an
 fn render_explanation(e: &Explanation) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let _ = writeln!(out, "subject: {}", e.subject.as_deref().unwrap_or("(unparseable message)"));
+    let _ = writeln!(
+        out,
+        "subject: {}",
+        e.subject.as_deref().unwrap_or("(unparseable message)")
+    );
     if let Some(sender) = &e.sender {
-        let kind = e.sender_kind.map(|k| format!("{k:?}").to_lowercase()).unwrap_or_default();
+        let kind = e
+            .sender_kind
+            .map(|k| format!("{k:?}").to_lowercase())
+            .unwrap_or_default();
         let _ = write!(out, "sender:  {sender} ({kind})");
         if let Some(by) = &e.forwarded_by {
             let _ = write!(out, ", forwarded by {by}");
@@ -137,7 +158,9 @@ fn render_explanation(e: &Explanation) -> String {
         out.push('\n');
     }
     let thread = match (e.thread.task, e.thread.via) {
-        (Some(task), Some(via)) => format!("task #{task} (via {})", format!("{via:?}").to_lowercase()),
+        (Some(task), Some(via)) => {
+            format!("task #{task} (via {})", format!("{via:?}").to_lowercase())
+        }
         (Some(task), None) => format!("task #{task}"),
         _ => "new (no task found)".to_string(),
     };

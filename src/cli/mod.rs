@@ -20,10 +20,19 @@ mod tasks;
 pub const EXIT_TEMPFAIL: u8 = 75;
 
 #[derive(Debug, Parser)]
-#[command(name = "mailrules", version, about = "Turns email into work: IMAP mail matched against TOML rules becomes tasks, comments, field updates, analytics rows and replies.")]
+#[command(
+    name = "mailrules",
+    version,
+    about = "Turns email into work: IMAP mail matched against TOML rules becomes tasks, comments, field updates, analytics rows and replies."
+)]
 pub struct Cli {
     /// Configuration file.
-    #[arg(long, global = true, env = "MAILRULES_CONFIG", default_value = "mailrules.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "MAILRULES_CONFIG",
+        default_value = "mailrules.toml"
+    )]
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,
@@ -148,26 +157,41 @@ pub fn main(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Run => run::run(&cli.config),
         Command::Check => check::check(&cli.config),
-        Command::Ingest { paths, mailbox, json } => ingest::ingest(&cli.config, &paths, &mailbox, json),
-        Command::Explain { file, mailbox, json } => ingest::explain(&cli.config, &file, &mailbox, json),
-        Command::Task { command: TaskCommand::List { status, json } } => {
-            tasks::list(&cli.config, status.as_deref(), json)
-        }
-        Command::Task { command: TaskCommand::Show { id, all, json } } => {
-            tasks::show(&cli.config, id, all, json)
-        }
-        Command::Analytics { command: AnalyticsCommand::Show { name, json } } => {
-            tasks::analytics(&cli.config, &name, json)
-        }
-        Command::Report { table, by, period, format } => {
-            tasks::report(&cli.config, &table, &by, period, format)
-        }
+        Command::Ingest {
+            paths,
+            mailbox,
+            json,
+        } => ingest::ingest(&cli.config, &paths, &mailbox, json),
+        Command::Explain {
+            file,
+            mailbox,
+            json,
+        } => ingest::explain(&cli.config, &file, &mailbox, json),
+        Command::Task {
+            command: TaskCommand::List { status, json },
+        } => tasks::list(&cli.config, status.as_deref(), json),
+        Command::Task {
+            command: TaskCommand::Show { id, all, json },
+        } => tasks::show(&cli.config, id, all, json),
+        Command::Analytics {
+            command: AnalyticsCommand::Show { name, json },
+        } => tasks::analytics(&cli.config, &name, json),
+        Command::Report {
+            table,
+            by,
+            period,
+            format,
+        } => tasks::report(&cli.config, &table, &by, period, format),
         Command::Failed { json } => failed::list(&cli.config, json),
         Command::Retry { ids, json } => failed::retry(&cli.config, &ids, json),
-        Command::Outbox { command: None, json } => outbox::list(&cli.config, json),
-        Command::Outbox { command: Some(OutboxCommand::Retry { ids }), .. } => {
-            outbox::retry(&cli.config, &ids)
-        }
+        Command::Outbox {
+            command: None,
+            json,
+        } => outbox::list(&cli.config, json),
+        Command::Outbox {
+            command: Some(OutboxCommand::Retry { ids }),
+            ..
+        } => outbox::retry(&cli.config, &ids),
     };
     match result {
         Ok(code) => code,
@@ -191,7 +215,10 @@ fn open_store(config: &crate::config::Config) -> anyhow::Result<crate::store::St
 /// Loads the rules, printing every error (file:line:col) when they do not load.
 fn load_rules(config: &crate::config::Config) -> anyhow::Result<crate::rules::RuleSet> {
     crate::rules::RuleSet::load_dir(&config.rules).map_err(|errors| {
-        anyhow::anyhow!("the rules in {} do not load:\n{errors}", config.rules.display())
+        anyhow::anyhow!(
+            "the rules in {} do not load:\n{errors}",
+            config.rules.display()
+        )
     })
 }
 

@@ -12,7 +12,11 @@ pub struct Table {
 
 impl Table {
     pub fn new(headers: &[&str]) -> Table {
-        Table { headers: headers.iter().map(|h| h.to_string()).collect(), rows: Vec::new(), max_cell: 60 }
+        Table {
+            headers: headers.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+            max_cell: 60,
+        }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -83,7 +87,11 @@ mod tests {
     fn cyrillic_columns_line_up() {
         let mut t = Table::new(&["ID", "СТАТУС", "TITLE"]);
         t.row(vec!["1".into(), "Новая".into(), "Заявка".into()]);
-        t.row(vec!["12".into(), "Нужно ответить клиенту".into(), "x".into()]);
+        t.row(vec![
+            "12".into(),
+            "Нужно ответить клиенту".into(),
+            "x".into(),
+        ]);
         let text = t.render();
         let lines: Vec<&str> = text.lines().collect();
         let col = |line: &str, needle: &str| display_width(&line[..line.find(needle).unwrap()]);

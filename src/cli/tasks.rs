@@ -16,7 +16,12 @@ pub fn list(config_path: &Path, status: Option<&str>, json: bool) -> anyhow::Res
     }
     let mut table = Table::new(&["ID", "STATUS", "REQUESTER", "TITLE"]);
     for t in &tasks {
-        table.row(vec![t.id.to_string(), t.status.clone(), t.requester.clone().unwrap_or_default(), t.title.clone()]);
+        table.row(vec![
+            t.id.to_string(),
+            t.status.clone(),
+            t.requester.clone().unwrap_or_default(),
+            t.title.clone(),
+        ]);
     }
     if table.is_empty() {
         println!("no tasks");
@@ -44,10 +49,18 @@ pub fn show(config_path: &Path, id: i64, all: bool, json: bool) -> anyhow::Resul
     if let Some(parent) = task.parent {
         println!("parent:    #{parent}");
     }
-    println!("created:   {}   updated: {}", task.created_at, task.updated_at);
+    println!(
+        "created:   {}   updated: {}",
+        task.created_at, task.updated_at
+    );
     if !task.fields.is_empty() {
         println!("\nfields:");
-        let width = task.fields.keys().map(|k| crate::text::display_width(k)).max().unwrap_or(0);
+        let width = task
+            .fields
+            .keys()
+            .map(|k| crate::text::display_width(k))
+            .max()
+            .unwrap_or(0);
         for (name, value) in &task.fields {
             let pad = width - crate::text::display_width(name);
             println!("  {name}{}  {value}", " ".repeat(pad));
@@ -71,7 +84,10 @@ pub fn show(config_path: &Path, id: i64, all: bool, json: bool) -> anyhow::Resul
         };
         println!("  {} {author}{robot}:", c.at);
         for a in &c.attachments {
-            println!("    [attachment] {} ({}, {} bytes)", a.name, a.content_type, a.size);
+            println!(
+                "    [attachment] {} ({}, {} bytes)",
+                a.name, a.content_type, a.size
+            );
         }
         for line in c.text.trim_end().lines() {
             println!("    {line}");
@@ -83,8 +99,11 @@ pub fn show(config_path: &Path, id: i64, all: bool, json: bool) -> anyhow::Resul
     if !task.analytics.is_empty() {
         println!("\nanalytics:");
         for row in &task.analytics {
-            let values: Vec<String> =
-                row.values.iter().map(|(k, v)| format!("{k}: {}", json_text(v))).collect();
+            let values: Vec<String> = row
+                .values
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", json_text(v)))
+                .collect();
             println!("  {} {}: {}", row.at, row.table, values.join("; "));
         }
     }
@@ -114,7 +133,11 @@ pub fn analytics(config_path: &Path, name: &str, json: bool) -> anyhow::Result<E
     for row in &rows {
         let task = row.task.map(|t| format!("#{t}")).unwrap_or_default();
         let mut cells = vec![task, row.at.clone()];
-        cells.extend(columns.iter().map(|c| row.values.get(c).map(json_text).unwrap_or_default()));
+        cells.extend(
+            columns
+                .iter()
+                .map(|c| row.values.get(c).map(json_text).unwrap_or_default()),
+        );
         table.row(cells);
     }
     print!("{}", table.render());

@@ -57,7 +57,11 @@ impl Store {
             items.into_iter().map(|i| (i.record, Some(i.plan))).unzip();
         self.apply_batch_with(
             records,
-            |index, _| Ok(plans[index].take().unwrap_or_else(|| Err("planned twice".into()))),
+            |index, _| {
+                Ok(plans[index]
+                    .take()
+                    .unwrap_or_else(|| Err("planned twice".into())))
+            },
             cursor,
             opts,
         )
@@ -226,7 +230,8 @@ struct MessageApply<'a> {
     sender_contact: Option<i64>,
     /// The task the actions are about: the thread's task, or the event's task in a trigger.
     base: Option<i64>,
-    /// The task created last by this message (or trigger): `{task}` for the actions after it.
+    /// The task created last by this message (or trigger), or, when the message threads to
+    /// no task, the one its last action named: `{task}` for the actions after it.
     created: Option<i64>,
     /// Tasks the message's own actions acted on, in order, without repeats.
     touched: Vec<i64>,
@@ -411,7 +416,12 @@ impl<'a> MessageApply<'a> {
             TaskRef::Number(n) => tasks::exists(self.conn, *n)?.then_some(*n),
             TaskRef::Field { field, value } => tasks::find_by_field(self.conn, field, value)?,
         };
-        if found.is_some() {
+        if let Some(task) = found {
+            // A message that threads nowhere keeps acting on the task its previous action
+            // named, so `task = { field = … }` need not be repeated on every action.
+            if self.base.is_none() && !matches!(action.task, TaskRef::Current) {
+                self.created = Some(task);
+            }
             return Ok(found);
         }
         match action.if_missing {

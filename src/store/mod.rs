@@ -311,7 +311,9 @@ impl TaskDirectory for ConnectionDirectory<'_> {
     }
 
     fn task_status(&self, id: i64) -> Result<Option<String>, StoreError> {
-        let mut stmt = self.0.prepare_cached("SELECT status FROM tasks WHERE id = ?1")?;
+        let mut stmt = self
+            .0
+            .prepare_cached("SELECT status FROM tasks WHERE id = ?1")?;
         Ok(stmt.query_row([id], |r| r.get(0)).optional()?)
     }
 }

@@ -56,7 +56,8 @@ impl Workdir {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailrules"));
         cmd.arg("--config").arg(&self.config).args(args);
-        cmd.env_remove("MAILRULES_CONFIG").env("MAILRULES_LOG", "warn");
+        cmd.env_remove("MAILRULES_CONFIG")
+            .env("MAILRULES_LOG", "warn");
         cmd
     }
 
@@ -83,7 +84,8 @@ impl Workdir {
         let mut args = args.to_vec();
         args.push("--json");
         let text = self.ok(&args);
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON from {args:?}: {e}\n{text}"))
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("bad JSON from {args:?}: {e}\n{text}"))
     }
 
     /// Runs `mailrules ingest PATH --json`.
