@@ -4,3 +4,4 @@
 pub mod dovecot;
 pub mod fake_daemon;
 pub mod logs;
+pub mod workdir;
