@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
-    let _ = config_path;
-    anyhow::bail!("the daemon is being merged; use `mailrules ingest` for now")
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(crate::daemon::run(config_path))?;
+    Ok(ExitCode::SUCCESS)
 }

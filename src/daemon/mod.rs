@@ -3,6 +3,7 @@
 //! schedule runner), all under one supervisor and one [`Shutdown`].
 
 mod notify;
+mod pipeline_sink;
 mod policy;
 mod reload;
 mod shutdown;
@@ -11,14 +12,19 @@ mod status;
 mod unreadable;
 mod watcher;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use tokio::task::JoinSet;
 use tracing::info;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
+use crate::pipeline::Pipeline;
+use crate::rules::{RuleErrors, RuleSet};
+use crate::store::{Store, StoreError};
 
 pub use notify::Notifier;
+pub use pipeline_sink::PipelineSink;
 pub use policy::{Backoff, RetryPolicy};
 pub use shutdown::{listen_for_signals, Reload, Shutdown};
 pub use sink::{
@@ -30,6 +36,14 @@ pub use status::{MailboxState, MailboxStatus, StatusBoard};
 /// Why the daemon stopped other than by request.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("the rules in {dir} do not load:\n{errors}")]
+    Rules { dir: String, errors: RuleErrors },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen for signals: {0}")]
+    Signals(#[source] std::io::Error),
     #[error("cannot start the message processing thread: {0}")]
     Thread(#[source] std::io::Error),
     #[error(transparent)]
@@ -68,6 +82,43 @@ pub struct ServiceContext {
 }
 
 type TaskResult = Result<(), DaemonError>;
+
+/// `mailrules run`: loads the configuration, rules and store, then runs until SIGTERM or
+/// SIGINT (exit 0 once every batch in hand is committed and acknowledged). SIGHUP reloads the
+/// rules; systemd is notified when `$NOTIFY_SOCKET` is set.
+pub async fn run(config_path: &Path) -> Result<(), DaemonError> {
+    let shutdown = Shutdown::new();
+    let reload = Reload::new();
+    listen_for_signals(shutdown.clone(), reload.clone()).map_err(DaemonError::Signals)?;
+    let options = DaemonOptions {
+        reload,
+        notifier: Notifier::from_env(),
+        ..DaemonOptions::default()
+    };
+    run_until(config_path, options, shutdown).await
+}
+
+/// [`run`] without the signal handlers: stops when `shutdown` is triggered.
+pub async fn run_until(
+    config_path: &Path,
+    options: DaemonOptions,
+    shutdown: Shutdown,
+) -> Result<(), DaemonError> {
+    let config = Arc::new(Config::load(config_path)?);
+    let rules = RuleSet::load_dir(&config.rules).map_err(|errors| DaemonError::Rules {
+        dir: config.rules.display().to_string(),
+        errors,
+    })?;
+    let summary = rules.summary();
+    info!(
+        "loaded {} rules, {} triggers, {} schedules from {} files",
+        summary.rules, summary.triggers, summary.schedules, summary.files
+    );
+    let store = Store::open(&config.store)?;
+    let pipeline = Pipeline::new(config.clone(), Arc::new(rules), store);
+    let sink = PipelineSink::new(pipeline, config.rules.clone());
+    run_with(config, sink, options, shutdown).await
+}
 
 /// Runs the daemon until `shutdown` is triggered (then returns `Ok` once every batch in hand
 /// is committed and acknowledged), or until something it cannot survive happens.

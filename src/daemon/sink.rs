@@ -5,43 +5,8 @@ use std::any::Any;
 
 use tokio::sync::{mpsc, oneshot};
 
-/// One message as fetched, ready for the pipeline.
-#[derive(Debug, Clone)]
-pub struct Incoming {
-    pub raw: Vec<u8>,
-    /// The configured mailbox name.
-    pub mailbox: String,
-    /// Where it came from, for `failed` listings: `imap:support uid 42`.
-    pub source: String,
-}
-
-/// What became of one message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    pub key: String,
-    pub message_id: Option<String>,
-    pub rule: Option<String>,
-    pub task: Option<i64>,
-    pub status: OutcomeStatus,
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutcomeStatus {
-    Applied,
-    /// Already processed before (a rescan, or a restart before acknowledging).
-    Duplicate,
-    /// Recorded as failed, with its error and raw bytes, for `mailrules failed` / `retry`.
-    Failed,
-}
-
-/// How far a mailbox has been processed: committed together with the batch it describes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MailboxCursor {
-    pub mailbox: String,
-    pub uid_validity: u32,
-    pub last_uid: u32,
-}
+pub use crate::pipeline::{Incoming, Outcome, OutcomeStatus};
+pub use crate::store::MailboxCursor;
 
 /// The store could not be read or written; nothing of the batch was committed.
 #[derive(Debug, Clone, thiserror::Error)]

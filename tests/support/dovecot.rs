@@ -205,6 +205,16 @@ impl Dovecot {
         session.logout().await.unwrap();
     }
 
+    /// APPENDs every message of `raws` to `folder` (created if missing) over one session.
+    pub async fn append_all(&self, folder: &str, raws: &[Vec<u8>]) {
+        let mut session = self.session().await;
+        let _ = session.create(folder).await;
+        for raw in raws {
+            session.append(folder, None, None, raw).await.unwrap();
+        }
+        session.logout().await.unwrap();
+    }
+
     /// The raw messages in `folder`, in UID order (empty if the folder does not exist).
     pub async fn messages(&self, folder: &str) -> Vec<Vec<u8>> {
         let mut session = self.session().await;

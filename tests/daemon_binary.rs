@@ -1,0 +1,368 @@
+//! `mailrules run` as users run it: the real binary, pipeline and store against a private
+//! Dovecot. SIGKILL mid-batch, SIGTERM, systemd notifications and rules edited while running.
+
+mod support;
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use support::dovecot::{message, wait_until, Dovecot, USER};
+
+const WAIT: Duration = Duration::from_secs(30);
+/// Hundreds of messages through a debug build on a shared machine.
+const LONG_WAIT: Duration = Duration::from_secs(180);
+
+const RULES_FIRST: &str = r#"
+[[rule]]
+name = "first"
+[rule.when]
+thread = "new"
+[[rule.do]]
+action = "create_task"
+status = "Первая"
+"#;
+
+const RULES_BROKEN: &str = r#"
+[[rule]]
+name = "first"
+[rule.when]
+thread = "new"
+[[rule.do]]
+action = "frobnicate"
+"#;
+
+const RULES_SECOND: &str = r#"
+[[rule]]
+name = "second"
+[rule.when]
+thread = "new"
+[[rule.do]]
+action = "create_task"
+status = "Вторая"
+"#;
+
+/// A config directory: mailrules.toml, rules/10-test.toml, the store once it runs.
+struct Workdir {
+    dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    fn new(dovecot: &Dovecot, mailbox_extra: &str, rules: &str) -> Workdir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("rules")).unwrap();
+        std::fs::write(dir.path().join("rules/10-test.toml"), rules).unwrap();
+        let config = format!(
+            "store = \"mailrules.db\"\nrules = \"rules\"\n\n[[mailbox]]\nname = \"support\"\n\
+             host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"{USER}\"\n\
+             password_file = \"{}\"\n{mailbox_extra}\n",
+            dovecot.port,
+            dovecot.password_file().display()
+        );
+        std::fs::write(dir.path().join("mailrules.toml"), config).unwrap();
+        Workdir { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write_rules(&self, text: &str) {
+        std::fs::write(self.path().join("rules/10-test.toml"), text).unwrap();
+    }
+
+    fn store(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(
+            self.path().join("mailrules.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap()
+    }
+
+    /// (rows, distinct keys, applied rows) of the processed-messages table.
+    fn message_counts(&self) -> (i64, i64, i64) {
+        self.store()
+            .query_row(
+                "SELECT COUNT(*), COUNT(DISTINCT key), \
+                 COALESCE(SUM(status = 'applied'), 0) FROM messages",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap()
+    }
+
+    fn task_status(&self, title: &str) -> Option<String> {
+        self.store()
+            .query_row("SELECT status FROM tasks WHERE title = ?1", [title], |r| {
+                r.get(0)
+            })
+            .ok()
+    }
+}
+
+/// The daemon binary, killed on Drop if still running.
+struct Daemon {
+    child: Child,
+    stderr: PathBuf,
+}
+
+impl Daemon {
+    fn start(work: &Workdir, env: &[(&str, &Path)]) -> Daemon {
+        let stderr = unique(work.path().join("stderr.log"));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mailrules"));
+        command
+            .arg("run")
+            .arg("--config")
+            .arg(work.path().join("mailrules.toml"))
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
+            .env("MAILRULES_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Daemon {
+            child: command.spawn().unwrap(),
+            stderr,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit on its own; panics after `limit`.
+    fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "the daemon did not exit within {limit:?}; its log:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    async fn wait_for_log(&self, what: &str, count: usize) {
+        wait_until(
+            WAIT,
+            &format!("{count}× {what:?} in the daemon's log"),
+            || {
+                let seen = self.stderr().matches(what).count();
+                async move { seen >= count }
+            },
+        )
+        .await;
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- the daemon's log ----\n{}", self.stderr());
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unique(path: PathBuf) -> PathBuf {
+    let mut candidate = path.clone();
+    let mut n = 0;
+    while candidate.exists() {
+        n += 1;
+        candidate = path.with_extension(format!("{n}.log"));
+    }
+    candidate
+}
+
+async fn wait_for_count(dovecot: &Dovecot, folder: &str, n: usize, limit: Duration) {
+    wait_until(limit, &format!("{n} message(s) in {folder}"), || async {
+        dovecot.count(folder).await == n
+    })
+    .await;
+}
+
+fn bulk(prefix: &str, n: usize) -> Vec<Vec<u8>> {
+    (1..=n)
+        .map(|i| {
+            message(
+                &format!("{prefix}-{i}"),
+                &format!("{prefix} request {i}"),
+                "",
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_batch_then_restart_processes_every_message_exactly_once() {
+    const N: usize = 300;
+    let dovecot = Dovecot::start();
+    dovecot.append_all("INBOX", &bulk("kill", N)).await;
+    let work = Workdir::new(&dovecot, "batch_size = 20", RULES_FIRST);
+
+    let mut daemon = Daemon::start(&work, &[]);
+    wait_until(WAIT, "the first batch to be acknowledged", || async {
+        dovecot.count("Processed").await > 0
+    })
+    .await;
+    daemon.child.kill().unwrap(); // SIGKILL: no chance to finish anything
+    daemon.wait_exit(WAIT);
+    let (committed, _, _) = work.message_counts();
+    assert!(
+        (committed as usize) < N,
+        "the kill should land before the end ({committed} of {N} committed)"
+    );
+
+    let mut daemon = Daemon::start(&work, &[]);
+    wait_for_count(&dovecot, "Processed", N, LONG_WAIT).await;
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(WAIT).success(), "{}", daemon.stderr());
+
+    assert_eq!(dovecot.count("INBOX").await, 0);
+    assert_eq!(dovecot.count("Failed").await, 0);
+    let (rows, keys, applied) = work.message_counts();
+    assert_eq!((rows, keys, applied), (N as i64, N as i64, N as i64));
+    let (tasks, titles): (i64, i64) = work
+        .store()
+        .query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT title) FROM tasks",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (tasks, titles),
+        (N as i64, N as i64),
+        "one task per message, none twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_0_promptly_with_everything_committed_also_acknowledged() {
+    const N: usize = 200;
+    let dovecot = Dovecot::start();
+    dovecot.append_all("INBOX", &bulk("term", N)).await;
+    let work = Workdir::new(&dovecot, "batch_size = 10", RULES_FIRST);
+    let socket = work.path().join("notify.sock");
+    let systemd = UnixDatagram::bind(&socket).unwrap();
+    systemd.set_read_timeout(Some(WAIT)).unwrap();
+
+    let mut daemon = Daemon::start(&work, &[("NOTIFY_SOCKET", &socket)]);
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !heard.iter().any(|h| h == "READY=1") {
+        let n = systemd.recv(&mut buf).expect("READY=1 from the daemon");
+        heard.push(String::from_utf8_lossy(&buf[..n]).to_string());
+    }
+    wait_until(WAIT, "some mail to be processed", || async {
+        dovecot.count("Processed").await > 0
+    })
+    .await;
+    let asked = Instant::now();
+    daemon.signal("TERM");
+    let status = daemon.wait_exit(Duration::from_secs(10));
+    assert!(
+        status.success(),
+        "exit status {status}; log:\n{}",
+        daemon.stderr()
+    );
+    let took = asked.elapsed();
+
+    // Nothing half-done: what was committed was acknowledged, and nothing else was.
+    let (rows, keys, applied) = work.message_counts();
+    assert_eq!(rows, keys);
+    assert_eq!(rows, applied);
+    assert_eq!(dovecot.count("Processed").await, rows as usize);
+    assert_eq!(dovecot.count("INBOX").await, N - rows as usize);
+
+    while let Ok(n) = systemd.recv(&mut buf) {
+        heard.push(String::from_utf8_lossy(&buf[..n]).to_string());
+        if heard.last().is_some_and(|h| h == "STOPPING=1") {
+            break;
+        }
+    }
+    assert!(heard.iter().any(|h| h == "STOPPING=1"), "{heard:?}");
+    assert!(
+        heard.iter().any(|h| h.starts_with("STATUS=support idle")),
+        "{heard:?}"
+    );
+    eprintln!("SIGTERM to exit: {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_rule_edit_while_running_keeps_the_old_rules() {
+    let dovecot = Dovecot::start();
+    let work = Workdir::new(&dovecot, "", RULES_FIRST);
+    let daemon = Daemon::start(&work, &[]);
+    daemon.wait_for_log("connected to", 1).await;
+
+    dovecot.append("INBOX", &message("one", "one", "")).await;
+    wait_for_count(&dovecot, "Processed", 1, WAIT).await;
+    assert_eq!(work.task_status("one").as_deref(), Some("Первая"));
+
+    // A broken edit: every error reported with file:line:col, the old rules stay.
+    work.write_rules(RULES_BROKEN);
+    daemon
+        .wait_for_log("still using the rules loaded before", 1)
+        .await;
+    let log = daemon.stderr();
+    let rules_file = work.path().join("rules/10-test.toml");
+    assert!(
+        log.contains(&format!("{}:7:", rules_file.display())),
+        "the error names file and line: {log}"
+    );
+    dovecot.append("INBOX", &message("two", "two", "")).await;
+    wait_for_count(&dovecot, "Processed", 2, WAIT).await;
+    assert_eq!(work.task_status("two").as_deref(), Some("Первая"));
+
+    // A good edit replaces them.
+    work.write_rules(RULES_SECOND);
+    daemon.wait_for_log("rules reloaded", 1).await;
+    dovecot
+        .append("INBOX", &message("three", "three", ""))
+        .await;
+    wait_for_count(&dovecot, "Processed", 3, WAIT).await;
+    assert_eq!(work.task_status("three").as_deref(), Some("Вторая"));
+
+    // SIGHUP reloads too (systemctl reload).
+    daemon.signal("HUP");
+    daemon.wait_for_log("rules reloaded", 2).await;
+    let mut daemon = daemon;
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(WAIT).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_rules_at_start_exit_1_naming_every_error() {
+    let dovecot = Dovecot::start();
+    let work = Workdir::new(&dovecot, "", RULES_BROKEN);
+    let mut daemon = Daemon::start(&work, &[]);
+    let status = daemon.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(1), "{}", daemon.stderr());
+    let log = daemon.stderr();
+    let rules_file = work.path().join("rules/10-test.toml");
+    assert!(
+        log.contains(&format!("{}:7:", rules_file.display())),
+        "{log}"
+    );
+    // Nothing was touched on the server.
+    assert_eq!(dovecot.count("Processed").await, 0);
+}
