@@ -173,7 +173,13 @@ impl Watcher {
         };
         match self.trouble {
             Some(Trouble::Network | Trouble::Operator(_)) => {
-                info!(mailbox = %m.name, "connected again to {}:{}, folder {} ({how})", m.host, m.port, folder.name());
+                info!(
+                    mailbox = %m.name,
+                    "connected again to {}:{}, folder {} ({how})",
+                    m.host,
+                    m.port,
+                    folder.name()
+                );
                 self.trouble = None;
                 self.backoff.reset();
             }
@@ -181,7 +187,14 @@ impl Watcher {
                 debug!(mailbox = %m.name, "connected again; the store still has to prove writable");
             }
             None => {
-                info!(mailbox = %m.name, "connected to {}:{} as {}, folder {} ({how})", m.host, m.port, m.user, folder.name());
+                info!(
+                    mailbox = %m.name,
+                    "connected to {}:{} as {}, folder {} ({how})",
+                    m.host,
+                    m.port,
+                    m.user,
+                    folder.name()
+                );
                 self.backoff.reset();
             }
         }
@@ -192,7 +205,10 @@ impl Watcher {
     /// A batch was committed: if the store was the trouble, it is over.
     fn committed(&mut self) {
         if self.trouble == Some(Trouble::Store) {
-            info!(mailbox = %self.mailbox.name, "the store accepts writes again; processing resumed");
+            info!(
+                mailbox = %self.mailbox.name,
+                "the store accepts writes again; processing resumed"
+            );
             self.trouble = None;
             self.backoff.reset();
         }

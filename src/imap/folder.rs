@@ -149,9 +149,9 @@ impl Folder {
         Ok(uids)
     }
 
-    /// The full raw messages for `uids` (without setting \Seen). Messages that vanished in the
-    /// meantime are simply missing from the result; any failure of the command is an error
-    /// (never a silently shorter result).
+    /// The full raw messages for `uids` (ascending), without setting \Seen. Messages that
+    /// vanished in the meantime are simply missing from the result; any failure of the command
+    /// is an error (never a silently shorter result).
     pub async fn fetch(&mut self, uids: &[u32]) -> Result<Vec<Fetched>, ImapError> {
         if uids.is_empty() {
             return Ok(Vec::new());
@@ -177,7 +177,7 @@ impl Folder {
             }
             // Anything else is an unsolicited flag update, not one of ours.
             if let (Some(uid), Some(body)) = (uid, body) {
-                if uids.contains(&uid) {
+                if uids.binary_search(&uid).is_ok() {
                     fetched.push(Fetched {
                         uid,
                         raw: body.to_vec(),

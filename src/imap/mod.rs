@@ -46,7 +46,10 @@ pub enum ImapError {
         doing: &'static str,
         after: Duration,
     },
-    #[error("TLS with {host} failed: {message} (set ca_file to trust a private CA or a self-signed certificate)")]
+    #[error(
+        "TLS with {host} failed: {message} \
+         (set ca_file to trust a private CA or a self-signed certificate)"
+    )]
     Certificate { host: String, message: String },
     #[error("TLS with {host} failed: {message}")]
     Tls { host: String, message: String },

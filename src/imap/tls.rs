@@ -38,8 +38,8 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, ImapEr
     let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| ImapError::Tls {
-            host: String::new(),
-            message: e.to_string(),
+            host: "any server".into(),
+            message: format!("no usable TLS protocol version: {e}"),
         })?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(PinningVerifier { webpki, pinned }))
