@@ -9,6 +9,7 @@ use mailrules::daemon::{MailboxCursor, MailboxState, Notifier, RetryPolicy};
 use support::dovecot::{message, wait_until, Dovecot};
 use support::fake_daemon::*;
 use support::logs::captured_logs;
+use support::systemd::FakeSystemd;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_appended_before_and_after_start_is_processed_once_and_moved() {
@@ -331,10 +332,8 @@ async fn shutdown_finishes_and_acknowledges_the_batch_in_hand() {
         f.batch_started = Some(started);
         f.batch_time = Duration::from_millis(1500);
     });
-    let socket_path = dir.path().join("notify.sock");
-    let systemd = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
-    systemd.set_read_timeout(Some(WAIT)).unwrap();
-    let daemon = start(config, sink.clone(), Notifier::to_socket(&socket_path));
+    let systemd = FakeSystemd::bind(&dir.path().join("notify.sock"));
+    let daemon = start(config, sink.clone(), Notifier::to_socket(systemd.path()));
 
     let first = tokio::task::block_in_place(|| batches.recv_timeout(WAIT)).unwrap();
     assert_eq!(first, 2);
@@ -354,16 +353,8 @@ async fn shutdown_finishes_and_acknowledges_the_batch_in_hand() {
     assert_eq!(moved, ["sd-1@example.org", "sd-2@example.org"]);
     assert_eq!(dovecot.message_ids("INBOX").await, ["sd-3@example.org"]);
 
-    let mut heard = Vec::new();
-    let mut buf = [0u8; 512];
-    while let Ok(n) = systemd.recv(&mut buf) {
-        let text = String::from_utf8_lossy(&buf[..n]).to_string();
-        let last = text == "STATUS=stopping: finishing the messages in hand";
-        heard.push(text);
-        if last {
-            break;
-        }
-    }
+    systemd.wait_for("STOPPING=1", WAIT).await;
+    let heard = systemd.heard();
     assert!(heard.contains(&"READY=1".to_string()), "{heard:?}");
     assert!(heard.contains(&"STOPPING=1".to_string()), "{heard:?}");
     assert!(

@@ -3,12 +3,12 @@
 
 mod support;
 
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use support::dovecot::{message, wait_until, Dovecot, USER};
+use support::systemd::FakeSystemd;
 
 const WAIT: Duration = Duration::from_secs(30);
 /// Hundreds of messages through a debug build on a shared machine.
@@ -261,22 +261,14 @@ async fn sigterm_exits_0_promptly_with_everything_committed_also_acknowledged() 
     let dovecot = Dovecot::start();
     dovecot.append_all("INBOX", &bulk("term", N)).await;
     let work = Workdir::new(&dovecot, "batch_size = 10", RULES_FIRST);
-    let socket = work.path().join("notify.sock");
-    let systemd = UnixDatagram::bind(&socket).unwrap();
-    systemd.set_read_timeout(Some(WAIT)).unwrap();
+    let systemd = FakeSystemd::bind(&work.path().join("notify.sock"));
 
-    let mut daemon = Daemon::start(&work, &[("NOTIFY_SOCKET", &socket)]);
-    let mut heard = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !heard.iter().any(|h| h == "READY=1") {
-        let n = systemd.recv(&mut buf).expect("READY=1 from the daemon");
-        heard.push(String::from_utf8_lossy(&buf[..n]).to_string());
-    }
+    let mut daemon = Daemon::start(&work, &[("NOTIFY_SOCKET", systemd.path())]);
+    systemd.wait_for("READY=1", WAIT).await;
     wait_until(WAIT, "some mail to be processed", || async {
         dovecot.count("Processed").await > 0
     })
     .await;
-    let asked = Instant::now();
     daemon.signal("TERM");
     let status = daemon.wait_exit(Duration::from_secs(10));
     assert!(
@@ -284,7 +276,6 @@ async fn sigterm_exits_0_promptly_with_everything_committed_also_acknowledged() 
         "exit status {status}; log:\n{}",
         daemon.stderr()
     );
-    let took = asked.elapsed();
 
     // Nothing half-done: what was committed was acknowledged, and nothing else was.
     let (rows, keys, applied) = work.message_counts();
@@ -293,18 +284,12 @@ async fn sigterm_exits_0_promptly_with_everything_committed_also_acknowledged() 
     assert_eq!(dovecot.count("Processed").await, rows as usize);
     assert_eq!(dovecot.count("INBOX").await, N - rows as usize);
 
-    while let Ok(n) = systemd.recv(&mut buf) {
-        heard.push(String::from_utf8_lossy(&buf[..n]).to_string());
-        if heard.last().is_some_and(|h| h == "STOPPING=1") {
-            break;
-        }
-    }
-    assert!(heard.iter().any(|h| h == "STOPPING=1"), "{heard:?}");
+    systemd.wait_for("STOPPING=1", WAIT).await;
+    let heard = systemd.heard();
     assert!(
         heard.iter().any(|h| h.starts_with("STATUS=support idle")),
         "{heard:?}"
     );
-    eprintln!("SIGTERM to exit: {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

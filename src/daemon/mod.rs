@@ -226,12 +226,20 @@ fn spawn_services(tasks: &mut JoinSet<TaskResult>, context: ServiceContext) {
 /// READY=1 once every mailbox has connected or failed its first attempt, STATUS= on every
 /// change, WATCHDOG=1 while the runtime is alive, STOPPING=1 on shutdown.
 async fn notify_systemd(notifier: Notifier, status: StatusBoard, shutdown: Shutdown) {
+    use std::time::Duration;
+    use tokio::time::Instant;
+    // Counters change with every batch; systemd needs to hear about them once a second at
+    // most. A mailbox changing state is told at once.
+    const STATUS_EVERY: Duration = Duration::from_secs(1);
     let mut changes = status.subscribe();
     let mut ready = false;
+    let mut said = String::new();
+    let mut said_states = Vec::new();
+    let mut next_status = Instant::now();
     let watchdog_every = notifier
         .watchdog_interval()
         .map(|w| w / 2)
-        .unwrap_or(std::time::Duration::from_secs(3600));
+        .unwrap_or(Duration::from_secs(3600));
     let mut watchdog = tokio::time::interval(watchdog_every);
     loop {
         if !ready && status.all_started() {
@@ -239,9 +247,18 @@ async fn notify_systemd(notifier: Notifier, status: StatusBoard, shutdown: Shutd
             notifier.ready();
             info!("ready: {}", status.summary());
         }
-        notifier.status(&status.summary());
+        let summary = status.summary();
+        let states: Vec<MailboxState> = status.snapshot().into_values().map(|s| s.state).collect();
+        if summary != said && (states != said_states || Instant::now() >= next_status) {
+            notifier.status(&summary);
+            said = summary.clone();
+            said_states = states;
+            next_status = Instant::now() + STATUS_EVERY;
+        }
+        let waiting = summary != said;
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { break },
+            _ = tokio::time::sleep_until(next_status), if waiting => {}
             _ = watchdog.tick() => {
                 if notifier.watchdog_interval().is_some() {
                     notifier.watchdog();

@@ -41,6 +41,9 @@ impl Notifier {
     pub fn to_socket(path: &Path) -> Notifier {
         let target = address(path).and_then(|address| {
             let socket = UnixDatagram::unbound().ok()?;
+            // A notification is never worth stalling the daemon: when systemd's queue is
+            // full the datagram is dropped instead of blocking a runtime thread.
+            socket.set_nonblocking(true).ok()?;
             Some(Target { socket, address })
         });
         if target.is_none() {
@@ -129,6 +132,25 @@ mod tests {
         let status = std::str::from_utf8(&buf[..n]).unwrap();
         assert!(status.starts_with("STATUS=support idle"), "{status}");
         assert!(!status.contains('\n'));
+    }
+
+    #[test]
+    fn a_full_queue_drops_notifications_instead_of_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let _nobody_reads = UnixDatagram::bind(&path).unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let notifier = Notifier::to_socket(&path);
+            // Far more than the kernel queues (net.unix.max_dgram_qlen, often 10).
+            for i in 0..1000 {
+                notifier.status(&format!("update {i}"));
+            }
+            done.send(()).unwrap();
+        });
+        finished
+            .recv_timeout(Duration::from_secs(10))
+            .expect("sending must not block while systemd is not reading");
     }
 
     #[test]

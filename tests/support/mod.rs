@@ -4,4 +4,5 @@
 pub mod dovecot;
 pub mod fake_daemon;
 pub mod logs;
+pub mod systemd;
 pub mod workdir;
