@@ -54,21 +54,21 @@ impl Dovecot {
         for sub in ["base", "state", "mail"] {
             std::fs::create_dir(root.join(sub)).unwrap();
         }
-        let (login_user, internal_user, mail_user) = if running_as_root {
+        let (login_user, internal_user, internal_group, mail_user) = if running_as_root {
             // Dovecot refuses to run login processes or mail access as root.
             let (uid, gid) = (id("-u", "dovecot"), id("-g", "dovecot"));
             std::os::unix::fs::chown(root.join("mail"), Some(uid), Some(gid)).unwrap();
-            ("dovenull".to_string(), "dovecot".to_string(), (uid, gid))
+            let dovecot = "dovecot".to_string();
+            ("dovenull".to_string(), dovecot.clone(), dovecot, (uid, gid))
         } else {
-            let me = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
-                .unwrap()
-                .trim()
-                .to_string();
+            // Everything runs as the current user; it cannot switch to anyone else.
+            let me = id_text("-un");
+            let group = id_text("-gn");
             let uid = owner_uid(&root);
             let gid = std::fs::metadata(&root)
                 .map(|m| std::os::unix::fs::MetadataExt::gid(&m))
                 .unwrap();
-            (me.clone(), me, (uid, gid))
+            (me.clone(), me, group, (uid, gid))
         };
         std::fs::write(root.join("passwd"), format!("{USER}:{{PLAIN}}{PASSWORD}\n")).unwrap();
         let port = free_port();
@@ -91,7 +91,7 @@ impl Dovecot {
              protocols = imap\nlisten = 127.0.0.1\n{ssl}{capability}\
              disable_plaintext_auth = no\nauth_mechanisms = plain login\n\
              default_login_user = {login_user}\ndefault_internal_user = {internal_user}\n\
-             default_internal_group = {internal_user}\nfirst_valid_uid = 1\n\
+             default_internal_group = {internal_group}\nfirst_valid_uid = 1\n\
              mail_location = maildir:{r}/mail/%u\n\
              passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {r}/passwd\n}}\n\
              userdb {{\n  driver = static\n  args = uid={} gid={} home={r}/mail/%u\n}}\n\
@@ -342,6 +342,12 @@ fn id(flag: &str, user: &str) -> u32 {
         .trim()
         .parse()
         .unwrap()
+}
+
+/// `id FLAG` for the current user, e.g. its name (`-un`) or group name (`-gn`).
+fn id_text(flag: &str) -> String {
+    let out = Command::new("id").arg(flag).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 fn free_port() -> u16 {
