@@ -474,3 +474,74 @@ async fn the_worker_sends_when_woken_and_stops_on_shutdown() {
     assert_eq!(server.messages().len(), 1);
     assert_eq!(only_row(&pipeline).status, "sent");
 }
+
+#[tokio::test]
+async fn a_notification_goes_to_its_recipient_marked_auto_generated() {
+    let server = SmtpServer::start();
+    let mut store = Store::open_in_memory().unwrap();
+    let incoming = Incoming::new(1, "ivan@client.example", "Жалоба");
+    let task = apply_request(&mut store, &incoming, &options(Limits::default())).unwrap();
+    let plan = Plan {
+        rule: Some("escalate".into()),
+        sender: Address::new(None, "ivan@client.example"),
+        sender_kind: SenderKind::Contact,
+        thread: ThreadMatch {
+            task: Some(task),
+            via: None,
+        },
+        actions: vec![action(
+            ActionKind::Notify {
+                to: Text::literal("lead@acme.example"),
+                subject: Text(vec![
+                    Piece::Literal("Клиент ждёт ответа по задаче #".into()),
+                    Piece::Task,
+                ]),
+                text: Text::literal("Проверьте задачу."),
+            },
+            IfMissing::Fail,
+        )],
+    };
+    let record = MessageRecord {
+        key: "m2@mail.client.example".into(),
+        message_id: Some("m2@mail.client.example".into()),
+        mailbox: "support".into(),
+        source: "test".into(),
+        subject: "Re: Жалоба".into(),
+        from: Some("ivan@client.example".into()),
+        ..MessageRecord::default()
+    };
+    store
+        .apply_batch(
+            vec![ApplyItem {
+                record,
+                plan: Ok(plan),
+            }],
+            None,
+            &options(Limits::default()),
+        )
+        .unwrap();
+
+    let report = send_due_once(&mut store, &server.config(TlsMode::None))
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 2, "{report:?}");
+    let notification = server
+        .messages()
+        .into_iter()
+        .find(|raw| {
+            parse(raw)
+                .header("X-Test-Envelope-To")
+                .and_then(|h| h.as_text())
+                == Some("lead@acme.example")
+        })
+        .expect("the notification was not delivered");
+    let mail = parse(&notification);
+    assert_eq!(
+        mail.subject(),
+        Some(format!("Клиент ждёт ответа по задаче #{task}").as_str())
+    );
+    assert_eq!(
+        mail.header("Auto-Submitted").and_then(|h| h.as_text()),
+        Some("auto-generated")
+    );
+}
