@@ -143,7 +143,7 @@ pub async fn run_outbox(
         {
             Ok(report) => log_report(&report),
             // A store hiccup (busy, disk full) must not end the daemon: try again next round.
-            Err(e) => tracing::error!(error = %e, "outbox: cannot record delivery results"),
+            Err(e) => tracing::error!(error = %e, "outbox: store error, trying again later"),
         }
         if stopping {
             return Ok(());
@@ -183,10 +183,10 @@ async fn send_until(
                     tracing::info!(id = row.id, to = %row.recipient, "outbox: sent");
                     report.sent += 1;
                 }
-                Err(SmtpError::Config(message)) => {
-                    return Err(OutboxError::Smtp(SmtpError::Config(message)));
-                }
                 Err(error) => {
+                    // Without a server, the other rows would only wait for the same time-out
+                    // one after the other: they stay due for the next round instead.
+                    let server_down = matches!(error, SmtpError::Unreachable { .. });
                     let text = error.to_string();
                     let decision = after_failure(&error, row.attempts, max_attempts, now);
                     match decision {
@@ -211,6 +211,9 @@ async fn send_until(
                             AfterFailure::GiveUp => None,
                         },
                     });
+                    if server_down {
+                        return Ok(report);
+                    }
                 }
             }
         }

@@ -545,3 +545,30 @@ async fn a_notification_goes_to_its_recipient_marked_auto_generated() {
         Some("auto-generated")
     );
 }
+
+#[tokio::test]
+async fn a_dead_server_costs_one_attempt_per_round_not_one_per_mail() {
+    let cfg = smtp_config(free_port(), TlsMode::None);
+    let mut store = Store::open_in_memory().unwrap();
+    let opts = options(Limits::default());
+    apply_request(
+        &mut store,
+        &Incoming::new(1, "ivan@client.example", "Раз"),
+        &opts,
+    );
+    apply_request(
+        &mut store,
+        &Incoming::new(2, "olga@client.example", "Два"),
+        &opts,
+    );
+
+    let report = send_due_once(&mut store, &cfg).await.unwrap();
+    assert_eq!((report.sent, report.retrying), (0, 1));
+    let mut rows = store.outbox_list().unwrap();
+    rows.sort_by_key(|r| r.id);
+    let attempts: Vec<(&str, u32)> = rows
+        .iter()
+        .map(|r| (r.status.as_str(), r.attempts))
+        .collect();
+    assert_eq!(attempts, [("queued", 1), ("queued", 0)]);
+}
