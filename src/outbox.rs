@@ -186,7 +186,7 @@ async fn send_until(
                 Err(error) => {
                     // Without a server, the other rows would only wait for the same time-out
                     // one after the other: they stay due for the next round instead.
-                    let server_down = matches!(error, SmtpError::Unreachable { .. });
+                    let server_down = error.affects_every_mail();
                     let text = error.to_string();
                     let decision = after_failure(&error, row.attempts, max_attempts, now);
                     match decision {

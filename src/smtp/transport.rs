@@ -112,9 +112,12 @@ impl Mailer {
                 answer: format!("{code_text} {text}").trim_end().to_string(),
             };
         }
-        SmtpError::Unreachable {
-            server: self.server.clone(),
-            message: crate::text::single_line(&error_chain(e)),
+        let server = self.server.clone();
+        let message = crate::text::single_line(&error_chain(e));
+        if e.is_client() || e.is_response() {
+            SmtpError::Session { server, message }
+        } else {
+            SmtpError::Unreachable { server, message }
         }
     }
 }
