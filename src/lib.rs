@@ -14,6 +14,7 @@ pub mod imap;
 pub mod ingest;
 pub mod logging;
 pub mod message;
+pub mod outbox;
 pub mod pipeline;
 pub mod plan;
 pub mod rules;
