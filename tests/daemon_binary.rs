@@ -1,12 +1,15 @@
 //! `mailrules run` as users run it: the real binary, pipeline and store against a private
 //! Dovecot. SIGKILL mid-batch, SIGTERM, systemd notifications and rules edited while running.
 
+#[path = "support/smtp.rs"]
+mod smtp_support;
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use smtp_support::SmtpServer;
 use support::dovecot::{message, wait_until, Dovecot, USER};
 use support::systemd::FakeSystemd;
 
@@ -41,6 +44,19 @@ thread = "new"
 [[rule.do]]
 action = "create_task"
 status = "Вторая"
+"#;
+
+const RULES_WITH_REPLY: &str = r#"
+[[rule]]
+name = "acknowledge"
+[rule.when]
+thread = "new"
+[[rule.do]]
+action = "create_task"
+[[rule.do]]
+action = "reply"
+subject = "Re: {subject}"
+text = "Ваша заявка принята, номер {task}."
 "#;
 
 /// A config directory: mailrules.toml, rules/10-test.toml, the store once it runs.
@@ -350,4 +366,42 @@ async fn broken_rules_at_start_exit_1_naming_every_error() {
     );
     // Nothing was touched on the server.
     assert_eq!(dovecot.count("Processed").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_automatic_reply_goes_out_through_smtp_while_running() {
+    let dovecot = Dovecot::start();
+    let smtp = SmtpServer::start();
+    let work = Workdir::new(&dovecot, "", RULES_WITH_REPLY);
+    let mut config = std::fs::read_to_string(work.path().join("mailrules.toml")).unwrap();
+    config.push_str(&format!(
+        "\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
+         from = \"Поддержка ACME <support@acme.example>\"\n",
+        smtp.port
+    ));
+    std::fs::write(work.path().join("mailrules.toml"), config).unwrap();
+    let mut daemon = Daemon::start(&work, &[]);
+    daemon.wait_for_log("connected to", 1).await;
+
+    dovecot
+        .append("INBOX", &message("printer", "Не печатает принтер", ""))
+        .await;
+    wait_until(WAIT, "the reply at the SMTP server", || {
+        let sent = smtp.messages().len();
+        async move { sent == 1 }
+    })
+    .await;
+    let reply = String::from_utf8_lossy(&smtp.messages()[0]).to_string();
+    assert!(
+        reply.contains("In-Reply-To: <printer@example.org>"),
+        "{reply}"
+    );
+    assert!(reply.contains("client@example.org"), "{reply}");
+    let status: String = work
+        .store()
+        .query_row("SELECT status FROM outbox", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(status, "sent");
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(WAIT).success(), "{}", daemon.stderr());
 }

@@ -137,6 +137,7 @@ pub async fn run_with<S: BatchSink>(
     let policy = Arc::new(policy);
     let (sink, processing_thread) = spawn_sink(sink).map_err(DaemonError::Thread)?;
     let mut tasks: JoinSet<TaskResult> = JoinSet::new();
+    let mut failure = None;
     let outbox_wake = Arc::new(tokio::sync::Notify::new());
 
     for mailbox in &config.mailboxes {
@@ -173,7 +174,10 @@ pub async fn run_with<S: BatchSink>(
         sink: sink.clone(),
         outbox_wake,
     };
-    spawn_services(&mut tasks, context);
+    if let Err(e) = spawn_services(&mut tasks, context) {
+        shutdown.trigger();
+        failure.get_or_insert(e);
+    }
     drop(sink); // the processing thread ends when the last task holding a handle ends
     tasks.spawn({
         let notify = notify_systemd(notifier, status.clone(), shutdown.clone());
@@ -188,7 +192,6 @@ pub async fn run_with<S: BatchSink>(
         config.rules.display()
     );
 
-    let mut failure = None;
     while let Some(done) = tasks.join_next().await {
         let error = match done {
             Ok(Ok(())) => continue,
@@ -213,14 +216,27 @@ pub async fn run_with<S: BatchSink>(
     }
 }
 
-/// The place for the daemon's other long-running services: the outbox sender (SMTP) and the
-/// schedule runner add their tasks here, e.g.
-/// `tasks.spawn(async move { outbox::run(ctx.clone()).await.map_err(..) })`.
-/// A service runs until `context.shutdown` triggers and returns `Err(DaemonError::Service(..))`
-/// only for failures the daemon cannot survive (that stops the whole daemon, exit 1).
-fn spawn_services(tasks: &mut JoinSet<TaskResult>, context: ServiceContext) {
-    // No services yet: the outbox sender and the schedule runner come with their issues.
-    drop((tasks, context));
+/// The daemon's other long-running services, beside the mailbox watchers: the outbox sender
+/// (when `[smtp]` is configured) and, with its issue, the schedule runner. A service runs
+/// until `context.shutdown` triggers and returns `Err(DaemonError::Service(..))` only for
+/// failures the daemon cannot survive (that stops the whole daemon, exit 1). Services that
+/// change tasks write through `context.sink.call(..)`: the processing thread is the writer.
+fn spawn_services(
+    tasks: &mut JoinSet<TaskResult>,
+    context: ServiceContext,
+) -> Result<(), DaemonError> {
+    if let Some(smtp) = context.config.smtp.clone() {
+        // Its own connection: a delivery takes seconds and must not hold the pipeline's.
+        let store = Store::open(&context.config.store)?;
+        let wake = context.outbox_wake.clone();
+        let shutdown = context.shutdown.clone();
+        tasks.spawn(async move {
+            crate::outbox::run_outbox(store, smtp, wake, async move { shutdown.wait().await })
+                .await
+                .map_err(|e| DaemonError::Service(format!("outbox: {e}")))
+        });
+    }
+    Ok(())
 }
 
 /// READY=1 once every mailbox has connected or failed its first attempt, STATUS= on every
