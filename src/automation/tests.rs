@@ -1,0 +1,1 @@
+//! Tests of triggers and schedules through the store, with rules loaded from TOML.
