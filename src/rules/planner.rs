@@ -245,6 +245,9 @@ impl Planner<'_> {
     }
 
     fn builtin(&self, name: &str) -> String {
+        if name == "rule" {
+            return self.rule.to_string();
+        }
         let env = match self.context {
             Context::Message(env) => env,
             // An event value the task does not have (a cleared field): empty.
@@ -268,7 +271,6 @@ impl Planner<'_> {
                 .unwrap_or_default(),
             "message_id" => m.message_id.clone().unwrap_or_default(),
             "mailbox" => env.mailbox.to_string(),
-            "rule" => self.rule.to_string(),
             // A named group that did not take part in the match.
             _ => String::new(),
         }
