@@ -610,3 +610,28 @@ async fn the_runner_runs_at_once_and_stops_on_shutdown() {
     runner.await.unwrap();
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+#[test]
+fn a_triggers_comment_is_automatic_and_not_the_senders() {
+    let rules = rules(
+        r#"
+[[trigger]]
+name = "welcome"
+on = "task_created"
+[[trigger.do]]
+action = "comment"
+text = "Задача «{title}» создана"
+"#,
+    );
+    let mut store = Store::open_in_memory().unwrap();
+    let task = new_task(&mut store, &rules, t0());
+    let view = store.task_show(task).unwrap().unwrap();
+    assert_eq!(view.comments.len(), 1);
+    let comment = &view.comments[0];
+    assert_eq!(comment.text, "Задача «Сделка» создана");
+    assert!(comment.auto);
+    assert_eq!(
+        (comment.author.as_deref(), comment.author_name.as_deref()),
+        (None, None)
+    );
+}

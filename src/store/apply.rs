@@ -552,10 +552,12 @@ impl<'a> MessageApply<'a> {
         let attachments = serde_json::to_string(&self.record.attachments)
             .map_err(|e| Failure::Message(format!("cannot record the attachments: {e}")))?;
         let sender = &self.plan.sender;
+        // A trigger's comment is mailrules' own, not the words of the message's sender.
+        let by_sender = self.depth == 0;
         let comment = NewComment {
             task,
-            author: Some(sender.email.trim()).filter(|s| !s.is_empty()),
-            author_name: sender.name.as_deref(),
+            author: Some(sender.email.trim()).filter(|s| by_sender && !s.is_empty()),
+            author_name: sender.name.as_deref().filter(|_| by_sender),
             text: &text.render(Some(task)),
             auto,
             attachments: &attachments,
