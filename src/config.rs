@@ -414,7 +414,9 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         .map_err(|_| format!("bad size {text:?}: use e.g. 50MB, 512KB"))
 }
 
-fn is_loopback_host(host: &str) -> bool {
+/// Whether `host` names this machine (`localhost`, 127.0.0.0/8, ::1): the only hosts a
+/// plain-text connection may go to.
+pub fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host

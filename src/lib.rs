@@ -13,6 +13,7 @@ pub mod context;
 pub mod ingest;
 pub mod logging;
 pub mod message;
+pub mod outbox;
 pub mod pipeline;
 pub mod plan;
 pub mod rules;

@@ -89,7 +89,7 @@ impl Pipeline {
         let outgoing_domain = config
             .smtp
             .as_ref()
-            .and_then(|s| bare_address(&s.from))
+            .and_then(|s| crate::smtp::from_address(&s.from).ok())
             .and_then(|a| a.rsplit_once('@').map(|(_, d)| d.to_string()))
             .unwrap_or_else(|| "mailrules.local".to_string());
         let options = ApplyOptions {
@@ -323,7 +323,11 @@ fn guard_replies(plan: &mut Plan, message: &Message, own_addresses: &[String]) {
 /// Addresses that are ours: the SMTP sender and every mailbox account.
 fn own_addresses(config: &Config) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    if let Some(from) = config.smtp.as_ref().and_then(|s| bare_address(&s.from)) {
+    if let Some(from) = config
+        .smtp
+        .as_ref()
+        .and_then(|s| crate::smtp::from_address(&s.from).ok())
+    {
         out.push(from);
     }
     for mailbox in &config.mailboxes {
@@ -334,14 +338,4 @@ fn own_addresses(config: &Config) -> Vec<String> {
     out.sort();
     out.dedup();
     out
-}
-
-/// `Name <a@b>` or `a@b` → `a@b`, lower-cased.
-fn bare_address(text: &str) -> Option<String> {
-    let inner = match (text.rfind('<'), text.rfind('>')) {
-        (Some(start), Some(end)) if start < end => &text[start + 1..end],
-        _ => text,
-    };
-    let inner = inner.trim();
-    inner.contains('@').then(|| inner.to_lowercase())
 }

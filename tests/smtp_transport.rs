@@ -190,7 +190,9 @@ async fn starttls_is_required_when_configured() {
         .send(&reply_to_ivan())
         .await
         .unwrap_err();
-    assert!(matches!(err, SmtpError::Unreachable { .. }), "{err:?}");
+    assert!(matches!(err, SmtpError::Session { .. }), "{err:?}");
+    assert!(err.to_string().contains("STARTTLS"), "{err}");
+    assert!(err.is_transient());
     assert!(server.messages().is_empty());
 }
 
@@ -214,4 +216,22 @@ fn a_missing_password_is_a_configuration_error_that_names_no_secret() {
         err.to_string().contains("MAILRULES_TEST_UNSET_SMTP_PW"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_failed_login_never_shows_the_password() {
+    let server = SmtpServer::start();
+    std::env::set_var("MAILRULES_TEST_SMTP_PW_SHOWN", "s3cr3t-Пароль");
+    let mut cfg = server.config(TlsMode::None);
+    cfg.user = Some("robot@acme.example".into());
+    cfg.password = mailrules::config::PasswordSource::Env("MAILRULES_TEST_SMTP_PW_SHOWN".into());
+    let mailer = Mailer::new(&cfg).unwrap();
+    assert!(!format!("{mailer:?}").contains("s3cr3t"));
+    // The test server offers no AUTH at all, so logging in must fail.
+    let err = mailer.send(&reply_to_ivan()).await.unwrap_err();
+    assert!(!err.to_string().contains("s3cr3t"), "{err}");
+    assert!(!format!("{err:?}").contains("s3cr3t"), "{err:?}");
+    assert!(matches!(err, SmtpError::Session { .. }), "{err:?}");
+    assert!(err.is_transient());
+    assert!(server.messages().is_empty());
 }

@@ -160,6 +160,8 @@ pub enum SchedulesCommand {
 pub enum OutboxCommand {
     /// Put failed mail (all, or the given ids) back in the queue.
     Retry { ids: Vec<i64> },
+    /// Send what is due now and exit (for cron, or when the daemon is not running).
+    Send,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -224,6 +226,10 @@ pub fn main(cli: Cli) -> ExitCode {
             command: Some(OutboxCommand::Retry { ids }),
             ..
         } => outbox::retry(&cli.config, &ids),
+        Command::Outbox {
+            command: Some(OutboxCommand::Send),
+            ..
+        } => outbox::send(&cli.config),
     };
     match result {
         Ok(code) => code,

@@ -38,3 +38,34 @@ pub fn retry(config_path: &Path, ids: &[i64]) -> anyhow::Result<ExitCode> {
     println!("requeued {n}");
     Ok(ExitCode::SUCCESS)
 }
+
+pub fn send(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(config_path)?;
+    let Some(smtp) = &config.smtp else {
+        anyhow::bail!(
+            "no [smtp] section in {}: nothing can be sent",
+            config_path.display()
+        );
+    };
+    let mut store = super::open_store(&config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(crate::outbox::send_due_once(&mut store, smtp))?;
+    for error in &report.errors {
+        let next = match (&error.gave_up, &error.retry_at) {
+            (true, _) => "gave up".to_string(),
+            (false, Some(at)) => format!("next try {at}"),
+            (false, None) => "will retry".to_string(),
+        };
+        eprintln!(
+            "#{} to {}: {} ({next})",
+            error.id, error.recipient, error.error
+        );
+    }
+    println!(
+        "sent {}, retrying later {}, failed {}",
+        report.sent, report.retrying, report.failed
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -24,6 +24,10 @@ pub enum SmtpError {
     /// server without STARTTLS), or the connection broke.
     #[error("cannot reach {server}: {message}")]
     Unreachable { server: String, message: String },
+    /// Connected, but the dialogue broke down before any answer about the mail: login
+    /// impossible or refused, an answer that is not SMTP.
+    #[error("SMTP with {server} failed: {message}")]
+    Session { server: String, message: String },
 }
 
 impl SmtpError {
@@ -34,13 +38,26 @@ impl SmtpError {
         match self {
             SmtpError::Unsendable(_) => true,
             SmtpError::Rejected { code, .. } => *code >= 500,
-            SmtpError::Config(_) | SmtpError::Unreachable { .. } => false,
+            SmtpError::Config(_) | SmtpError::Unreachable { .. } | SmtpError::Session { .. } => {
+                false
+            }
         }
+    }
+
+    /// Whether the failure has nothing to do with the mail itself, so that every other mail
+    /// would fail the same way right now.
+    pub fn affects_every_mail(&self) -> bool {
+        matches!(
+            self,
+            SmtpError::Config(_) | SmtpError::Unreachable { .. } | SmtpError::Session { .. }
+        )
     }
 
     /// Whether the failure is worth another attempt later.
     pub fn is_transient(&self) -> bool {
-        matches!(self, SmtpError::Unreachable { .. })
-            || matches!(self, SmtpError::Rejected { code, .. } if *code < 500)
+        matches!(
+            self,
+            SmtpError::Unreachable { .. } | SmtpError::Session { .. }
+        ) || matches!(self, SmtpError::Rejected { code, .. } if *code < 500)
     }
 }

@@ -42,7 +42,7 @@ impl Mailer {
             TlsMode::None => {
                 // The config loader refuses this already; checked again because a plain-text
                 // password must never leave the machine.
-                if !is_loopback(&cfg.host) {
+                if !crate::config::is_loopback_host(&cfg.host) {
                     return Err(SmtpError::Config(format!(
                         "[smtp] tls = \"none\" is only allowed for loopback hosts, not {:?}",
                         cfg.host
@@ -112,9 +112,12 @@ impl Mailer {
                 answer: format!("{code_text} {text}").trim_end().to_string(),
             };
         }
-        SmtpError::Unreachable {
-            server: self.server.clone(),
-            message: crate::text::single_line(&error_chain(e)),
+        let server = self.server.clone();
+        let message = crate::text::single_line(&error_chain(e));
+        if e.is_client() || e.is_response() {
+            SmtpError::Session { server, message }
+        } else {
+            SmtpError::Unreachable { server, message }
         }
     }
 }
@@ -166,13 +169,4 @@ fn tls_parameters(cfg: &SmtpConfig) -> Result<TlsParameters, SmtpError> {
     builder
         .build_rustls()
         .map_err(|e| SmtpError::Config(format!("[smtp] TLS setup failed: {e}")))
-}
-
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false)
 }
