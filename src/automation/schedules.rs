@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::pipeline::Pipeline;
@@ -244,20 +243,25 @@ fn summarize(actions: &[PlannedAction], task: i64) -> String {
 }
 
 /// The daemon's schedule runner: calls `run` with the current time at once and then every
-/// `tick`, until `shutdown` turns true. `run` is where the store is written; in the daemon it
-/// hands [`run_due`] to the processing thread (the only store writer), e.g.
-/// `|now| async move { sink.call(move |s| run_due(pipeline_of(s), now)).await … }`.
-/// Failures are logged and tried again at the next tick: a schedule never stops the daemon.
-pub async fn run_schedules<F, Fut>(tick: Duration, mut run: F, mut shutdown: watch::Receiver<bool>)
+/// `tick`, until `stop` resolves (the daemon's `shutdown.wait()`, or for a watch channel
+/// `async move { let _ = rx.wait_for(|s| *s).await; }`). `run` is where the store is written;
+/// in the daemon it hands [`run_due`] to the processing thread (the only store writer)
+/// through `SinkHandle::call`. Failures are logged and tried again at the next tick: a
+/// schedule never stops the daemon.
+pub async fn run_schedules<F, Fut>(tick: Duration, mut run: F, stop: impl Future<Output = ()>)
 where
     F: FnMut(DateTime<Utc>) -> Fut,
     Fut: Future<Output = Result<Vec<ScheduleFiring>, String>>,
 {
+    tokio::pin!(stop);
     loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        match run(Utc::now()).await {
+        let firings = tokio::select! {
+            // Stopping wins over a run that has not started its transaction yet.
+            biased;
+            _ = &mut stop => return,
+            firings = run(Utc::now()) => firings,
+        };
+        match firings {
             Ok(firings) => {
                 for f in &firings {
                     match &f.outcome {
@@ -276,7 +280,7 @@ where
         }
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
-            _ = shutdown.wait_for(|stop| *stop) => return,
+            _ = &mut stop => return,
         }
     }
 }

@@ -601,7 +601,10 @@ async fn the_runner_runs_at_once_and_stops_on_shutdown() {
                 Ok(Vec::new())
             }
         },
-        shutdown,
+        async move {
+            let mut shutdown = shutdown;
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        },
     ));
     while calls.load(std::sync::atomic::Ordering::SeqCst) == 0 {
         tokio::task::yield_now().await;
