@@ -8,11 +8,12 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 
 use super::apply::{Failure, MessageApply};
-use super::tasks::{self, TaskState};
+use super::contacts::PRIMARY_ADDRESS;
+use super::tasks::TaskState;
 use super::{timestamp, ApplyOptions, MessageRecord, Store, StoreError};
 use crate::context::{SenderKind, ThreadMatch};
 use crate::message::Address;
@@ -105,35 +106,75 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
 }
 
 impl Store {
-    /// Tasks a schedule may act on: those in `status`, or every task.
+    /// Tasks a schedule may act on: those in `status`, or every task. Three queries
+    /// whatever the number of tasks: schedules look at all of them every few minutes.
     pub fn schedule_candidates(
         &self,
         status: Option<&str>,
     ) -> Result<Vec<ScheduleCandidate>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT t.id, t.created_at, h.id, h.at FROM tasks t JOIN task_status_history h \
-             ON h.id = (SELECT MAX(id) FROM task_status_history WHERE task_id = t.id) \
-             WHERE ?1 IS NULL OR t.status = ?1 ORDER BY t.id",
-        )?;
-        let heads: Vec<(i64, String, i64, String)> = stmt
-            .query_map([status], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        let mut out = Vec::with_capacity(heads.len());
-        for (task, created_at, history, since) in heads {
-            let Some(state) = tasks::state(&self.conn, task)? else {
-                continue;
+        const WANTED: &str = "SELECT id FROM tasks WHERE ?1 IS NULL OR status = ?1";
+        let mut fields: BTreeMap<i64, Vec<(String, String)>> = BTreeMap::new();
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT task_id, name, value FROM task_fields WHERE task_id IN ({WANTED}) \
+             ORDER BY task_id, name"
+        ))?;
+        let rows = stmt.query_map([status], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        for row in rows {
+            let (task, name, value): (i64, String, String) = row?;
+            fields.entry(task).or_default().push((name, value));
+        }
+        let mut since: BTreeMap<i64, BTreeMap<String, Entered>> = BTreeMap::new();
+        // SQLite: with MAX(), the bare column `at` comes from the row holding the maximum.
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT task_id, name, MAX(id), at FROM task_field_history \
+             WHERE task_id IN ({WANTED}) GROUP BY task_id, name"
+        ))?;
+        let rows = stmt.query_map([status], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+        for row in rows {
+            let (task, name, id, at): (i64, String, i64, String) = row?;
+            let entered = Entered {
+                id,
+                at: parse_time(&at)?,
             };
+            since.entry(task).or_default().insert(name, entered);
+        }
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT t.id, t.created_at, h.id, h.at, t.title, t.status, t.assignee, \
+             {PRIMARY_ADDRESS} FROM tasks t JOIN task_status_history h ON h.id = \
+             (SELECT MAX(id) FROM task_status_history WHERE task_id = t.id) \
+             LEFT JOIN contacts c ON c.id = t.requester_contact_id \
+             WHERE ?1 IS NULL OR t.status = ?1 ORDER BY t.id"
+        ))?;
+        let rows = stmt.query_map([status], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                TaskState {
+                    title: r.get(4)?,
+                    status: r.get(5)?,
+                    assignee: r.get(6)?,
+                    requester: r.get(7)?,
+                    fields: Vec::new(),
+                },
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (task, created_at, history, entered_at, mut state) = row?;
+            state.fields = fields.remove(&task).unwrap_or_default();
             out.push(ScheduleCandidate {
                 task,
                 state,
                 created_at: parse_time(&created_at)?,
                 status_since: Entered {
                     id: history,
-                    at: parse_time(&since)?,
+                    at: parse_time(&entered_at)?,
                 },
-                field_since: field_since(&self.conn, task)?,
+                field_since: since.remove(&task).unwrap_or_default(),
             });
         }
         Ok(out)
@@ -232,28 +273,6 @@ impl Store {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
-}
-
-/// The latest history entry of every field of `task` that has one.
-fn field_since(conn: &Connection, task: i64) -> Result<BTreeMap<String, Entered>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT h.name, h.id, h.at FROM task_field_history h WHERE h.task_id = ?1 AND h.id = \
-         (SELECT MAX(id) FROM task_field_history WHERE task_id = ?1 AND name = h.name)",
-    )?;
-    let rows: Vec<(String, i64, String)> = stmt
-        .query_map([task], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<Result<_, _>>()?;
-    rows.into_iter()
-        .map(|(name, id, at)| {
-            Ok((
-                name,
-                Entered {
-                    id,
-                    at: parse_time(&at)?,
-                },
-            ))
-        })
-        .collect()
 }
 
 fn fire(
