@@ -5,6 +5,7 @@
 //! sender and task) → [`rules`] (match, extract) → [`plan`] → [`store`] (apply in one
 //! transaction) → acknowledge. [`pipeline`] strings these together. See docs/ARCHITECTURE.md.
 
+pub mod automation;
 pub mod autoreply;
 pub mod cli;
 pub mod config;

@@ -97,7 +97,7 @@ impl Pipeline {
             reply_from: own_addresses.clone(),
             limits: config.limits.clone(),
             now: None,
-            triggers: None,
+            triggers: crate::automation::RuleTriggers::for_rules(&rules),
         };
         Pipeline {
             config,
@@ -111,7 +111,14 @@ impl Pipeline {
 
     /// Replaces the rule set (after a reload that loaded without error).
     pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
+        self.options.triggers = crate::automation::RuleTriggers::for_rules(&rules);
         self.rules = rules;
+    }
+
+    /// How the pipeline applies plans (identity, limits, clock, triggers): schedules apply
+    /// their firings the same way.
+    pub fn apply_options(&self) -> ApplyOptions {
+        self.options.clone()
     }
 
     pub fn rules(&self) -> &Arc<RuleSet> {

@@ -13,6 +13,7 @@ mod failed;
 mod ingest;
 mod outbox;
 mod run;
+mod schedules;
 mod table;
 mod tasks;
 
@@ -93,6 +94,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Schedules: when each last ran and what it did.
+    Schedules {
+        #[command(subcommand)]
+        command: Option<SchedulesCommand>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Queued, sent, failed and suppressed outgoing mail.
     Outbox {
         #[command(subcommand)]
@@ -127,6 +135,22 @@ pub enum AnalyticsCommand {
     /// Rows of one analytics table.
     Show {
         name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchedulesCommand {
+    /// Run the schedules whose `every` has passed since they last ran (all of them with
+    /// --now); each still acts at most once per task per entry into its state.
+    Run {
+        /// Run every schedule, whenever it last ran.
+        #[arg(long)]
+        now: bool,
+        /// The time to run at (RFC 3339), instead of the clock: for tests.
+        #[arg(long)]
+        at: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -186,6 +210,14 @@ pub fn main(cli: Cli) -> ExitCode {
         } => tasks::report(&cli.config, &table, &by, period, format),
         Command::Failed { json } => failed::list(&cli.config, json),
         Command::Retry { ids, json } => failed::retry(&cli.config, &ids, json),
+        Command::Schedules {
+            command: None,
+            json,
+        } => schedules::list(&cli.config, json),
+        Command::Schedules {
+            command: Some(SchedulesCommand::Run { now, at, json }),
+            json: json_before,
+        } => schedules::run(&cli.config, now, at.as_deref(), json || json_before),
         Command::Outbox {
             command: None,
             json,

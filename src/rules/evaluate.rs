@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::condition::{self, Facts, Vars};
 use super::extract::{self, ExtractFailure};
-use super::planner::Planner;
+use super::planner::{Context, Planner};
 use super::{Evaluation, RuleSet, RuleTrace};
 use crate::config::Unmatched;
 use crate::context::Envelope;
@@ -94,7 +94,7 @@ pub fn evaluate(
         traces.push(trace(&rule.name, true, "matched".into()));
         first.get_or_insert_with(|| rule.name.clone());
         let planner = Planner {
-            env,
+            context: Context::Message(env),
             rule: &rule.name,
             vars: &vars,
             fields: set.fields(),

@@ -22,7 +22,20 @@ const RULE_KEYS: [&str; 7] = [
 ];
 const TRIGGER_KEYS: [&str; 5] = ["name", "on", "table", "when", "do"];
 const SCHEDULE_KEYS: [&str; 4] = ["name", "every", "when", "do"];
-const EVENT_BUILTINS: [&str; 5] = ["task", "rule", "status", "title", "row"];
+/// Variables of every trigger and schedule action (empty where the event has no such value).
+const EVENT_BUILTINS: [&str; 11] = [
+    "task",
+    "rule",
+    "status",
+    "title",
+    "assignee",
+    "requester",
+    "row",
+    "field",
+    "old",
+    "new",
+    "old_status",
+];
 
 /// Everything the files declare, in file order.
 #[derive(Debug, Default)]
@@ -439,16 +452,36 @@ fn schedule(
         reader::required_string(sink, table, "every", span, "how often it runs, e.g. \"5m\"")
             .and_then(|e| duration(sink, &e));
     let mut in_status_for = None;
+    let mut field_older_than = Vec::new();
     let when = match reader::table(sink, table, "when") {
         Some((t, _)) => {
             if let Some(d) = reader::string(sink, t, "in_status_for") {
                 in_status_for = duration(sink, &d);
             }
-            load_when::value_when(sink, t, &["in_status_for"], None)
+            if let Some((ages, _)) = reader::table(sink, t, "field_older_than") {
+                for (field, age) in entries(ages) {
+                    match age.get_ref() {
+                        DeValue::String(text) => {
+                            let text = toml::Spanned::new(age.span(), text.to_string());
+                            if let Some(d) = duration(sink, &text) {
+                                field_older_than.push((field.get_ref().to_string(), d));
+                            }
+                        }
+                        _ => reader::wrong_type(
+                            sink,
+                            field.get_ref(),
+                            age,
+                            "a duration, e.g. \"1d\"",
+                        ),
+                    }
+                }
+            }
+            load_when::value_when(sink, t, &["in_status_for", "field_older_than"], None)
         }
         None => Default::default(),
     };
-    let vars = event_vars(loaded, None, &when);
+    let mut vars = event_vars(loaded, None, &when);
+    vars.extend(field_older_than.iter().map(|(f, _)| f.clone()));
     let scope = Scope {
         owner: Owner::Event,
         vars: &vars,
@@ -463,6 +496,7 @@ fn schedule(
         every: every?,
         when,
         in_status_for,
+        field_older_than,
         actions,
     })
 }

@@ -207,15 +207,7 @@ pub fn value_when(
 
 /// Every value name a value `when` tests (for the variables its actions may use).
 pub fn value_names(when: &ValueWhen, out: &mut Vec<String>) {
-    for c in &when.conditions {
-        match c {
-            ValueCondition::Value { name, .. } => out.push(name.clone()),
-            ValueCondition::Any(ws) | ValueCondition::All(ws) => {
-                ws.iter().for_each(|w| value_names(w, out))
-            }
-            ValueCondition::Not(w) => value_names(w, out),
-        }
-    }
+    out.extend(when.names());
 }
 
 /// One string out of a fixed list.

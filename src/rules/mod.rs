@@ -5,6 +5,7 @@ mod condition;
 mod convert;
 mod error;
 mod evaluate;
+mod events;
 mod extract;
 mod glob;
 mod load;
@@ -25,6 +26,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use error::{RuleError, RuleErrors};
+pub use events::{render_row, EventValues};
 pub use glob::Glob;
 pub use model::{
     Action, ActionSpec, AnalyticsDecl, Condition, ExtractHow, Extractor, FieldDecl, FieldType,

@@ -363,6 +363,9 @@ pub struct Schedule {
     /// Conditions over the task's values (`status` and field names).
     pub when: ValueWhen,
     pub in_status_for: Option<Duration>,
+    /// `field_older_than = { "Field" = "1d" }`: the field has had its value (empty included)
+    /// at least this long.
+    pub field_older_than: Vec<(String, Duration)>,
     pub actions: Vec<Action>,
 }
 

@@ -1,5 +1,6 @@
-//! Turning a matched rule's actions into planned actions: templates rendered (with `{task}`
-//! left open), the target task decided, typed field and column values converted.
+//! Turning a matched rule's actions (or a trigger's or schedule's) into planned actions:
+//! templates rendered (with `{task}` left open), the target task decided, typed field and
+//! column values converted.
 
 use chrono::SecondsFormat;
 
@@ -13,9 +14,19 @@ use crate::context::Envelope;
 use crate::message::strip_quoted;
 use crate::plan::{ActionKind, FieldValue, Piece, PlanError, PlannedAction, TaskRef, Text};
 
-/// Plans the actions of one matched rule.
+/// What the actions are about.
+#[derive(Clone, Copy)]
+pub enum Context<'a> {
+    /// A message: the built-in variables come from it.
+    Message(&'a Envelope<'a>),
+    /// A trigger's event or a schedule's task: every variable is in `vars`, and `{task}`
+    /// rendered early (in a task reference) is this task.
+    Event { task: i64 },
+}
+
+/// Plans the actions of one matched rule, trigger or schedule.
 pub struct Planner<'a> {
-    pub env: &'a Envelope<'a>,
+    pub context: Context<'a>,
     pub rule: &'a str,
     pub vars: &'a Vars,
     pub fields: &'a [FieldDecl],
@@ -48,9 +59,11 @@ impl Planner<'_> {
                 parent: parent.as_ref().map(|t| self.text(t)),
             },
             ActionSpec::Comment { text, auto } => ActionKind::Comment {
-                text: match text {
-                    Some(t) => self.text(t),
-                    None => Text::literal(strip_quoted(&self.env.message.body)),
+                text: match (text, self.context) {
+                    (Some(t), _) => self.text(t),
+                    (None, Context::Message(env)) => Text::literal(strip_quoted(&env.message.body)),
+                    // Triggers and schedules must write a text (checked at load).
+                    (None, Context::Event { .. }) => Text::literal(""),
                 },
                 auto: *auto,
             },
@@ -91,7 +104,7 @@ impl Planner<'_> {
                 Ok(TaskRef::Current)
             }
             TaskSpec::Number(t) => {
-                let text = self.text(t).render(self.env.thread.task);
+                let text = self.text(t).render(self.current_task());
                 let number = text.trim().trim_start_matches('#');
                 match number.parse::<i64>() {
                     Ok(n) if n > 0 => Ok(TaskRef::Number(n)),
@@ -104,7 +117,7 @@ impl Planner<'_> {
                 field: field.clone(),
                 value: self
                     .text(value)
-                    .render(self.env.thread.task)
+                    .render(self.current_task())
                     .trim()
                     .to_string(),
             }),
@@ -223,13 +236,29 @@ impl Planner<'_> {
         Text(pieces)
     }
 
+    /// The task `{task}` names when it must be rendered while planning.
+    fn current_task(&self) -> Option<i64> {
+        match self.context {
+            Context::Message(env) => env.thread.task,
+            Context::Event { task } => Some(task),
+        }
+    }
+
     fn builtin(&self, name: &str) -> String {
-        let m = self.env.message;
+        if name == "rule" {
+            return self.rule.to_string();
+        }
+        let env = match self.context {
+            Context::Message(env) => env,
+            // An event value the task does not have (a cleared field): empty.
+            Context::Event { .. } => return String::new(),
+        };
+        let m = env.message;
         match name {
             "subject" => m.subject.clone(),
             "body" => m.body.clone(),
-            "from" => self.env.sender.email.clone(),
-            "from_name" => self.env.sender.name.clone().unwrap_or_default(),
+            "from" => env.sender.email.clone(),
+            "from_name" => env.sender.name.clone().unwrap_or_default(),
             "to" => {
                 m.to.iter()
                     .map(|a| a.email.as_str())
@@ -241,8 +270,7 @@ impl Planner<'_> {
                 .map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true))
                 .unwrap_or_default(),
             "message_id" => m.message_id.clone().unwrap_or_default(),
-            "mailbox" => self.env.mailbox.to_string(),
-            "rule" => self.rule.to_string(),
+            "mailbox" => env.mailbox.to_string(),
             // A named group that did not take part in the match.
             _ => String::new(),
         }

@@ -20,3 +20,24 @@ pub fn holds(when: &ValueWhen, values: &BTreeMap<String, String>) -> bool {
         ValueCondition::Not(inner) => !holds(inner, values),
     })
 }
+
+impl ValueWhen {
+    /// Every value name the conditions test, in order (with repeats).
+    pub fn names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        collect_names(self, &mut out);
+        out
+    }
+}
+
+fn collect_names(when: &ValueWhen, out: &mut Vec<String>) {
+    for c in &when.conditions {
+        match c {
+            ValueCondition::Value { name, .. } => out.push(name.clone()),
+            ValueCondition::Any(ws) | ValueCondition::All(ws) => {
+                ws.iter().for_each(|w| collect_names(w, out))
+            }
+            ValueCondition::Not(w) => collect_names(w, out),
+        }
+    }
+}

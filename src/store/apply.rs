@@ -19,7 +19,7 @@ use crate::plan::{ActionKind, FieldValue, IfMissing, Plan, PlannedAction, TaskRe
 use crate::text::single_line;
 
 /// Why one message could not be applied.
-enum Failure {
+pub(super) enum Failure {
     /// The message's own fault (a missing task, a bad value): it is recorded as failed and
     /// the batch goes on.
     Message(String),
@@ -220,7 +220,7 @@ fn record_failure(
 }
 
 /// The state of one message while its actions run.
-struct MessageApply<'a> {
+pub(super) struct MessageApply<'a> {
     conn: &'a Connection,
     plan: &'a Plan,
     record: &'a MessageRecord,
@@ -237,10 +237,12 @@ struct MessageApply<'a> {
     touched: Vec<i64>,
     /// 0 for the message's own actions, n inside a trigger fired n levels deep.
     depth: u32,
+    /// The triggers running now, outermost first, for the error when they loop.
+    trail: Vec<String>,
 }
 
 impl<'a> MessageApply<'a> {
-    fn new(
+    pub(super) fn new(
         conn: &'a Connection,
         plan: &'a Plan,
         record: &'a MessageRecord,
@@ -260,11 +262,12 @@ impl<'a> MessageApply<'a> {
             created: None,
             touched: Vec::new(),
             depth: 0,
+            trail: Vec::new(),
         }
     }
 
     /// Runs every action; returns the last task acted on.
-    fn run(mut self) -> Result<Option<i64>, Failure> {
+    pub(super) fn run(mut self) -> Result<Option<i64>, Failure> {
         let sender = &self.plan.sender;
         self.sender_contact =
             contacts::contact_for(self.conn, &sender.email, sender.name.as_deref(), self.stamp)?;
@@ -287,26 +290,36 @@ impl<'a> MessageApply<'a> {
         self.touched.push(task);
     }
 
-    /// Runs the triggers that fire on a change, inside the same savepoint.
+    /// Runs the triggers that fire on a change, inside the same savepoint. `row`: the values
+    /// of an analytics row; `old`: the value before a status or field change.
     fn emit(
         &mut self,
         kind: EventKind,
         task: i64,
         name: Option<&str>,
         row: Option<&[(String, String)]>,
+        old: Option<String>,
     ) -> Result<(), Failure> {
         let Some(triggers) = self.opts.triggers.clone() else {
             return Ok(());
         };
+        if !triggers.wants(kind) {
+            return Ok(());
+        }
+        let Some(state) = tasks::state(self.conn, task)? else {
+            return Ok(());
+        };
         let values = match row {
             Some(row) => row.to_vec(),
-            None => tasks::snapshot(self.conn, task)?,
+            None => state.values(),
         };
         let event = TaskEvent {
             kind,
             task,
             name: name.map(str::to_string),
             values,
+            old,
+            state,
             depth: self.depth,
         };
         let actions = triggers.actions_for(&event).map_err(Failure::Message)?;
@@ -314,18 +327,23 @@ impl<'a> MessageApply<'a> {
             return Ok(());
         }
         if self.depth >= MAX_TRIGGER_DEPTH {
-            let rule = &actions[0].rule;
-            return Err(Failure::Message(format!(
-                "trigger {rule:?}: triggers fired each other more than {MAX_TRIGGER_DEPTH} \
-                 levels deep ({} on task #{task}); is there a loop?",
-                kind.as_str()
+            return Err(Failure::Message(loop_error(
+                &self.trail,
+                &actions[0].rule,
+                kind,
+                task,
             )));
         }
         let outer = (self.base, self.created, self.depth);
         self.base = Some(task);
         self.created = None;
         self.depth += 1;
-        let result = actions.iter().try_for_each(|a| self.action(a));
+        let result = actions.iter().try_for_each(|a| {
+            self.trail.push(a.rule.clone());
+            let done = self.action(a);
+            self.trail.pop();
+            done
+        });
         (self.base, self.created, self.depth) = outer;
         result
     }
@@ -350,7 +368,7 @@ impl<'a> MessageApply<'a> {
                     parent.as_ref(),
                     fields,
                 )?;
-                self.emit(EventKind::TaskCreated, task, None, None)?;
+                self.emit(EventKind::TaskCreated, task, None, None, None)?;
                 task
             }
             _ => match self.resolve(action)? {
@@ -361,18 +379,26 @@ impl<'a> MessageApply<'a> {
         match &action.kind {
             ActionKind::Comment { text, auto } => {
                 self.comment(task, text, *auto)?;
-                self.emit(EventKind::CommentAdded, task, None, None)?;
+                self.emit(EventKind::CommentAdded, task, None, None, None)?;
             }
             ActionKind::Set { status, fields } => {
                 if let Some(status) = render_nonempty(status.as_ref(), Some(task)) {
-                    if tasks::set_status(self.conn, task, &status, self.stamp)? {
-                        self.emit(EventKind::StatusChanged, task, None, None)?;
+                    if let Some(old) = tasks::set_status(self.conn, task, &status, self.stamp)? {
+                        self.emit(EventKind::StatusChanged, task, None, None, Some(old))?;
                     }
                 }
                 for field in fields {
                     let value = field.value.render(Some(task));
-                    if tasks::set_field(self.conn, task, &field.name, &value, self.stamp)? {
-                        self.emit(EventKind::FieldChanged, task, Some(&field.name), None)?;
+                    let changed =
+                        tasks::set_field(self.conn, task, &field.name, &value, self.stamp)?;
+                    if let Some(old) = changed {
+                        self.emit(
+                            EventKind::FieldChanged,
+                            task,
+                            Some(&field.name),
+                            None,
+                            Some(old),
+                        )?;
                     }
                 }
             }
@@ -389,7 +415,7 @@ impl<'a> MessageApply<'a> {
                     &self.record.key,
                     self.stamp,
                 )?;
-                self.emit(EventKind::Analytics, task, Some(table), Some(&values))?;
+                self.emit(EventKind::Analytics, task, Some(table), Some(&values), None)?;
             }
             ActionKind::Reply {
                 subject,
@@ -438,7 +464,7 @@ impl<'a> MessageApply<'a> {
                     tasks::set_field(self.conn, task, field, value, self.stamp)?;
                 }
                 self.created = Some(task);
-                self.emit(EventKind::TaskCreated, task, None, None)?;
+                self.emit(EventKind::TaskCreated, task, None, None, None)?;
                 Ok(Some(task))
             }
         }
@@ -526,10 +552,12 @@ impl<'a> MessageApply<'a> {
         let attachments = serde_json::to_string(&self.record.attachments)
             .map_err(|e| Failure::Message(format!("cannot record the attachments: {e}")))?;
         let sender = &self.plan.sender;
+        // A trigger's comment is mailrules' own, not the words of the message's sender.
+        let by_sender = self.depth == 0;
         let comment = NewComment {
             task,
-            author: Some(sender.email.trim()).filter(|s| !s.is_empty()),
-            author_name: sender.name.as_deref(),
+            author: Some(sender.email.trim()).filter(|s| by_sender && !s.is_empty()),
+            author_name: sender.name.as_deref().filter(|_| by_sender),
             text: &text.render(Some(task)),
             auto,
             attachments: &attachments,
@@ -684,6 +712,30 @@ impl<'a> MessageApply<'a> {
         };
         format!("{hex}.{task}@{domain}")
     }
+}
+
+/// The error when triggers keep firing each other: the chain of triggers, shortened to the
+/// part that repeats when it repeats (`"ping" → "pong" → "ping"`).
+fn loop_error(trail: &[String], next: &str, kind: EventKind, task: i64) -> String {
+    let mut chain: Vec<&str> = trail.iter().map(String::as_str).collect();
+    chain.push(next);
+    // The shortest period p with chain[i] == chain[i + p] over the whole chain.
+    let period = (1..chain.len()).find(|&p| (0..chain.len() - p).all(|i| chain[i] == chain[i + p]));
+    let start = period.map_or(0, |p| chain.len() - p - 1);
+    let shown: Vec<String> = chain[start..]
+        .iter()
+        .map(|name| format!("{name:?}"))
+        .collect();
+    let what = match period {
+        Some(_) => "trigger loop",
+        None => "triggers nested too deep",
+    };
+    format!(
+        "{what}: {} fire each other more than {MAX_TRIGGER_DEPTH} levels deep ({} on task \
+         #{task}); nothing of this message was applied",
+        shown.join(" → "),
+        kind.as_str()
+    )
 }
 
 /// Rendered text, or None when there is no text or it renders empty.

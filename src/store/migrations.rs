@@ -140,6 +140,43 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox(status, next_attempt_at);
 CREATE INDEX outbox_recipient ON outbox(recipient, created_at);
 "#,
+    // 2: field history (since when a field has had its value, for schedules) and what the
+    // schedules did (each acts once per task per entry into the state it looks for).
+    r#"
+CREATE TABLE task_field_history (
+  id INTEGER PRIMARY KEY,
+  task_id INTEGER NOT NULL REFERENCES tasks(id),
+  name TEXT NOT NULL,
+  value TEXT NOT NULL,
+  at TEXT NOT NULL
+);
+CREATE INDEX task_field_history_task ON task_field_history(task_id, name, id);
+INSERT INTO task_field_history (task_id, name, value, at)
+  SELECT task_id, name, value, updated_at FROM task_fields ORDER BY updated_at;
+
+-- One row per schedule, task and entry into the state the schedule looks for.
+CREATE TABLE schedule_runs (
+  id INTEGER PRIMARY KEY,
+  schedule TEXT NOT NULL,
+  task_id INTEGER NOT NULL REFERENCES tasks(id),
+  entry TEXT NOT NULL,
+  status TEXT NOT NULL,
+  summary TEXT NOT NULL,
+  error TEXT,
+  attempts INTEGER NOT NULL DEFAULT 1,
+  fired_at TEXT NOT NULL,
+  UNIQUE (schedule, task_id, entry)
+);
+CREATE INDEX schedule_runs_schedule ON schedule_runs(schedule, id);
+
+-- When each schedule last looked at the tasks, and what it found.
+CREATE TABLE schedule_state (
+  schedule TEXT PRIMARY KEY,
+  last_run_at TEXT NOT NULL,
+  fired INTEGER NOT NULL,
+  failed INTEGER NOT NULL
+);
+"#,
 ];
 
 /// The schema version this program writes.

@@ -18,14 +18,18 @@ mod contacts;
 mod messages;
 mod migrations;
 mod outbox;
+mod schedules;
 mod tasks;
 mod triggers;
 
 pub use analytics::{AnalyticsRow, Period, Report, ReportRow};
 pub use messages::FailedMessage;
 pub use outbox::OutboxRow;
+pub use schedules::{
+    Entered, FiringOutcome, FiringRequest, ScheduleCandidate, ScheduleRun, ScheduleStatus,
+};
 pub use tasks::{
-    AttachmentView, CommentView, StatusEntry, TaskAnalyticsRow, TaskSummary, TaskView,
+    AttachmentView, CommentView, StatusEntry, TaskAnalyticsRow, TaskState, TaskSummary, TaskView,
 };
 pub use triggers::{EventKind, TaskEvent, Triggers, MAX_TRIGGER_DEPTH};
 

@@ -78,23 +78,27 @@ pub(super) fn retitle(
     Ok(())
 }
 
-/// Sets the status; a change (only) is appended to the status history. Returns whether the
-/// status changed.
+/// Sets the status; a change (only) is appended to the status history. Returns the status
+/// before when it changed, None when it was already `status` (or there is no such task).
 pub(super) fn set_status(
     conn: &Connection,
     id: i64,
     status: &str,
     now: &str,
-) -> Result<bool, StoreError> {
-    let changed = conn
-        .prepare_cached(
-            "UPDATE tasks SET status = ?1, updated_at = ?2 WHERE id = ?3 AND status <> ?1",
-        )?
-        .execute(params![status, now, id])?;
-    if changed > 0 {
-        record_status(conn, id, status, now)?;
+) -> Result<Option<String>, StoreError> {
+    let old: Option<String> = conn
+        .prepare_cached("SELECT status FROM tasks WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    match old {
+        Some(old) if old != status => {
+            conn.prepare_cached("UPDATE tasks SET status = ?1, updated_at = ?2 WHERE id = ?3")?
+                .execute(params![status, now, id])?;
+            record_status(conn, id, status, now)?;
+            Ok(Some(old))
+        }
+        _ => Ok(None),
     }
-    Ok(changed > 0)
 }
 
 fn record_status(conn: &Connection, id: i64, status: &str, now: &str) -> Result<(), StoreError> {
@@ -105,51 +109,88 @@ fn record_status(conn: &Connection, id: i64, status: &str, now: &str) -> Result<
     Ok(())
 }
 
-/// Sets field `name`; an empty value clears it. Returns whether the value changed.
+/// Sets field `name`; an empty value clears it. A change is appended to the field history
+/// (schedules ask since when a field has had its value). Returns the value before (empty when
+/// the field had none) when it changed, None when it already had `value`.
 pub(super) fn set_field(
     conn: &Connection,
     id: i64,
     name: &str,
     value: &str,
     now: &str,
-) -> Result<bool, StoreError> {
-    let old: Option<String> = conn
+) -> Result<Option<String>, StoreError> {
+    let old: String = conn
         .prepare_cached("SELECT value FROM task_fields WHERE task_id = ?1 AND name = ?2")?
         .query_row(params![id, name], |r| r.get(0))
-        .optional()?;
-    if old.as_deref().unwrap_or_default() == value {
-        return Ok(false);
+        .optional()?
+        .unwrap_or_default();
+    if old == value {
+        return Ok(None);
     }
     if value.is_empty() {
         conn.prepare_cached("DELETE FROM task_fields WHERE task_id = ?1 AND name = ?2")?
             .execute(params![id, name])?;
-        touch(conn, id, now)?;
-        return Ok(true);
+    } else {
+        conn.prepare_cached(
+            "INSERT INTO task_fields (task_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (task_id, name) DO UPDATE SET value = excluded.value, \
+             updated_at = excluded.updated_at",
+        )?
+        .execute(params![id, name, value, now])?;
     }
     conn.prepare_cached(
-        "INSERT INTO task_fields (task_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4) \
-         ON CONFLICT (task_id, name) DO UPDATE SET value = excluded.value, \
-         updated_at = excluded.updated_at",
+        "INSERT INTO task_field_history (task_id, name, value, at) VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![id, name, value, now])?;
     touch(conn, id, now)?;
-    Ok(true)
+    Ok(Some(old))
 }
 
-/// The task's fields and `"status"`, as trigger conditions see them.
-pub(super) fn snapshot(conn: &Connection, id: i64) -> Result<Vec<(String, String)>, StoreError> {
-    let mut values: Vec<(String, String)> = conn
+/// A task as triggers and schedules see it: its title, status, people and fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TaskState {
+    pub title: String,
+    pub status: String,
+    pub assignee: Option<String>,
+    /// The requester's primary address.
+    pub requester: Option<String>,
+    /// By name; a cleared field is absent.
+    pub fields: Vec<(String, String)>,
+}
+
+impl TaskState {
+    /// The fields and `"status"`, as trigger conditions see a task.
+    pub fn values(&self) -> Vec<(String, String)> {
+        let mut values = self.fields.clone();
+        values.push(("status".into(), self.status.clone()));
+        values
+    }
+}
+
+/// The state of task `id`, or None when there is no such task.
+pub(super) fn state(conn: &Connection, id: i64) -> Result<Option<TaskState>, StoreError> {
+    let sql = format!(
+        "SELECT t.title, t.status, t.assignee, {PRIMARY_ADDRESS} FROM tasks t \
+         LEFT JOIN contacts c ON c.id = t.requester_contact_id WHERE t.id = ?1"
+    );
+    let head = conn
+        .prepare_cached(&sql)?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?;
+    let Some((title, status, assignee, requester)) = head else {
+        return Ok(None);
+    };
+    let fields = conn
         .prepare_cached("SELECT name, value FROM task_fields WHERE task_id = ?1 ORDER BY name")?
         .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    let status: Option<String> = conn
-        .prepare_cached("SELECT status FROM tasks WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?;
-    if let Some(status) = status {
-        values.push(("status".into(), status));
-    }
-    Ok(values)
+    Ok(Some(TaskState {
+        title,
+        status,
+        assignee,
+        requester,
+        fields,
+    }))
 }
 
 pub(super) fn touch(conn: &Connection, id: i64, now: &str) -> Result<(), StoreError> {

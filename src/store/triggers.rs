@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::tasks::TaskState;
 use crate::plan::PlannedAction;
 
 /// How deep triggers may fire triggers; deeper is taken for a loop and fails the message.
@@ -44,6 +45,11 @@ pub struct TaskEvent {
     /// `analytics`: the row's values, in order. Other events: the task's fields (after the
     /// change) and `"status"`.
     pub values: Vec<(String, String)>,
+    /// `status_changed`: the status before; `field_changed`: the field's value before (empty
+    /// when it had none). The value after is in `values` (absent when the field was cleared).
+    pub old: Option<String>,
+    /// The task after the change (for templates: `{title}`, `{assignee}`, its fields).
+    pub state: TaskState,
     /// How many triggers deep this change happened (0: the message's own actions).
     pub depth: u32,
 }
@@ -55,4 +61,10 @@ pub trait Triggers: std::fmt::Debug + Send + Sync {
     /// The actions of every trigger that fires on `event`, in order; `Err` fails the message
     /// with that text (name the trigger in it).
     fn actions_for(&self, event: &TaskEvent) -> Result<Vec<PlannedAction>, String>;
+
+    /// Whether any trigger listens to `kind`: the store skips building events nobody wants.
+    fn wants(&self, kind: EventKind) -> bool {
+        let _ = kind;
+        true
+    }
 }
