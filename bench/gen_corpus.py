@@ -283,7 +283,7 @@ class Corpus:
         return headers, body, True, "plain", None
 
     def satisfaction(self):
-        task = self.rng.randint(1, max(1, self.tasks))
+        task = self.rng.randint(1, max(1, self.tasks // 2))
         speed, grade = self.rng.choice(SPEED), self.rng.choice(GRADE)
         manager = f"{self.rng.choice(STAFF)}@{world.STAFF_DOMAIN}"
         html = ("<!DOCTYPE html><html><head><meta charset=\"{charset}\">"

@@ -79,8 +79,8 @@ priority = 20
 from = "forms@webform.example"
 subject = { contains = "Оценка работы менеджера" }
 [rule.extract]
-speed = { regex = 'Насколько быстро ответил менеджер\?\s*(?P<value>[^\n]+)' }
-grade = { regex = 'Оцените работу менеджера\s*(?P<value>[^\n]+)' }
+speed = { regex = 'Насколько быстро ответил менеджер\?\s*(?P<value>[^\n]*\S)' }
+grade = { regex = 'Оцените работу менеджера\s*(?P<value>[^\n]*\S)' }
 manager = { regex = '(?P<value>[\w.]+@acme\.example)' }
 [[rule.do]]
 action = "comment"
