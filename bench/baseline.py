@@ -418,8 +418,12 @@ class Baseline:
                 if missing == "skip":
                     continue
                 if missing == "create":
+                    target = action.get("task")
+                    found_by = {target["field"]: render(target["is"], variables)} \
+                        if isinstance(target, dict) else {}
                     task = self.create_task(facts["subject"], facts["body"], None, facts["from"],
-                                            None, None, {}, now)
+                                            None, None, found_by, now)
+                    created = task
                 else:
                     raise ActionFailed(f"{kind}: no task")
             last = task

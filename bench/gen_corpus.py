@@ -252,16 +252,20 @@ class Corpus:
         if self.tasks < 5:
             return self.request()
         task = self.rng.randint(1, max(1, self.tasks // 2))
-        reason = self.rng.choice(REASONS)
         comment = self.rng.choice(REASON_COMMENTS)
-        day = (self.date() - timedelta(days=self.rng.randrange(30))).strftime("%d.%m.%Y")
-        body = ("Ответ на опрос «Причина отказа»\n\n"
-                f"Причина: {reason}\nКомментарий: {comment}\nДата: {day}\n--\n"
+        if self.rng.random() < 0.7:
+            title = "Причина отказа"
+            day = (self.date() - timedelta(days=self.rng.randrange(30))).strftime("%d.%m.%Y")
+            answers = f"Причина: {self.rng.choice(REASONS)}\nКомментарий: {comment}\nДата: {day}\n"
+        else:
+            title = "Оценка доставки"
+            answers = f"Оценка: {self.rng.randint(1, 5)}\nКомментарий: {comment}\n"
+        body = (f"Ответ на опрос «{title}»\n\n{answers}--\n"
                 "Это письмо отправлено автоматически сервисом опросов.\n"
                 "Пожалуйста, не отвечайте на него.\n")
         headers = [("From", ("Сервис опросов", world.SURVEY_SENDER)),
                    ("To", world.SUPPORT_ADDRESS),
-                   ("Subject", f"Опрос: Причина отказа [#{task}]"),
+                   ("Subject", f"Опрос: {title} [#{task}]"),
                    ("Message-ID", self.message_id("survey.example")),
                    ("Auto-Submitted", "auto-generated")]
         return headers, body, True, "plain", None
@@ -283,20 +287,18 @@ class Corpus:
         return headers, body, True, "plain", None
 
     def satisfaction(self):
-        task = self.rng.randint(1, max(1, self.tasks // 2))
         speed, grade = self.rng.choice(SPEED), self.rng.choice(GRADE)
-        manager = f"{self.rng.choice(STAFF)}@{world.STAFF_DOMAIN}"
+        manager = f"{self.rng.choice(RU_FIRST)} {self.rng.choice(RU_LAST)}"
         html = ("<!DOCTYPE html><html><head><meta charset=\"{charset}\">"
-                "<style>td{{padding:4px;border:1px solid #ccc}}</style></head><body>"
-                "<h2>Новая анкета с сайта</h2><table>"
-                f"<tr><td>Заявка</td><td>#{task}</td></tr>"
-                f"<tr><td>Менеджер</td><td>{manager}</td></tr>"
-                f"<tr><td>Насколько быстро ответил менеджер?</td><td>{speed}</td></tr>"
-                f"<tr><td>Оцените работу менеджера</td><td>{grade}</td></tr>"
-                "</table><p>Форма: <a href=\"https://webform.example/f/42\">Оценка качества</a>"
-                "</p><p style=\"color:#888\">Письмо отправлено автоматически.</p></body></html>\n")
-        headers = [("From", ("Веб-форма", world.WEBFORM_SENDER)), ("To", world.SUPPORT_ADDRESS),
-                   ("Subject", f"Оценка работы менеджера [#{task}]"),
+                "<style>p {{ color: #333 }} td {{ padding: 4px }}</style></head><body>\n"
+                "<h3>Анкета удовлетворенности</h3>\n"
+                f"<p><b>Насколько быстро ответил менеджер?</b> {speed}</p>\n"
+                f"<p><b>Оцените работу менеджера:</b> {grade}</p>\n"
+                f"<p><b>Менеджер:</b> {manager}</p>\n"
+                "<p>Форма: <a href=\"https://webform.example/f/42\">Оценка качества</a></p>\n"
+                "<p style=\"color:#888\">Отправлено с сайта acme.example</p>\n</body></html>\n")
+        headers = [("From", ("Форма на сайте", world.WEBFORM_SENDER)), ("To", world.SUPPORT_ADDRESS),
+                   ("Subject", "Анкета: оценка работы менеджера"),
                    ("Message-ID", self.message_id("webform.example"))]
         return headers, html, True, "html", None
 
