@@ -313,7 +313,7 @@ class Store:
             return int(tag.group(1))
         return None
 
-    def find_task(self, target, variables, thread_task, created):
+    def find_task(self, target, variables, thread_task, earlier):
         if isinstance(target, dict):
             value = render(target["is"], variables)
             row = self.db.execute(
@@ -327,7 +327,7 @@ class Store:
                                                     (int(number),)).fetchone():
                 return int(number)
             return None
-        return thread_task if thread_task is not None else created
+        return thread_task if thread_task is not None else earlier
 
 
 def render(template, variables):
@@ -394,8 +394,7 @@ class Baseline:
 
     def run_actions(self, actions, variables, facts, thread_task, now, depth=0):
         db = self.store.db
-        created = None
-        last = thread_task
+        last = thread_task  # the task later actions act on by default
         for action in actions:
             kind = action["action"]
             if kind == "ignore":
@@ -403,16 +402,15 @@ class Baseline:
             if kind == "create_task":
                 fields = {k: render(v, variables) for k, v in action.get("fields", {}).items()}
                 parent = render(action["parent"], variables) if "parent" in action else None
-                created = self.create_task(
+                last = self.create_task(
                     render(action.get("title", "{subject}"), variables),
                     render(action.get("description", "{body}"), variables),
                     render(action.get("status", ""), variables) or None,
                     facts.get("from"), render(action.get("assignee", ""), variables) or None,
                     int(parent) if parent else None, fields, now)
-                variables["task"] = created
-                last = created
+                variables["task"] = last
                 continue
-            task = self.store.find_task(action.get("task"), variables, thread_task, created)
+            task = self.store.find_task(action.get("task"), variables, thread_task, last)
             if task is None:
                 missing = action.get("if_missing", "fail")
                 if missing == "skip":
@@ -423,7 +421,6 @@ class Baseline:
                         if isinstance(target, dict) else {}
                     task = self.create_task(facts["subject"], facts["body"], None, facts["from"],
                                             None, None, found_by, now)
-                    created = task
                 else:
                     raise ActionFailed(f"{kind}: no task")
             last = task
