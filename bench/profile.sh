@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Profiles file ingest with perf (software clock: this VM has no hardware counters) and prints
+# the hottest functions, self time and with children. Usage:
+#   bench/profile.sh BINARY RULES_DIR MAILDIR [OUT_DIR]
+# RULES_DIR and MAILDIR come from bench/gen_rules.py and bench/gen_corpus.py.
+set -euo pipefail
+binary=$1 rules=$2 maildir=$3 out=${4:-$(mktemp -d)}
+mkdir -p "$out"
+cat > "$out/mailrules.toml" <<TOML
+store = "mailrules.db"
+rules = "$(realpath "$rules")"
+[staff]
+domains = ["acme.example"]
+[smtp]
+host = "127.0.0.1"
+port = 9
+tls = "none"
+from = "Support <support@acme.example>"
+TOML
+rm -f "$out"/mailrules.db*
+# Warm the page cache so the profile shows the program, not the disk.
+cat "$maildir"/cur/* > /dev/null
+perf record -q -e cpu-clock -F 4000 -g -o "$out/perf.data" \
+    "$binary" --config "$out/mailrules.toml" ingest "$maildir" >/dev/null 2>&1
+echo "== self time"
+perf report -i "$out/perf.data" --no-children --sort symbol --stdio -g none 2>/dev/null \
+    | grep '%' | head -30
+echo "== with children"
+perf report -i "$out/perf.data" --children --sort symbol --stdio -g none 2>/dev/null \
+    | grep '%' | grep -v '\[k\]' | head -45
