@@ -26,7 +26,6 @@ import mailbox
 import os
 import re
 import sqlite3
-import sys
 import time
 import tomllib
 from datetime import datetime, timezone
