@@ -3,10 +3,19 @@
 //! The flow of one message is a straight line, and the modules follow it:
 //! fetch ([`imap`], or files via [`ingest`]) → [`message`] (parse) → [`thread`] (resolve
 //! sender and task) → [`rules`] (match, extract) → [`plan`] → [`store`] (apply in one
-//! transaction) → acknowledge. See docs/ARCHITECTURE.md.
+//! transaction) → acknowledge. [`pipeline`] strings these together. See docs/ARCHITECTURE.md.
 
+pub mod autoreply;
+pub mod cli;
 pub mod config;
 pub mod context;
+pub mod ingest;
+pub mod logging;
 pub mod message;
+pub mod pipeline;
 pub mod plan;
+pub mod rules;
+pub mod smtp;
+pub mod store;
 pub mod text;
+pub mod thread;

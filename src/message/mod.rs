@@ -5,11 +5,16 @@
 
 use chrono::{DateTime, Utc};
 
+mod charset;
+mod encoded_words;
+mod flowed;
+mod forward;
+mod headers;
+mod html;
 mod parse;
 
-pub use parse::ParseError;
-
-pub use parse::parse;
+pub use html::html_to_text;
+pub use parse::{parse, ParseError};
 
 /// A mailbox address: `Name <local@domain>`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
@@ -132,3 +137,6 @@ impl Message {
 mod quote;
 
 pub use quote::strip_quoted;
+
+#[cfg(test)]
+mod fixture_tests;

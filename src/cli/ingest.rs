@@ -1,0 +1,194 @@
+//! `mailrules ingest` and `mailrules explain`: messages from files through the pipeline.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::ingest::{expand, read_all, Source};
+use crate::pipeline::{Explanation, Incoming, Outcome, OutcomeStatus, Pipeline};
+
+/// Messages per store transaction: large enough to amortise the commit, small enough to keep
+/// memory flat on a big mbox.
+const BATCH: usize = 500;
+
+pub fn ingest(
+    config_path: &Path,
+    paths: &[PathBuf],
+    mailbox: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = Arc::new(super::load_config(config_path)?);
+    let rules = Arc::new(super::load_rules(&config)?);
+    let sources = expand(paths)?;
+    let from_stdin = sources.contains(&Source::Stdin);
+    let store = match super::open_store(&config) {
+        Ok(store) => store,
+        Err(e) if from_stdin => return Ok(tempfail(&e)),
+        Err(e) => return Err(e),
+    };
+    let mut pipeline = Pipeline::new(config, rules, store);
+
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    let (mut processed, mut duplicates, mut failed) = (0usize, 0usize, 0usize);
+    let mut batch: Vec<Incoming> = Vec::with_capacity(BATCH);
+    let mut flush = |batch: &mut Vec<Incoming>, pipeline: &mut Pipeline| -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let results = pipeline.process_batch(std::mem::take(batch), None)?;
+        for r in &results {
+            match r.status {
+                OutcomeStatus::Applied => processed += 1,
+                OutcomeStatus::Duplicate => duplicates += 1,
+                OutcomeStatus::Failed => failed += 1,
+            }
+        }
+        if json {
+            outcomes.extend(results);
+        } else {
+            for r in results.iter().filter(|r| r.status == OutcomeStatus::Failed) {
+                eprintln!(
+                    "failed: {}: {}",
+                    r.key,
+                    r.error.as_deref().unwrap_or("unknown error")
+                );
+            }
+        }
+        Ok(())
+    };
+    for message in read_all(sources) {
+        let mut message = message?;
+        message.mailbox = mailbox.to_string();
+        batch.push(message);
+        if batch.len() >= BATCH {
+            if let Err(e) = flush(&mut batch, &mut pipeline) {
+                return if from_stdin { Ok(tempfail(&e)) } else { Err(e) };
+            }
+        }
+    }
+    if let Err(e) = flush(&mut batch, &mut pipeline) {
+        return if from_stdin { Ok(tempfail(&e)) } else { Err(e) };
+    }
+
+    if json {
+        let messages: Vec<_> = outcomes
+            .iter()
+            .map(|o| {
+                json!({
+                    "message_id": o.message_id,
+                    "key": o.key,
+                    "rule": o.rule,
+                    "task": o.task,
+                    "status": status_name(o.status),
+                    "error": o.error,
+                })
+            })
+            .collect();
+        super::print_json(&json!({
+            "processed": processed,
+            "duplicates": duplicates,
+            "failed": failed,
+            "messages": messages,
+        }))?;
+    } else {
+        println!("processed {processed}, duplicates {duplicates}, failed {failed}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tempfail(error: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {error:#}");
+    eprintln!("the message was not stored; exiting with 75 (EX_TEMPFAIL) so the sender retries");
+    ExitCode::from(super::EXIT_TEMPFAIL)
+}
+
+pub fn status_name(status: OutcomeStatus) -> &'static str {
+    match status {
+        OutcomeStatus::Applied => "applied",
+        OutcomeStatus::Duplicate => "duplicate",
+        OutcomeStatus::Failed => "failed",
+    }
+}
+
+pub fn explain(
+    config_path: &Path,
+    file: &Path,
+    mailbox: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let config = Arc::new(super::load_config(config_path)?);
+    let rules = Arc::new(super::load_rules(&config)?);
+    let raw = if file.as_os_str() == "-" {
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut raw)?;
+        raw
+    } else {
+        std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?
+    };
+    let store = super::open_store(&config)?;
+    let pipeline = Pipeline::new(config, rules, store);
+    let explanation = pipeline.explain(&raw, mailbox)?;
+    if json {
+        super::print_json(&explanation)?;
+    } else {
+        print!("{}", render_explanation(&explanation));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_explanation(e: &Explanation) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "subject: {}",
+        e.subject.as_deref().unwrap_or("(unparseable message)")
+    );
+    if let Some(sender) = &e.sender {
+        let kind = e
+            .sender_kind
+            .map(|k| format!("{k:?}").to_lowercase())
+            .unwrap_or_default();
+        let _ = write!(out, "sender:  {sender} ({kind})");
+        if let Some(by) = &e.forwarded_by {
+            let _ = write!(out, ", forwarded by {by}");
+        }
+        out.push('\n');
+    }
+    let thread = match (e.thread.task, e.thread.via) {
+        (Some(task), Some(via)) => {
+            format!("task #{task} (via {})", format!("{via:?}").to_lowercase())
+        }
+        (Some(task), None) => format!("task #{task}"),
+        _ => "new (no task found)".to_string(),
+    };
+    let _ = writeln!(out, "thread:  {thread}");
+    out.push_str("\nrules:\n");
+    if e.rules.is_empty() {
+        out.push_str("  (no rules loaded)\n");
+    }
+    for rule in &e.rules {
+        let mark = if rule.matched { "MATCH" } else { "  -  " };
+        let _ = writeln!(out, "  {mark} {}: {}", rule.name, rule.why);
+    }
+    if !e.extracted.is_empty() {
+        out.push_str("\nextracted:\n");
+        for (name, value) in &e.extracted {
+            let _ = writeln!(out, "  {name} = {value:?}");
+        }
+    }
+    out.push_str("\nactions:\n");
+    if e.actions.is_empty() {
+        out.push_str("  (none)\n");
+    }
+    for action in &e.actions {
+        let text = serde_json::to_string(action).unwrap_or_default();
+        let _ = writeln!(out, "  {text}");
+    }
+    if let Some(error) = &e.error {
+        let _ = writeln!(out, "\nwould fail: {error}");
+    }
+    out
+}

@@ -1,0 +1,228 @@
+//! The command line: argument parsing and dispatch to one module per command group.
+//!
+//! Human output goes to stdout, diagnostics to stderr; `--json` prints one JSON document.
+//! Exit codes: 0 success, 1 user error, 2 usage error, 75 store failure on `ingest -`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod check;
+mod failed;
+mod ingest;
+mod outbox;
+mod run;
+mod table;
+mod tasks;
+
+/// sysexits.h EX_TEMPFAIL: the MTA keeps the message and tries again later.
+pub const EXIT_TEMPFAIL: u8 = 75;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mailrules",
+    version,
+    about = "Turns email into work: IMAP mail matched against TOML rules becomes tasks, comments, field updates, analytics rows and replies."
+)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        global = true,
+        env = "MAILRULES_CONFIG",
+        default_value = "mailrules.toml"
+    )]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The daemon: watch every configured mailbox, process mail, send queued mail, run schedules.
+    Run,
+    /// Load the configuration and the rules, and report every error.
+    Check,
+    /// Process messages from .eml files, Maildir folders, mbox files or `-` (stdin).
+    Ingest {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Mailbox name the messages count as coming from (for `mailbox = [...]` in rules).
+        #[arg(long, default_value = "cli")]
+        mailbox: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dry run of one message: thread, every rule tried and why, extracted values, actions.
+    Explain {
+        file: PathBuf,
+        #[arg(long, default_value = "cli")]
+        mailbox: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tasks in the store.
+    Task {
+        #[command(subcommand)]
+        command: TaskCommand,
+    },
+    /// Analytics tables.
+    Analytics {
+        #[command(subcommand)]
+        command: AnalyticsCommand,
+    },
+    /// Counts of analytics rows grouped by a column (and a period).
+    Report {
+        table: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long, value_enum)]
+        period: Option<PeriodArg>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ReportFormat,
+    },
+    /// Messages that failed, with their errors.
+    Failed {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run failed messages again (all of them, or the given ids).
+    Retry {
+        ids: Vec<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queued, sent, failed and suppressed outgoing mail.
+    Outbox {
+        #[command(subcommand)]
+        command: Option<OutboxCommand>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Tasks, newest first.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One task with its fields, comments and analytics rows.
+    Show {
+        id: i64,
+        /// Also show automatic comments (written by rules and triggers).
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AnalyticsCommand {
+    /// Rows of one analytics table.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// Put failed mail (all, or the given ids) back in the queue.
+    Retry { ids: Vec<i64> },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PeriodArg {
+    Day,
+    Week,
+    Month,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+/// Runs the parsed command line; errors are printed here and become exit code 1.
+pub fn main(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Run => run::run(&cli.config),
+        Command::Check => check::check(&cli.config),
+        Command::Ingest {
+            paths,
+            mailbox,
+            json,
+        } => ingest::ingest(&cli.config, &paths, &mailbox, json),
+        Command::Explain {
+            file,
+            mailbox,
+            json,
+        } => ingest::explain(&cli.config, &file, &mailbox, json),
+        Command::Task {
+            command: TaskCommand::List { status, json },
+        } => tasks::list(&cli.config, status.as_deref(), json),
+        Command::Task {
+            command: TaskCommand::Show { id, all, json },
+        } => tasks::show(&cli.config, id, all, json),
+        Command::Analytics {
+            command: AnalyticsCommand::Show { name, json },
+        } => tasks::analytics(&cli.config, &name, json),
+        Command::Report {
+            table,
+            by,
+            period,
+            format,
+        } => tasks::report(&cli.config, &table, &by, period, format),
+        Command::Failed { json } => failed::list(&cli.config, json),
+        Command::Retry { ids, json } => failed::retry(&cli.config, &ids, json),
+        Command::Outbox {
+            command: None,
+            json,
+        } => outbox::list(&cli.config, json),
+        Command::Outbox {
+            command: Some(OutboxCommand::Retry { ids }),
+            ..
+        } => outbox::retry(&cli.config, &ids),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Loads the configuration, with the file named in the error.
+fn load_config(path: &std::path::Path) -> anyhow::Result<crate::config::Config> {
+    Ok(crate::config::Config::load(path)?)
+}
+
+/// Opens the store the configuration names.
+fn open_store(config: &crate::config::Config) -> anyhow::Result<crate::store::Store> {
+    Ok(crate::store::Store::open(&config.store)?)
+}
+
+/// Loads the rules, printing every error (file:line:col) when they do not load.
+fn load_rules(config: &crate::config::Config) -> anyhow::Result<crate::rules::RuleSet> {
+    crate::rules::RuleSet::load_dir(&config.rules).map_err(|errors| {
+        anyhow::anyhow!(
+            "the rules in {} do not load:\n{errors}",
+            config.rules.display()
+        )
+    })
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

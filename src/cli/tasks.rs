@@ -1,0 +1,227 @@
+//! `task list`, `task show`, `analytics show` and `report`: reading the store.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::table::Table;
+use super::{PeriodArg, ReportFormat};
+use crate::store::Period;
+
+pub fn list(config_path: &Path, status: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
+    let store = super::open_store(&super::load_config(config_path)?)?;
+    let tasks = store.task_list(status)?;
+    if json {
+        super::print_json(&tasks)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new(&["ID", "STATUS", "REQUESTER", "TITLE"]);
+    for t in &tasks {
+        table.row(vec![
+            t.id.to_string(),
+            t.status.clone(),
+            t.requester.clone().unwrap_or_default(),
+            t.title.clone(),
+        ]);
+    }
+    if table.is_empty() {
+        println!("no tasks");
+    } else {
+        print!("{}", table.render());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn show(config_path: &Path, id: i64, all: bool, json: bool) -> anyhow::Result<ExitCode> {
+    let store = super::open_store(&super::load_config(config_path)?)?;
+    let Some(task) = store.task_show(id)? else {
+        anyhow::bail!("no task #{id}");
+    };
+    if json {
+        super::print_json(&task)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("#{} {}", task.id, task.title);
+    println!("status:    {}", task.status);
+    println!("requester: {}", task.requester.as_deref().unwrap_or("-"));
+    if let Some(assignee) = &task.assignee {
+        println!("assignee:  {assignee}");
+    }
+    if let Some(parent) = task.parent {
+        println!("parent:    #{parent}");
+    }
+    println!(
+        "created:   {}   updated: {}",
+        task.created_at, task.updated_at
+    );
+    if !task.fields.is_empty() {
+        println!("\nfields:");
+        let width = task
+            .fields
+            .keys()
+            .map(|k| crate::text::display_width(k))
+            .max()
+            .unwrap_or(0);
+        for (name, value) in &task.fields {
+            let pad = width - crate::text::display_width(name);
+            println!("  {name}{}  {value}", " ".repeat(pad));
+        }
+    }
+    if !task.description.trim().is_empty() {
+        println!("\n{}", task.description.trim_end());
+    }
+    let hidden = task.comments.iter().filter(|c| c.auto && !all).count();
+    let shown: Vec<_> = task.comments.iter().filter(|c| all || !c.auto).collect();
+    if !shown.is_empty() || hidden > 0 {
+        println!("\ncomments:");
+    }
+    for c in shown {
+        let robot = if c.auto { " [auto]" } else { "" };
+        let author = match (&c.author_name, &c.author) {
+            (Some(name), Some(address)) => format!("{name} <{address}>"),
+            (None, Some(address)) => address.clone(),
+            (Some(name), None) => name.clone(),
+            (None, None) => "mailrules".to_string(),
+        };
+        println!("  {} {author}{robot}:", c.at);
+        for a in &c.attachments {
+            println!(
+                "    [attachment] {} ({}, {} bytes)",
+                a.name, a.content_type, a.size
+            );
+        }
+        for line in c.text.trim_end().lines() {
+            println!("    {line}");
+        }
+    }
+    if hidden > 0 {
+        println!("  ({hidden} automatic comment(s) hidden; --all shows them)");
+    }
+    if !task.analytics.is_empty() {
+        println!("\nanalytics:");
+        for row in &task.analytics {
+            let values: Vec<String> = row
+                .values
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", json_text(v)))
+                .collect();
+            println!("  {} {}: {}", row.at, row.table, values.join("; "));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn analytics(config_path: &Path, name: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let store = super::open_store(&super::load_config(config_path)?)?;
+    let Some(rows) = store.analytics_rows(name)? else {
+        anyhow::bail!("no analytics table {name:?}");
+    };
+    if json {
+        super::print_json(&rows)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut columns: Vec<String> = Vec::new();
+    for row in &rows {
+        for key in row.values.keys() {
+            if !columns.contains(key) {
+                columns.push(key.clone());
+            }
+        }
+    }
+    let mut headers = vec!["TASK", "AT"];
+    headers.extend(columns.iter().map(String::as_str));
+    let mut table = Table::new(&headers);
+    for row in &rows {
+        let task = row.task.map(|t| format!("#{t}")).unwrap_or_default();
+        let mut cells = vec![task, row.at.clone()];
+        cells.extend(
+            columns
+                .iter()
+                .map(|c| row.values.get(c).map(json_text).unwrap_or_default()),
+        );
+        table.row(cells);
+    }
+    print!("{}", table.render());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn report(
+    config_path: &Path,
+    table_name: &str,
+    by: &str,
+    period: Option<PeriodArg>,
+    format: ReportFormat,
+) -> anyhow::Result<ExitCode> {
+    let store = super::open_store(&super::load_config(config_path)?)?;
+    let period = period.map(|p| match p {
+        PeriodArg::Day => Period::Day,
+        PeriodArg::Week => Period::Week,
+        PeriodArg::Month => Period::Month,
+    });
+    let report = store.report(table_name, by, period)?;
+    match format {
+        ReportFormat::Json => super::print_json(&report)?,
+        ReportFormat::Csv => {
+            let mut out = String::new();
+            if period.is_some() {
+                out.push_str("period,");
+            }
+            out.push_str(&csv_field(by));
+            out.push_str(",count\n");
+            for row in &report.rows {
+                if period.is_some() {
+                    out.push_str(&csv_field(row.period.as_deref().unwrap_or("")));
+                    out.push(',');
+                }
+                out.push_str(&format!("{},{}\n", csv_field(&row.value), row.count));
+            }
+            print!("{out}");
+        }
+        ReportFormat::Table => {
+            let mut headers = Vec::new();
+            if period.is_some() {
+                headers.push("PERIOD");
+            }
+            headers.push(by);
+            headers.push("COUNT");
+            let mut table = Table::new(&headers);
+            for row in &report.rows {
+                let mut cells = Vec::new();
+                if period.is_some() {
+                    cells.push(row.period.clone().unwrap_or_default());
+                }
+                cells.push(row.value.clone());
+                cells.push(row.count.to_string());
+                table.row(cells);
+            }
+            print!("{}", table.render());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A stored value as plain text (strings without their JSON quotes).
+fn json_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// RFC 4180 quoting: a field with a comma, quote or line break is quoted, quotes doubled.
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn csv_quotes_only_when_needed() {
+        assert_eq!(super::csv_field("Дорого"), "Дорого");
+        assert_eq!(super::csv_field("a, \"b\""), "\"a, \"\"b\"\"\"");
+    }
+}

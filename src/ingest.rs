@@ -1,0 +1,226 @@
+//! Messages from files: `.eml` files, Maildir folders, directories of messages, mbox files and
+//! standard input. Yields [`Incoming`] messages one by one, so a large mbox is never read whole.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use mail_parser::mailbox::mbox::MessageIterator;
+
+use crate::pipeline::Incoming;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{path}: no such file or directory")]
+    Missing { path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One input named on the command line, resolved to what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Stdin,
+    /// One message per file (an `.eml` file, or a file in a Maildir or plain directory).
+    File(PathBuf),
+    Mbox(PathBuf),
+}
+
+/// Expands the command line's paths: directories become their message files (Maildir `new/`
+/// and `cur/`, else every regular file, sorted), files that start with `From ` are mbox.
+pub fn expand(paths: &[PathBuf]) -> Result<Vec<Source>, IngestError> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path.as_os_str() == "-" {
+            out.push(Source::Stdin);
+        } else if path.is_dir() {
+            for file in message_files(path)? {
+                out.push(classify(file)?);
+            }
+        } else if path.exists() {
+            out.push(classify(path.clone())?);
+        } else {
+            return Err(IngestError::Missing { path: path.clone() });
+        }
+    }
+    Ok(out)
+}
+
+fn message_files(dir: &Path) -> Result<Vec<PathBuf>, IngestError> {
+    let maildir_parts: Vec<PathBuf> = ["new", "cur"]
+        .iter()
+        .map(|d| dir.join(d))
+        .filter(|d| d.is_dir())
+        .collect();
+    let dirs = if maildir_parts.is_empty() {
+        vec![dir.to_path_buf()]
+    } else {
+        maildir_parts
+    };
+    let mut files = Vec::new();
+    for d in dirs {
+        let entries = std::fs::read_dir(&d).map_err(|source| IngestError::Read {
+            path: d.clone(),
+            source,
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|source| IngestError::Read {
+                path: d.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            let hidden = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+            if path.is_file() && !hidden {
+                files.push(path);
+            }
+        }
+    }
+    // Maildir names start with the delivery time, so name order is arrival order.
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()).then_with(|| a.cmp(b)));
+    Ok(files)
+}
+
+fn classify(path: PathBuf) -> Result<Source, IngestError> {
+    let mut head = [0u8; 5];
+    let mut file = File::open(&path).map_err(|source| IngestError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let n = read_up_to(&mut file, &mut head).map_err(|source| IngestError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    if &head[..n] == b"From " {
+        Ok(Source::Mbox(path))
+    } else {
+        Ok(Source::File(path))
+    }
+}
+
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// Reads the messages of `sources` lazily, in order.
+pub fn read_all(sources: Vec<Source>) -> impl Iterator<Item = Result<Incoming, IngestError>> {
+    sources
+        .into_iter()
+        .flat_map(|source| -> Box<dyn Iterator<Item = _>> {
+            match source {
+                Source::Stdin => {
+                    let mut raw = Vec::new();
+                    let result = std::io::stdin()
+                        .read_to_end(&mut raw)
+                        .map(|_| incoming(raw, "stdin".to_string()))
+                        .map_err(|source| IngestError::Read {
+                            path: PathBuf::from("-"),
+                            source,
+                        });
+                    Box::new(std::iter::once(result))
+                }
+                Source::File(path) => {
+                    let result = std::fs::read(&path)
+                        .map(|raw| incoming(raw, path.display().to_string()))
+                        .map_err(|source| IngestError::Read { path, source });
+                    Box::new(std::iter::once(result))
+                }
+                Source::Mbox(path) => match File::open(&path) {
+                    Err(source) => {
+                        Box::new(std::iter::once(Err(IngestError::Read { path, source })))
+                    }
+                    Ok(file) => {
+                        let name = path.display().to_string();
+                        let messages = MessageIterator::new(BufReader::new(file));
+                        Box::new(messages.enumerate().map(move |(i, m)| match m {
+                            Ok(m) => Ok(incoming(m.unwrap_contents(), format!("{name}#{}", i + 1))),
+                            Err(source) => Err(IngestError::Read {
+                                path: path.clone(),
+                                source,
+                            }),
+                        }))
+                    }
+                },
+            }
+        })
+}
+
+fn incoming(raw: Vec<u8>, source: String) -> Incoming {
+    Incoming {
+        raw,
+        mailbox: "cli".to_string(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maildir_mbox_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = dir.path().join("box");
+        std::fs::create_dir_all(maildir.join("new")).unwrap();
+        std::fs::create_dir_all(maildir.join("cur")).unwrap();
+        std::fs::create_dir_all(maildir.join("tmp")).unwrap();
+        std::fs::write(maildir.join("new/1"), "Subject: a\n\nx\n").unwrap();
+        std::fs::write(maildir.join("cur/2:2,S"), "Subject: b\n\nx\n").unwrap();
+        std::fs::write(maildir.join("tmp/3"), "Subject: half written\n").unwrap();
+        let mbox = dir.path().join("mail.mbox");
+        std::fs::write(
+            &mbox,
+            "From a@x Mon Jan  1 00:00:00 2026\nSubject: m1\n\n>From here\n\nFrom b@x Mon Jan  1 00:00:00 2026\nSubject: m2\n\ny\n",
+        )
+        .unwrap();
+        let eml = dir.path().join("one.eml");
+        std::fs::write(&eml, "Subject: e\n\nz\n").unwrap();
+
+        let sources = expand(&[maildir, mbox, eml]).unwrap();
+        let messages: Vec<Incoming> = read_all(sources).map(Result::unwrap).collect();
+        let subjects: Vec<String> = messages
+            .iter()
+            .map(|m| {
+                String::from_utf8_lossy(&m.raw)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            subjects,
+            [
+                "Subject: a",
+                "Subject: b",
+                "Subject: m1",
+                "Subject: m2",
+                "Subject: e"
+            ]
+        );
+        assert!(String::from_utf8_lossy(&messages[2].raw).contains("\nFrom here"));
+        assert!(messages[2].source.ends_with("mail.mbox#1"));
+    }
+
+    #[test]
+    fn a_missing_path_is_named() {
+        let err = expand(&[PathBuf::from("/nonexistent/x.eml")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/nonexistent/x.eml: no such file or directory"
+        );
+    }
+}

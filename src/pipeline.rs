@@ -1,0 +1,340 @@
+//! One message's straight line: parse → resolve sender and thread → match rules → plan →
+//! apply in the store. Shared by `ingest`, `retry`, `explain` and the daemon.
+//!
+//! The pipeline owns the only store connection that writes. Everything before `apply` is pure;
+//! the store calls back into [`Pipeline::plan_one`] inside its transaction so that a reply
+//! threads onto a task created by an earlier message of the same batch.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use regex::Regex;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::context::{Envelope, SenderKind, ThreadMatch};
+use crate::message::{self, Message};
+use crate::plan::{ActionKind, Plan, PlannedAction};
+use crate::rules::{RuleSet, RuleTrace};
+use crate::store::{ApplyOptions, MailboxCursor, MessageRecord, Store, StoreError, TaskDirectory};
+use crate::thread::{resolve_sender, resolve_thread, ResolvedSender};
+
+/// One message to process, as fetched.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub raw: Vec<u8>,
+    /// The configured mailbox name (`"cli"` for files given to `ingest`).
+    pub mailbox: String,
+    /// Where it came from, for people: a file path, `imap:support uid 42`, `stdin`.
+    pub source: String,
+}
+
+pub use crate::store::ApplyResult as Outcome;
+pub use crate::store::ResultStatus as OutcomeStatus;
+
+/// A message after parsing, waiting for its plan.
+struct Prepared {
+    record: MessageRecord,
+    parsed: Result<(Message, ResolvedSender), String>,
+}
+
+/// The unique key of a message: its Message-ID, else a hash of its bytes.
+pub fn message_key(message: Option<&Message>, raw: &[u8]) -> String {
+    match message.and_then(|m| m.message_id.as_deref()) {
+        Some(id) if !id.trim().is_empty() => id.trim().to_string(),
+        _ => {
+            let digest = Sha256::digest(raw);
+            let mut hex = String::with_capacity(71);
+            hex.push_str("sha256:");
+            for byte in digest {
+                hex.push_str(&format!("{byte:02x}"));
+            }
+            hex
+        }
+    }
+}
+
+/// What `explain` shows: the whole decision for one message, with nothing written.
+#[derive(Debug, Serialize)]
+pub struct Explanation {
+    pub thread: ThreadMatch,
+    pub sender: Option<String>,
+    pub sender_name: Option<String>,
+    pub sender_kind: Option<SenderKind>,
+    pub forwarded_by: Option<String>,
+    pub subject: Option<String>,
+    pub rules: Vec<RuleTrace>,
+    pub extracted: BTreeMap<String, String>,
+    pub actions: Vec<PlannedAction>,
+    /// Why the message would fail (unparseable, extraction or conversion failure).
+    pub error: Option<String>,
+}
+
+pub struct Pipeline {
+    config: Arc<Config>,
+    rules: Arc<RuleSet>,
+    store: Store,
+    subject_tag: Regex,
+    options: ApplyOptions,
+    own_addresses: Vec<String>,
+}
+
+impl Pipeline {
+    pub fn new(config: Arc<Config>, rules: Arc<RuleSet>, store: Store) -> Pipeline {
+        // Config::load already checked the regex; an invalid one here means a hand-built Config.
+        let subject_tag = Regex::new(&config.threading.subject_tag)
+            .unwrap_or_else(|_| Regex::new(r"\[#(\d+)\]").expect("the default tag is valid"));
+        let own_addresses = own_addresses(&config);
+        let outgoing_domain = config
+            .smtp
+            .as_ref()
+            .and_then(|s| bare_address(&s.from))
+            .and_then(|a| a.rsplit_once('@').map(|(_, d)| d.to_string()))
+            .unwrap_or_else(|| "mailrules.local".to_string());
+        let options = ApplyOptions {
+            outgoing_domain,
+            reply_from: own_addresses.clone(),
+            limits: config.limits.clone(),
+            now: None,
+            triggers: None,
+        };
+        Pipeline {
+            config,
+            rules,
+            store,
+            subject_tag,
+            options,
+            own_addresses,
+        }
+    }
+
+    /// Replaces the rule set (after a reload that loaded without error).
+    pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
+        self.rules = rules;
+    }
+
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.rules
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    /// Lets tests and the schedule runner fix the clock.
+    pub fn set_now(&mut self, now: Option<chrono::DateTime<chrono::Utc>>) {
+        self.options.now = now;
+    }
+
+    /// Processes a batch in one store transaction; `cursor` is committed with it.
+    /// `Err` means nothing was committed, so nothing may be acknowledged.
+    pub fn process_batch(
+        &mut self,
+        batch: Vec<Incoming>,
+        cursor: Option<&MailboxCursor>,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let prepared: Vec<Prepared> = batch.into_iter().map(|i| self.prepare(i)).collect();
+        let records: Vec<MessageRecord> = prepared.iter().map(|p| p.record.clone()).collect();
+        let Pipeline {
+            store,
+            config,
+            rules,
+            subject_tag,
+            own_addresses,
+            options,
+        } = self;
+        let planner = Planner {
+            config,
+            rules,
+            subject_tag,
+            own_addresses,
+        };
+        store.apply_batch_with(
+            records,
+            |index, directory| planner.plan_one(&prepared[index], directory),
+            cursor,
+            options,
+        )
+    }
+
+    /// The dry run behind `mailrules explain`: reads the store, writes nothing.
+    pub fn explain(&self, raw: &[u8], mailbox: &str) -> Result<Explanation, StoreError> {
+        let mut explanation = Explanation {
+            thread: ThreadMatch::default(),
+            sender: None,
+            sender_name: None,
+            sender_kind: None,
+            forwarded_by: None,
+            subject: None,
+            rules: Vec::new(),
+            extracted: BTreeMap::new(),
+            actions: Vec::new(),
+            error: None,
+        };
+        let message = match message::parse(raw) {
+            Ok(m) => m,
+            Err(e) => {
+                explanation.error = Some(e.to_string());
+                return Ok(explanation);
+            }
+        };
+        let sender = resolve_sender(&message, &self.config.staff);
+        let (thread, task_status) = resolve_thread(&message, &self.subject_tag, &self.store)?;
+        explanation.thread = thread;
+        explanation.subject = Some(message.subject.clone());
+        explanation.sender = Some(sender.address.email.clone());
+        explanation.sender_name = sender.address.name.clone();
+        explanation.sender_kind = Some(sender.kind);
+        explanation.forwarded_by = sender.forwarded_by.as_ref().map(|a| a.email.clone());
+        let envelope = Envelope {
+            message: &message,
+            mailbox,
+            sender: sender.address.clone(),
+            sender_kind: sender.kind,
+            forwarded_by: sender.forwarded_by.clone(),
+            thread,
+            task_status,
+        };
+        let evaluation = self.rules.evaluate(&envelope, self.config.unmatched);
+        explanation.rules = evaluation.rules;
+        explanation.extracted = evaluation.extracted;
+        match evaluation.plan {
+            Ok(mut plan) => {
+                guard_replies(&mut plan, &message, &self.own_addresses);
+                explanation.actions = plan.actions;
+            }
+            Err(e) => explanation.error = Some(e.to_string()),
+        }
+        Ok(explanation)
+    }
+
+    fn prepare(&self, incoming: Incoming) -> Prepared {
+        let Incoming {
+            raw,
+            mailbox,
+            source,
+        } = incoming;
+        let max = self.config.limits.max_message_size;
+        let parsed = if raw.len() > max {
+            Err(format!(
+                "message is {} bytes, over the limit of {max} bytes (limits.max_message_size)",
+                raw.len()
+            ))
+        } else {
+            message::parse(&raw).map_err(|e| e.to_string())
+        };
+        let key = message_key(parsed.as_ref().ok(), &raw);
+        let parsed = parsed.map(|m| {
+            let sender = resolve_sender(&m, &self.config.staff);
+            (m, sender)
+        });
+        let record = match &parsed {
+            Ok((m, sender)) => MessageRecord {
+                key,
+                message_id: m.message_id.clone(),
+                mailbox,
+                source,
+                subject: m.subject.clone(),
+                from: Some(sender.address.normalized()).filter(|a| !a.is_empty()),
+                from_name: sender.address.name.clone(),
+                date: m.date,
+                attachments: m.attachments.clone(),
+                references: m.ancestor_ids().into_iter().map(str::to_string).collect(),
+                raw,
+            },
+            Err(_) => MessageRecord {
+                key,
+                message_id: None,
+                mailbox,
+                source,
+                subject: String::new(),
+                from: None,
+                from_name: None,
+                date: None,
+                attachments: Vec::new(),
+                references: Vec::new(),
+                raw,
+            },
+        };
+        Prepared { record, parsed }
+    }
+}
+
+/// The pure part of planning, borrowed from the pipeline while the store holds its transaction.
+struct Planner<'a> {
+    config: &'a Config,
+    rules: &'a RuleSet,
+    subject_tag: &'a Regex,
+    own_addresses: &'a [String],
+}
+
+impl Planner<'_> {
+    /// The plan for one prepared message, or why it fails. Store errors abort the batch.
+    fn plan_one(
+        &self,
+        prepared: &Prepared,
+        directory: &dyn TaskDirectory,
+    ) -> Result<Result<Plan, String>, StoreError> {
+        let (message, sender) = match &prepared.parsed {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e.clone())),
+        };
+        let (thread, task_status) = resolve_thread(message, self.subject_tag, directory)?;
+        let envelope = Envelope {
+            message,
+            mailbox: &prepared.record.mailbox,
+            sender: sender.address.clone(),
+            sender_kind: sender.kind,
+            forwarded_by: sender.forwarded_by.clone(),
+            thread,
+            task_status,
+        };
+        let evaluation = self.rules.decide(&envelope, self.config.unmatched);
+        Ok(evaluation.plan.map_err(|e| e.to_string()).map(|mut plan| {
+            guard_replies(&mut plan, message, self.own_addresses);
+            plan
+        }))
+    }
+}
+
+/// Marks automatic replies that RFC 3834 forbids (the message is from a robot, a list, us).
+fn guard_replies(plan: &mut Plan, message: &Message, own_addresses: &[String]) {
+    for action in &mut plan.actions {
+        if let ActionKind::Reply { suppressed, .. } = &mut action.kind {
+            if suppressed.is_none() {
+                *suppressed = crate::autoreply::suppression_reason(message, own_addresses);
+            }
+        }
+    }
+}
+
+/// Addresses that are ours: the SMTP sender and every mailbox account.
+fn own_addresses(config: &Config) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    if let Some(from) = config.smtp.as_ref().and_then(|s| bare_address(&s.from)) {
+        out.push(from);
+    }
+    for mailbox in &config.mailboxes {
+        if mailbox.user.contains('@') {
+            out.push(mailbox.user.to_lowercase());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `Name <a@b>` or `a@b` → `a@b`, lower-cased.
+fn bare_address(text: &str) -> Option<String> {
+    let inner = match (text.rfind('<'), text.rfind('>')) {
+        (Some(start), Some(end)) if start < end => &text[start + 1..end],
+        _ => text,
+    };
+    let inner = inner.trim();
+    inner.contains('@').then(|| inner.to_lowercase())
+}

@@ -1,0 +1,352 @@
+//! Loading `do`: actions with their templates checked against the variables in scope.
+
+use toml::de::{DeTable, DeValue};
+
+use super::error::{nearest, unknown_word};
+use super::model::{Action, ActionSpec, AnalyticsDecl, TaskSpec};
+use super::reader::{self, entries, Sink, Span};
+use super::template::Template;
+use crate::plan::IfMissing;
+
+pub const ACTIONS: [&str; 7] = [
+    "create_task",
+    "comment",
+    "set",
+    "analytics",
+    "reply",
+    "notify",
+    "ignore",
+];
+
+/// Variables every rule template may use.
+pub const RULE_BUILTINS: [&str; 10] = [
+    "subject",
+    "body",
+    "from",
+    "from_name",
+    "to",
+    "date",
+    "message_id",
+    "mailbox",
+    "task",
+    "rule",
+];
+
+/// What the actions belong to: message rules have the message's defaults (title = subject,
+/// comment = the body); triggers and schedules have no message, so those texts are required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Rule,
+    Event,
+}
+
+/// What an action may refer to.
+pub struct Scope<'a> {
+    pub owner: Owner,
+    pub vars: &'a [String],
+    pub tables: &'a [AnalyticsDecl],
+}
+
+/// Every action of a `do` value.
+pub fn actions(sink: &mut Sink, value: &reader::Value, scope: &Scope) -> Vec<Action> {
+    reader::some_tables(sink, "do", value)
+        .into_iter()
+        .filter_map(|(t, span)| action(sink, t, &span, scope))
+        .collect()
+}
+
+fn keys_of(action: &str) -> &'static [&'static str] {
+    match action {
+        "create_task" => &[
+            "action",
+            "title",
+            "description",
+            "status",
+            "fields",
+            "assignee",
+            "parent",
+        ],
+        "comment" => &["action", "text", "auto", "task", "if_missing"],
+        "set" => &["action", "status", "fields", "task", "if_missing"],
+        "analytics" => &["action", "table", "values", "task", "if_missing"],
+        "reply" => &["action", "subject", "text", "task", "if_missing"],
+        "notify" => &["action", "to", "subject", "text", "task", "if_missing"],
+        _ => &["action"],
+    }
+}
+
+fn action(sink: &mut Sink, table: &DeTable, span: &Span, scope: &Scope) -> Option<Action> {
+    let name = reader::required_string(
+        sink,
+        table,
+        "action",
+        span,
+        "one of create_task, comment, set, analytics, reply, notify, ignore",
+    )?;
+    let kind = name.get_ref().as_str();
+    if !ACTIONS.contains(&kind) {
+        sink.error(&name.span(), unknown_word("action", kind, &ACTIONS));
+        return None;
+    }
+    reader::check_keys(sink, table, keys_of(kind));
+    let event = scope.owner == Owner::Event;
+    let t = |sink: &mut Sink, key: &str| template(sink, table, key, scope);
+    let needed = |sink: &mut Sink, key: &str| {
+        if reader::get(table, key).is_none() {
+            sink.error(span, format!("action `{kind}` needs `{key}`"));
+            None
+        } else {
+            template(sink, table, key, scope)
+        }
+    };
+    let with_default = |sink: &mut Sink, key: &str, default: &str| {
+        if reader::get(table, key).is_some() {
+            template(sink, table, key, scope)
+        } else {
+            Some(Template::parse(default).unwrap_or_else(|_| Template::literal(default)))
+        }
+    };
+    let spec = match kind {
+        "create_task" => {
+            let title = if event {
+                needed(sink, "title")
+            } else {
+                with_default(sink, "title", "{subject}")
+            };
+            let description = with_default(sink, "description", if event { "" } else { "{body}" });
+            ActionSpec::CreateTask {
+                title: title?,
+                description: description?,
+                status: t(sink, "status"),
+                fields: pairs(sink, table, "fields", scope),
+                assignee: t(sink, "assignee"),
+                parent: t(sink, "parent"),
+            }
+        }
+        "comment" => {
+            let text = if event {
+                needed(sink, "text")
+            } else {
+                t(sink, "text")
+            };
+            let auto = reader::boolean(sink, table, "auto").unwrap_or(text.is_some());
+            ActionSpec::Comment { text, auto }
+        }
+        "set" => {
+            if !table.contains_key("status") && !table.contains_key("fields") {
+                sink.error(span, "action `set` needs `status` or `fields`");
+            }
+            ActionSpec::Set {
+                status: t(sink, "status"),
+                fields: pairs(sink, table, "fields", scope),
+            }
+        }
+        "analytics" => {
+            let table_name =
+                reader::required_string(sink, table, "table", span, "the analytics table")?;
+            let values = pairs(sink, table, "values", scope);
+            if reader::get(table, "values").is_none() {
+                sink.error(span, "action `analytics` needs `values`");
+            }
+            check_columns(sink, table, &table_name, scope.tables);
+            ActionSpec::Analytics {
+                table: table_name.into_inner(),
+                values,
+            }
+        }
+        "reply" => {
+            let subject = if event {
+                needed(sink, "subject")
+            } else {
+                with_default(sink, "subject", "Re: {subject}")
+            };
+            let text = needed(sink, "text");
+            ActionSpec::Reply {
+                subject: subject?,
+                text: text?,
+            }
+        }
+        "notify" => {
+            let to = needed(sink, "to");
+            let subject = needed(sink, "subject");
+            let text = with_default(sink, "text", "");
+            ActionSpec::Notify {
+                to: to?,
+                subject: subject?,
+                text: text?,
+            }
+        }
+        _ => ActionSpec::Ignore,
+    };
+    Some(Action {
+        kind: spec,
+        task: task_spec(sink, table, scope),
+        if_missing: if_missing(sink, table),
+    })
+}
+
+/// Analytics columns must be declared when the table is.
+fn check_columns(
+    sink: &mut Sink,
+    table: &DeTable,
+    name: &toml::Spanned<String>,
+    tables: &[AnalyticsDecl],
+) {
+    let Some(decl) = tables.iter().find(|d| &d.name == name.get_ref()) else {
+        return;
+    };
+    let Some((values, _)) = reader::table(sink, table, "values") else {
+        return;
+    };
+    let known: Vec<&str> = decl.columns.iter().map(|(c, _)| c.as_str()).collect();
+    for (column, _) in entries(values) {
+        if !known.contains(&column.get_ref().as_ref()) {
+            sink.error(
+                &column.span(),
+                format!(
+                    "analytics table {:?} has no column: {}",
+                    decl.name,
+                    unknown_word("column", column.get_ref(), &known)
+                ),
+            );
+        }
+    }
+}
+
+fn task_spec(sink: &mut Sink, table: &DeTable, scope: &Scope) -> TaskSpec {
+    let Some(value) = reader::get(table, "task") else {
+        return TaskSpec::Current;
+    };
+    match value.get_ref() {
+        DeValue::String(_) => match template(sink, table, "task", scope) {
+            Some(t) => TaskSpec::Number(t),
+            None => TaskSpec::Current,
+        },
+        DeValue::Table(by) => {
+            reader::check_keys(sink, by, &["field", "is"]);
+            let field = reader::required_string(
+                sink,
+                by,
+                "field",
+                &value.span(),
+                "the field to look the task up by",
+            );
+            let is = if reader::get(by, "is").is_none() {
+                sink.error(&value.span(), "`task` needs `is`: the value of the field");
+                None
+            } else {
+                template(sink, by, "is", scope)
+            };
+            match (field, is) {
+                (Some(field), Some(value)) => TaskSpec::Field {
+                    field: field.into_inner(),
+                    value,
+                },
+                _ => TaskSpec::Current,
+            }
+        }
+        _ => {
+            reader::wrong_type(
+                sink,
+                "task",
+                value,
+                "\"{variable}\" or { field = \"…\", is = \"…\" }",
+            );
+            TaskSpec::Current
+        }
+    }
+}
+
+fn if_missing(sink: &mut Sink, table: &DeTable) -> IfMissing {
+    let Some(word) = reader::string(sink, table, "if_missing") else {
+        return IfMissing::Fail;
+    };
+    match word.get_ref().as_str() {
+        "create" => IfMissing::Create,
+        "skip" => IfMissing::Skip,
+        "fail" => IfMissing::Fail,
+        other => {
+            sink.error(
+                &word.span(),
+                unknown_word("if_missing value", other, &["create", "skip", "fail"]),
+            );
+            IfMissing::Fail
+        }
+    }
+}
+
+/// `fields = { "Name" = "template" }` or analytics `values`, in source order.
+fn pairs(sink: &mut Sink, table: &DeTable, key: &str, scope: &Scope) -> Vec<(String, Template)> {
+    let Some((map, _)) = reader::table(sink, table, key) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (name, value) in entries(map) {
+        let text = match value.get_ref() {
+            DeValue::String(s) => s.to_string(),
+            DeValue::Integer(i) => i.to_string(),
+            DeValue::Float(f) => f.to_string(),
+            _ => {
+                reader::wrong_type(sink, name.get_ref(), value, "a string");
+                continue;
+            }
+        };
+        if let Some(t) = compile(sink, &value.span(), &text, scope) {
+            out.push((name.get_ref().to_string(), t));
+        }
+    }
+    out
+}
+
+/// A template-valued key, if present.
+pub fn template(sink: &mut Sink, table: &DeTable, key: &str, scope: &Scope) -> Option<Template> {
+    let value = reader::string(sink, table, key)?;
+    compile(sink, &value.span(), value.get_ref(), scope)
+}
+
+/// Compiles `text` and checks every variable against the scope.
+fn compile(sink: &mut Sink, span: &Span, text: &str, scope: &Scope) -> Option<Template> {
+    let template = match Template::parse(text) {
+        Ok(t) => t,
+        Err(e) => {
+            let at = inner_span(sink, span, text, e.offset);
+            sink.error(&at, e.message);
+            return None;
+        }
+    };
+    let mut ok = true;
+    for var in template.vars() {
+        if scope.vars.iter().any(|v| v == var) {
+            continue;
+        }
+        ok = false;
+        let known: Vec<&str> = scope.vars.iter().map(String::as_str).collect();
+        let hint = match nearest(var, &known) {
+            Some(k) => format!(", did you mean `{{{k}}}`?"),
+            None => format!(
+                "; known here: {}",
+                known
+                    .iter()
+                    .map(|k| format!("{{{k}}}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let at = sink.span_of(span, &format!("{{{var}"));
+        sink.error(&at, format!("unknown variable `{{{var}}}`{hint}"));
+    }
+    ok.then_some(template)
+}
+
+/// The source position of byte `offset` of a string value, exact when the string is written
+/// without escapes, else the start of the string.
+fn inner_span(sink: &Sink, span: &Span, text: &str, offset: usize) -> Span {
+    let raw = sink.src.get(span.clone()).unwrap_or("");
+    let quote = raw.chars().next().map_or(0, char::len_utf8);
+    if raw.len() >= quote && raw.get(quote..quote + text.len()) == Some(text) {
+        let at = span.start + quote + offset;
+        at..at + 1
+    } else {
+        span.clone()
+    }
+}

@@ -1,0 +1,196 @@
+//! The rule language v1: loading rule files, matching a message against the rules, extracting
+//! values and planning the actions. Pure: the only I/O is reading the files in [`RuleSet::load_dir`].
+
+mod condition;
+mod convert;
+mod error;
+mod evaluate;
+mod extract;
+mod glob;
+mod load;
+mod load_action;
+mod load_extract;
+mod load_when;
+mod model;
+mod planner;
+mod prefilter;
+mod reader;
+mod template;
+mod value_when;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use error::{RuleError, RuleErrors};
+pub use glob::Glob;
+pub use model::{
+    Action, ActionSpec, AnalyticsDecl, Condition, ExtractHow, Extractor, FieldDecl, FieldType,
+    Leaf, Rule, Schedule, Source, TaskSpec, Test, ThreadKind, Trigger, TriggerEvent,
+    ValueCondition, ValueType, ValueWhen, When,
+};
+pub use template::{Part, Template};
+pub use value_when::holds;
+
+use crate::context::Envelope;
+use crate::plan::{Plan, PlanError};
+
+/// A loaded, checked set of rules. Immutable; share it in an `Arc`.
+#[derive(Debug)]
+pub struct RuleSet {
+    /// In the order they are tried: higher priority first, equal priority in file order.
+    rules: Vec<Rule>,
+    triggers: Vec<Trigger>,
+    schedules: Vec<Schedule>,
+    fields: Vec<FieldDecl>,
+    analytics: Vec<AnalyticsDecl>,
+    files: usize,
+    prefilter: prefilter::Prefilter,
+}
+
+/// Counts for `mailrules check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RuleSummary {
+    pub rules: usize,
+    pub triggers: usize,
+    pub schedules: usize,
+    pub files: usize,
+}
+
+/// One rule tried on one message, for `explain`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RuleTrace {
+    pub name: String,
+    pub matched: bool,
+    /// `"matched"`, or the first condition that failed and the value it saw.
+    pub why: String,
+}
+
+/// What the rules make of one message. Serialized with `plan` on success, `error` (the plan
+/// error's text) on failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    /// Every rule tried, in order ([`RuleSet::decide`]: only the rules that matched).
+    pub rules: Vec<RuleTrace>,
+    /// Values of the matched rule(s): extracted values and named regex groups.
+    pub extracted: BTreeMap<String, String>,
+    pub plan: Result<Plan, PlanError>,
+}
+
+impl serde::Serialize for Evaluation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = s.serialize_struct("Evaluation", 3)?;
+        out.serialize_field("rules", &self.rules)?;
+        out.serialize_field("extracted", &self.extracted)?;
+        match &self.plan {
+            Ok(plan) => out.serialize_field("plan", plan)?,
+            Err(e) => out.serialize_field("error", &e.to_string())?,
+        }
+        out.end()
+    }
+}
+
+impl RuleSet {
+    /// Loads every `*.toml` file of `dir`, in byte order of the file name.
+    pub fn load_dir(dir: &Path) -> Result<RuleSet, RuleErrors> {
+        let io_error = |path: &Path, e: std::io::Error| RuleError {
+            file: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            kind: "",
+            rule: None,
+            message: format!("cannot read: {e}"),
+        };
+        let entries = std::fs::read_dir(dir).map_err(|e| RuleErrors(vec![io_error(dir, e)]))?;
+        let mut unreadable = Vec::new();
+        let mut paths: Vec<PathBuf> = Vec::new();
+        for entry in entries {
+            match entry {
+                Ok(entry) => {
+                    let path = entry.path();
+                    if path.extension().is_some_and(|x| x == "toml") && path.is_file() {
+                        paths.push(path);
+                    }
+                }
+                Err(e) => unreadable.push(io_error(dir, e)),
+            }
+        }
+        paths.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+        let mut files = Vec::new();
+        for path in paths {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => files.push((path, text)),
+                Err(e) => unreadable.push(io_error(&path, e)),
+            }
+        }
+        // Report unreadable files together with the errors of the readable ones.
+        match (RuleSet::from_sources(&files), unreadable.is_empty()) {
+            (Ok(set), true) => Ok(set),
+            (Ok(_), false) => Err(RuleErrors(unreadable)),
+            (Err(RuleErrors(errors)), _) => {
+                unreadable.extend(errors);
+                Err(RuleErrors(unreadable))
+            }
+        }
+    }
+
+    /// Loads rule files given as (path, text), in the order given.
+    pub fn from_sources(files: &[(PathBuf, String)]) -> Result<RuleSet, RuleErrors> {
+        let loaded = load::load(files)?;
+        let mut rules = loaded.rules;
+        // Stable: equal priority keeps file order.
+        rules.sort_by_key(|r| std::cmp::Reverse(r.priority));
+        let prefilter = prefilter::Prefilter::build(&mut rules);
+        Ok(RuleSet {
+            rules,
+            triggers: loaded.triggers,
+            schedules: loaded.schedules,
+            fields: loaded.fields,
+            analytics: loaded.analytics,
+            files: files.len(),
+            prefilter,
+        })
+    }
+
+    pub fn summary(&self) -> RuleSummary {
+        RuleSummary {
+            rules: self.rules.len(),
+            triggers: self.triggers.len(),
+            schedules: self.schedules.len(),
+            files: self.files,
+        }
+    }
+
+    /// The rules in the order they are tried.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+    pub fn triggers(&self) -> &[Trigger] {
+        &self.triggers
+    }
+    pub fn schedules(&self) -> &[Schedule] {
+        &self.schedules
+    }
+    pub fn fields(&self) -> &[FieldDecl] {
+        &self.fields
+    }
+    pub fn analytics_tables(&self) -> &[AnalyticsDecl] {
+        &self.analytics
+    }
+
+    /// Pure: which rules match, what they extract, and the plan; every rule tried is traced
+    /// with why it did or did not match (for `explain`).
+    pub fn evaluate(&self, env: &Envelope, unmatched: crate::config::Unmatched) -> Evaluation {
+        evaluate::evaluate(self, env, unmatched, evaluate::Mode::Prefiltered, true)
+    }
+
+    /// The same plan and extracted values as [`RuleSet::evaluate`], but `rules` lists only the
+    /// rules that matched: no words are spent on the rules that did not. For the daemon, where
+    /// a thousand rules must cost little more than ten.
+    pub fn decide(&self, env: &Envelope, unmatched: crate::config::Unmatched) -> Evaluation {
+        evaluate::evaluate(self, env, unmatched, evaluate::Mode::Prefiltered, false)
+    }
+}

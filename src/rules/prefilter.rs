@@ -1,0 +1,247 @@
+//! The per-message prefilter: every subject/body regex and `contains` text of every rule is
+//! searched once per message (regex sets and one Aho-Corasick automaton per target), and every
+//! `from` glob is looked up by address and domain; rules then read their answers by slot.
+//! This keeps a thousand rules close to the cost of ten.
+
+use std::collections::HashMap;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use regex::{RegexSet, RegexSetBuilder};
+
+use super::glob::{Glob, GlobKey};
+use super::model::{Condition, Rule, Test, When};
+use crate::context::Envelope;
+
+/// Patterns per regex set: small enough that each set's lazy DFA stays effective.
+const SET_CHUNK: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    From,
+    Subject,
+    Body,
+}
+
+#[derive(Debug, Default)]
+pub struct Prefilter {
+    slots: usize,
+    subject: TextIndex,
+    body: TextIndex,
+    from: AddressIndex,
+}
+
+#[derive(Debug, Default)]
+struct TextIndex {
+    /// Each set with the slots of each of its patterns.
+    sets: Vec<(RegexSet, Vec<Vec<usize>>)>,
+    /// Lower-cased `contains` texts, searched in the lower-cased target.
+    literals: Option<(AhoCorasick, Vec<Vec<usize>>)>,
+}
+
+#[derive(Debug, Default)]
+struct AddressIndex {
+    exact: HashMap<String, Vec<usize>>,
+    domains: HashMap<String, Vec<usize>>,
+    others: Vec<(Glob, usize)>,
+}
+
+/// Patterns collected from the rules, each with the slot(s) it answers.
+#[derive(Default)]
+struct Collected {
+    regexes: Vec<(String, Vec<usize>)>,
+    literals: Vec<(String, Vec<usize>)>,
+}
+
+impl Collected {
+    fn add(list: &mut Vec<(String, Vec<usize>)>, pattern: &str, slot: usize) {
+        match list.iter_mut().find(|(p, _)| p == pattern) {
+            Some((_, slots)) => slots.push(slot),
+            None => list.push((pattern.to_string(), vec![slot])),
+        }
+    }
+}
+
+impl Prefilter {
+    /// Gives every prefilterable test of `rules` a slot and builds the indexes.
+    pub fn build(rules: &mut [Rule]) -> Prefilter {
+        let mut slots = 0;
+        let mut subject = Collected::default();
+        let mut body = Collected::default();
+        let mut from_globs: Vec<(Glob, usize)> = Vec::new();
+        for rule in rules.iter_mut() {
+            visit(&mut rule.when, &mut |target, test| {
+                let slot = slots;
+                match (target, test) {
+                    (Target::Subject | Target::Body, Test::Regex { regex, slot: s }) => {
+                        let list = if target == Target::Subject {
+                            &mut subject
+                        } else {
+                            &mut body
+                        };
+                        Collected::add(&mut list.regexes, regex.as_str(), slot);
+                        *s = Some(slot);
+                    }
+                    (Target::Subject | Target::Body, Test::Contains { lower, slot: s, .. }) => {
+                        let list = if target == Target::Subject {
+                            &mut subject
+                        } else {
+                            &mut body
+                        };
+                        Collected::add(&mut list.literals, lower, slot);
+                        *s = Some(slot);
+                    }
+                    (Target::From, Test::Glob { glob, slot: s }) => {
+                        from_globs.push((glob.clone(), slot));
+                        *s = Some(slot);
+                    }
+                    _ => return,
+                }
+                slots += 1;
+            });
+        }
+        let (subject, failed_subject) = TextIndex::build(subject);
+        let (body, failed_body) = TextIndex::build(body);
+        if !failed_subject.is_empty() || !failed_body.is_empty() {
+            // A chunk that did not compile as a set: its tests are run directly instead.
+            let failed: Vec<usize> = failed_subject.into_iter().chain(failed_body).collect();
+            for rule in rules.iter_mut() {
+                visit(&mut rule.when, &mut |_, test| {
+                    if let Test::Regex { slot, .. } = test {
+                        if slot.is_some_and(|s| failed.contains(&s)) {
+                            *slot = None;
+                        }
+                    }
+                });
+            }
+        }
+        Prefilter {
+            slots,
+            subject,
+            body,
+            from: AddressIndex::build(from_globs),
+        }
+    }
+
+    /// The answer of every slotted test for this message.
+    pub fn hits(&self, env: &Envelope) -> Vec<bool> {
+        let mut hits = vec![false; self.slots];
+        self.subject.mark(&env.message.subject, &mut hits);
+        self.body.mark(&env.message.body, &mut hits);
+        self.from.mark(&env.sender.email, &mut hits);
+        hits
+    }
+}
+
+impl TextIndex {
+    /// The index, and the slots of regexes that could not be put into a set.
+    fn build(collected: Collected) -> (TextIndex, Vec<usize>) {
+        let mut failed = Vec::new();
+        let mut sets = Vec::new();
+        for chunk in collected.regexes.chunks(SET_CHUNK) {
+            let built = RegexSetBuilder::new(chunk.iter().map(|(p, _)| p.as_str()))
+                .size_limit(32 << 20)
+                .dfa_size_limit(8 << 20)
+                .build();
+            match built {
+                Ok(set) => sets.push((set, chunk.iter().map(|(_, s)| s.clone()).collect())),
+                Err(_) => failed.extend(chunk.iter().flat_map(|(_, s)| s.iter().copied())),
+            }
+        }
+        let literals = if collected.literals.is_empty() {
+            None
+        } else {
+            match AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .build(collected.literals.iter().map(|(l, _)| l.as_str()))
+            {
+                Ok(ac) => Some((ac, collected.literals.into_iter().map(|(_, s)| s).collect())),
+                Err(_) => {
+                    failed.extend(
+                        collected
+                            .literals
+                            .iter()
+                            .flat_map(|(_, s)| s.iter().copied()),
+                    );
+                    None
+                }
+            }
+        };
+        (TextIndex { sets, literals }, failed)
+    }
+
+    fn mark(&self, text: &str, hits: &mut [bool]) {
+        for (set, slots) in &self.sets {
+            for i in set.matches(text).iter() {
+                for &s in &slots[i] {
+                    hits[s] = true;
+                }
+            }
+        }
+        if let Some((ac, slots)) = &self.literals {
+            let lower = text.to_lowercase();
+            for m in ac.find_overlapping_iter(&lower) {
+                for &s in &slots[m.pattern().as_usize()] {
+                    hits[s] = true;
+                }
+            }
+        }
+    }
+}
+
+impl AddressIndex {
+    fn build(globs: Vec<(Glob, usize)>) -> AddressIndex {
+        let mut index = AddressIndex::default();
+        for (glob, slot) in globs {
+            match glob.key() {
+                GlobKey::Exact(address) => index.exact.entry(address).or_default().push(slot),
+                GlobKey::Domain(domain) => index
+                    .domains
+                    .entry(domain.to_lowercase())
+                    .or_default()
+                    .push(slot),
+                GlobKey::Other => index.others.push((glob, slot)),
+            }
+        }
+        index
+    }
+
+    fn mark(&self, address: &str, hits: &mut [bool]) {
+        let lower = address.trim().to_lowercase();
+        let found = self.exact.get(&lower).into_iter().flatten();
+        let domain = lower.rsplit_once('@').map(|(_, d)| d);
+        let by_domain = domain
+            .and_then(|d| self.domains.get(d))
+            .into_iter()
+            .flatten();
+        for &s in found.chain(by_domain) {
+            hits[s] = true;
+        }
+        for (glob, s) in &self.others {
+            if glob.matches(&lower) {
+                hits[*s] = true;
+            }
+        }
+    }
+}
+
+/// Calls `f` on every test of `when` that reads the sender, the subject or the body, in a
+/// fixed order (nested conditions and `any` lists included).
+fn visit(when: &mut When, f: &mut dyn FnMut(Target, &mut Test)) {
+    for condition in &mut when.conditions {
+        match condition {
+            Condition::From(l) => visit_test(Target::From, &mut l.test, f),
+            Condition::Subject(l) => visit_test(Target::Subject, &mut l.test, f),
+            Condition::Body(l) => visit_test(Target::Body, &mut l.test, f),
+            Condition::Any(ws) | Condition::All(ws) => ws.iter_mut().for_each(|w| visit(w, f)),
+            Condition::Not(w) => visit(w, f),
+            _ => {}
+        }
+    }
+}
+
+fn visit_test(target: Target, test: &mut Test, f: &mut dyn FnMut(Target, &mut Test)) {
+    match test {
+        Test::AnyOf(items) => items.iter_mut().for_each(|t| visit_test(target, t, f)),
+        other => f(target, other),
+    }
+}

@@ -1,0 +1,156 @@
+//! The prefilter (regex sets, literal automaton, address index) must give exactly the answers
+//! of the plain evaluator, whatever the rules and messages; and the `when` of triggers.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::rules::{holds, Condition, Test};
+
+/// Many rules mixing every prefiltered test, nested in `any`/`all`/`not`, with shared patterns.
+fn many_rules(n: usize) -> String {
+    let mut src = String::new();
+    for i in 0..n {
+        let when = match i % 8 {
+            0 => format!("from = \"*@shop{}.example\"", i % 13),
+            1 => format!("from = \"client{i}@shop.example\"\nsubject = {{ contains = \"заказ {}\" }}", i % 7),
+            2 => format!("subject = {{ regex = '^Опрос: (?P<survey>\\w+) {}' }}", i % 11),
+            3 => format!(
+                "body = {{ regex = '(?i)причина: {}|z{i}z' }}",
+                ["дорого", "долго", "другое"][i % 3]
+            ),
+            4 => format!("body = {{ contains = \"Оценка: {}\" }}", i % 5),
+            5 => format!(
+                "any = [ {{ from = \"c?ient{i}@*\" }}, {{ subject = {{ contains = \"СРОЧНО {}\" }} }} ]",
+                i % 4
+            ),
+            6 => format!(
+                "not = {{ body = {{ regex = 'x{}( |$)|q{i}q' }} }}\nfrom = {{ any = [\"*@a{i}.example\", \"b@shop.example\"] }}",
+                i % 9
+            ),
+            _ => format!(
+                "all = [ {{ subject = {{ regex = '\\[#(?P<task>{})\\]' }} }}, {{ body = {{ contains = \"{}\" }} }} ]",
+                i % 20,
+                ["спасибо", "дорого", "ß"][i % 3]
+            ),
+        };
+        src.push_str(&format!(
+            "[[rule]]\nname = \"r{i}\"\ncontinue = {}\n[rule.when]\n{when}\n[[rule.do]]\naction = \"comment\"\ntext = \"{{rule}}\"\n\n",
+            i % 3 == 0
+        ));
+    }
+    src
+}
+
+fn messages() -> Vec<Mail> {
+    let mut out = Vec::new();
+    for i in 0..40 {
+        let from = match i % 5 {
+            0 => format!("Client{i}@Shop.Example"),
+            1 => format!("x@shop{}.example", i % 13),
+            2 => "b@SHOP.example".to_string(),
+            3 => format!("ciient{i}@other.example"),
+            _ => "nobody@nowhere.example".to_string(),
+        };
+        let subject = match i % 4 {
+            0 => format!("Опрос: Отказ {} [#{}]", i % 11, i % 20),
+            1 => format!("Re: Заказ {} срочно {}", i % 7, i % 4),
+            2 => format!("[#{}] Вопрос", i % 20),
+            _ => String::new(),
+        };
+        let body = format!(
+            "Причина: {}\nОценка: {}\nСПАСИБО, STRASSE x{}\n",
+            ["Дорого", "ДОЛГО", "нет"][i % 3],
+            i % 5,
+            i % 9
+        );
+        out.push(mail(&from, &subject, &body));
+    }
+    out
+}
+
+#[test]
+fn the_prefilter_agrees_with_the_plain_evaluator() {
+    // 300 rules put more than one regex set's worth of distinct patterns on the body.
+    let set = load(&many_rules(300));
+    let mut matches = 0;
+    for message in messages() {
+        // `run` compares the prefiltered and the plain evaluation in full.
+        let e = message.run(&set);
+        matches += matched(&e).len();
+    }
+    assert!(
+        matches > 40,
+        "the messages should match many rules, matched {matches}"
+    );
+}
+
+#[test]
+fn every_subject_body_and_from_test_gets_a_slot() {
+    let set = load(&many_rules(16));
+    let mut slotted = 0;
+    for rule in set.rules() {
+        for condition in &rule.when.conditions {
+            let test = match condition {
+                Condition::From(l) | Condition::Subject(l) | Condition::Body(l) => &l.test,
+                _ => continue,
+            };
+            match test {
+                Test::Glob { slot, .. }
+                | Test::Contains { slot, .. }
+                | Test::Regex { slot, .. } => {
+                    assert!(slot.is_some(), "rule {} has an unslotted test", rule.name);
+                    slotted += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(slotted >= 8);
+}
+
+#[test]
+fn trigger_conditions_over_values() {
+    let set = load(
+        r#"
+[[trigger]]
+name = "negative-feedback"
+on = "analytics"
+table = "Удовлетворенность клиентов"
+[trigger.when]
+any = [ { "Скорость ответа" = "медленно" }, { "Оценка менеджера" = { any = ["плохо", "очень плохо"] } } ]
+not = { "Менеджер" = { exists = true } }
+[[trigger.do]]
+action = "create_task"
+parent = "{task}"
+title = "Негативный отзыв по задаче #{task}"
+description = "{row}"
+"#,
+    );
+    let when = &set.triggers()[0].when;
+    let row = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert!(holds(when, &row(&[("Скорость ответа", "Медленно")])));
+    assert!(holds(
+        when,
+        &row(&[
+            ("Скорость ответа", "быстро"),
+            ("Оценка менеджера", "очень плохо")
+        ])
+    ));
+    assert!(!holds(
+        when,
+        &row(&[
+            ("Скорость ответа", "быстро"),
+            ("Оценка менеджера", "отлично")
+        ])
+    ));
+    assert!(!holds(
+        when,
+        &row(&[("Скорость ответа", "медленно"), ("Менеджер", "Анна")])
+    ));
+    assert!(!holds(when, &row(&[])));
+}

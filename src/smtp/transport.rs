@@ -1,0 +1,178 @@
+//! The connection to the SMTP server, built from `[smtp]`: implicit TLS or STARTTLS with
+//! certificate checks (webpki roots plus an optional `ca_file`), plain text only to loopback.
+
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use super::{compose, parse_from, OutgoingMail, SmtpError};
+use crate::config::{SmtpConfig, TlsMode};
+
+/// A ready-to-use sender for one `[smtp]` configuration. Connections are pooled, so keep one
+/// `Mailer` for a whole run rather than building one per mail.
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    /// `host:port`, for messages.
+    server: String,
+    /// Upper bound for one whole delivery (connect, TLS, dialogue, data).
+    deadline: Duration,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer")
+            .field("server", &self.server)
+            .field("from", &self.from.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Mailer {
+    /// Checks the settings and reads the secret and the CA file; connects only when sending.
+    pub fn new(cfg: &SmtpConfig) -> Result<Mailer, SmtpError> {
+        let from = parse_from(&cfg.from)?;
+        let server = format!("{}:{}", cfg.host, cfg.port);
+        let tls = match cfg.tls {
+            TlsMode::Implicit => Tls::Wrapper(tls_parameters(cfg)?),
+            TlsMode::Starttls => Tls::Required(tls_parameters(cfg)?),
+            TlsMode::None => {
+                // The config loader refuses this already; checked again because a plain-text
+                // password must never leave the machine.
+                if !is_loopback(&cfg.host) {
+                    return Err(SmtpError::Config(format!(
+                        "[smtp] tls = \"none\" is only allowed for loopback hosts, not {:?}",
+                        cfg.host
+                    )));
+                }
+                Tls::None
+            }
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host)
+            .port(cfg.port)
+            .tls(tls)
+            .timeout(Some(cfg.timeout));
+        let password = cfg
+            .password
+            .read("[smtp]")
+            .map_err(|e| SmtpError::Config(e.to_string()))?;
+        match (&cfg.user, password) {
+            (Some(user), Some(password)) => {
+                builder = builder.credentials(Credentials::new(user.clone(), password));
+            }
+            (Some(user), None) => {
+                return Err(SmtpError::Config(format!(
+                    "[smtp] user {user:?} needs password_file or password_env"
+                )))
+            }
+            (None, Some(_)) => {
+                return Err(SmtpError::Config(
+                    "[smtp] a password is configured but no user".into(),
+                ))
+            }
+            (None, None) => {}
+        }
+        Ok(Mailer {
+            transport: builder.build(),
+            from,
+            server,
+            deadline: cfg.timeout.saturating_mul(4),
+        })
+    }
+
+    /// The configured sender.
+    pub fn from(&self) -> &Mailbox {
+        &self.from
+    }
+
+    /// Composes and delivers one mail.
+    pub async fn send(&self, mail: &OutgoingMail) -> Result<(), SmtpError> {
+        let message = compose(mail, &self.from)?;
+        match tokio::time::timeout(self.deadline, self.transport.send(message)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(self.classify(&e)),
+            Err(_) => Err(SmtpError::Unreachable {
+                server: self.server.clone(),
+                message: format!("no complete answer within {:?}", self.deadline),
+            }),
+        }
+    }
+
+    fn classify(&self, e: &lettre::transport::smtp::Error) -> SmtpError {
+        if let Some(code) = e.status() {
+            let code_text = code.to_string();
+            let text = std::error::Error::source(e)
+                .map(|s| crate::text::single_line(&s.to_string()))
+                .unwrap_or_default();
+            return SmtpError::Rejected {
+                code: code_text.parse().unwrap_or(500),
+                answer: format!("{code_text} {text}").trim_end().to_string(),
+            };
+        }
+        SmtpError::Unreachable {
+            server: self.server.clone(),
+            message: crate::text::single_line(&error_chain(e)),
+        }
+    }
+}
+
+/// The error and its causes, so that "tls error" says which certificate problem it was.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
+fn tls_parameters(cfg: &SmtpConfig) -> Result<TlsParameters, SmtpError> {
+    let mut builder = TlsParameters::builder(cfg.host.clone());
+    if let Some(path) = &cfg.ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            SmtpError::Config(format!(
+                "[smtp] cannot read ca_file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let no_certificate = || {
+            SmtpError::Config(format!(
+                "[smtp] ca_file {} holds no PEM certificate",
+                path.display()
+            ))
+        };
+        if !pem
+            .windows(b"-----BEGIN CERTIFICATE-----".len())
+            .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+        {
+            return Err(no_certificate());
+        }
+        let cert = Certificate::from_pem(&pem).map_err(|e| {
+            SmtpError::Config(format!(
+                "[smtp] ca_file {} holds no usable PEM certificate: {e}",
+                path.display()
+            ))
+        })?;
+        builder = builder.add_root_certificate(cert);
+    }
+    builder
+        .build_rustls()
+        .map_err(|e| SmtpError::Config(format!("[smtp] TLS setup failed: {e}")))
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}

@@ -1,0 +1,720 @@
+//! Applying plans: one transaction per batch, one savepoint per message, so that each
+//! message's record, effects and outgoing mail commit together or not at all.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, TransactionBehavior};
+use sha2::{Digest, Sha256};
+
+use super::messages::{self, Outcome};
+use super::outbox::{self, NewOutgoing};
+use super::tasks::{self, NewComment, NewTask};
+use super::triggers::{EventKind, TaskEvent, MAX_TRIGGER_DEPTH};
+use super::{
+    analytics, contacts, timestamp, ApplyItem, ApplyOptions, ApplyResult, ConnectionDirectory,
+    MailboxCursor, MessageRecord, MessageStatus, ResultStatus, Store, StoreError, TaskDirectory,
+};
+use crate::plan::{ActionKind, FieldValue, IfMissing, Plan, PlannedAction, TaskRef, Text};
+use crate::text::single_line;
+
+/// Why one message could not be applied.
+enum Failure {
+    /// The message's own fault (a missing task, a bad value): it is recorded as failed and
+    /// the batch goes on.
+    Message(String),
+    /// The store's fault: the whole batch fails.
+    Store(StoreError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::Store(e)
+    }
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Self {
+        Failure::Store(e.into())
+    }
+}
+
+impl Store {
+    /// Applies a batch of messages in one transaction, one savepoint per message.
+    ///
+    /// A key already applied is reported as Duplicate and changes nothing; a key recorded as
+    /// failed is run again. A message whose plan cannot be applied (no task with
+    /// `if_missing = "fail"`, a parent that does not exist, ...) leaves no trace but its
+    /// failed record (error and raw bytes), and the batch goes on. `cursor` is written in the
+    /// same transaction. `Err` (disk full, read-only, locked) means nothing was committed.
+    pub fn apply_batch(
+        &mut self,
+        items: Vec<ApplyItem>,
+        cursor: Option<&MailboxCursor>,
+        opts: &ApplyOptions,
+    ) -> Result<Vec<ApplyResult>, StoreError> {
+        let (records, mut plans): (Vec<MessageRecord>, Vec<Option<Result<Plan, String>>>) =
+            items.into_iter().map(|i| (i.record, Some(i.plan))).unzip();
+        self.apply_batch_with(
+            records,
+            |index, _| {
+                Ok(plans[index]
+                    .take()
+                    .unwrap_or_else(|| Err("planned twice".into())))
+            },
+            cursor,
+            opts,
+        )
+    }
+
+    /// Like [`Store::apply_batch`], but each message is planned inside the transaction, just
+    /// before it is applied: `plan_for(index, directory)` sees (through `directory`) what the
+    /// batch's earlier messages wrote, so a reply threads onto a task created moments before.
+    /// It is not called for duplicates. An `Err` from it fails the whole batch.
+    pub fn apply_batch_with<F>(
+        &mut self,
+        records: Vec<MessageRecord>,
+        plan_for: F,
+        cursor: Option<&MailboxCursor>,
+        opts: &ApplyOptions,
+    ) -> Result<Vec<ApplyResult>, StoreError>
+    where
+        F: FnMut(usize, &dyn TaskDirectory) -> Result<Result<Plan, String>, StoreError>,
+    {
+        let now = opts.now.unwrap_or_else(Utc::now);
+        apply_all(&mut self.conn, records, plan_for, cursor, opts, now)
+            .map_err(|e| e.at(&self.path))
+    }
+
+    /// Records one message as failed (unparseable, oversized, ...) with its raw bytes.
+    pub fn record_failed(
+        &mut self,
+        record: MessageRecord,
+        error: &str,
+    ) -> Result<ApplyResult, StoreError> {
+        let item = ApplyItem {
+            record,
+            plan: Err(error.to_string()),
+        };
+        let mut results = self.apply_batch(vec![item], None, &ApplyOptions::default())?;
+        results
+            .pop()
+            .ok_or_else(|| StoreError::BadData("a batch of one gave no result".into()))
+    }
+}
+
+fn apply_all<F>(
+    conn: &mut Connection,
+    records: Vec<MessageRecord>,
+    mut plan_for: F,
+    cursor: Option<&MailboxCursor>,
+    opts: &ApplyOptions,
+    now: DateTime<Utc>,
+) -> Result<Vec<ApplyResult>, StoreError>
+where
+    F: FnMut(usize, &dyn TaskDirectory) -> Result<Result<Plan, String>, StoreError>,
+{
+    let stamp = timestamp(now);
+    // IMMEDIATE: take the write lock up front instead of failing half-way on an upgrade.
+    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut results = Vec::with_capacity(records.len());
+    for (index, record) in records.into_iter().enumerate() {
+        let plan_this = |tx: &Connection| plan_for(index, &ConnectionDirectory(tx));
+        results.push(apply_one(&mut tx, record, plan_this, opts, now, &stamp)?);
+    }
+    if let Some(cursor) = cursor {
+        messages::write_cursor(&tx, cursor, &stamp)?;
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
+fn apply_one(
+    tx: &mut rusqlite::Transaction,
+    record: MessageRecord,
+    plan_for: impl FnOnce(&Connection) -> Result<Result<Plan, String>, StoreError>,
+    opts: &ApplyOptions,
+    now: DateTime<Utc>,
+    stamp: &str,
+) -> Result<ApplyResult, StoreError> {
+    let previous = messages::recorded(tx, &record.key)?;
+    if let Some(done) = previous.as_ref() {
+        if done.status == MessageStatus::Applied {
+            return Ok(ApplyResult {
+                key: record.key,
+                message_id: record.message_id,
+                rule: done.rule.clone(),
+                task: done.task,
+                status: ResultStatus::Duplicate,
+                error: None,
+            });
+        }
+    }
+    let previous = previous.map(|p| p.id);
+    let plan = match plan_for(tx)? {
+        Ok(plan) => plan,
+        Err(error) => return record_failure(tx, previous, record, None, None, error, stamp),
+    };
+    let sender = Some(plan.sender.email.trim()).filter(|s| !s.is_empty());
+    let mut savepoint = tx.savepoint()?;
+    let applied = MessageApply::new(&savepoint, &plan, &record, opts, now, stamp).run();
+    match applied {
+        Ok(task) => {
+            let outcome = Outcome {
+                sender,
+                rule: plan.rule.as_deref(),
+                task,
+                error: None,
+            };
+            messages::write(&savepoint, previous, &record, &outcome, stamp)?;
+            savepoint.commit()?;
+            Ok(ApplyResult {
+                key: record.key,
+                message_id: record.message_id,
+                rule: plan.rule,
+                task,
+                status: ResultStatus::Applied,
+                error: None,
+            })
+        }
+        Err(failure) => {
+            let error = match failure {
+                Failure::Message(error) => error,
+                Failure::Store(e) if e.is_environmental() => return Err(e),
+                // Anything else SQLite refused (a constraint, a type) is about this message's
+                // data: record it, do not stop the mailbox.
+                Failure::Store(e) => e.to_string(),
+            };
+            savepoint.rollback()?;
+            savepoint.commit()?;
+            let sender = sender.map(str::to_string);
+            record_failure(tx, previous, record, sender, plan.rule, error, stamp)
+        }
+    }
+}
+
+fn record_failure(
+    conn: &Connection,
+    previous: Option<i64>,
+    record: MessageRecord,
+    sender: Option<String>,
+    rule: Option<String>,
+    error: String,
+    stamp: &str,
+) -> Result<ApplyResult, StoreError> {
+    let outcome = Outcome {
+        sender: sender.as_deref().or(record.from.as_deref()),
+        rule: rule.as_deref(),
+        task: None,
+        error: Some(&error),
+    };
+    messages::write(conn, previous, &record, &outcome, stamp)?;
+    Ok(ApplyResult {
+        key: record.key,
+        message_id: record.message_id,
+        rule,
+        task: None,
+        status: ResultStatus::Failed,
+        error: Some(error),
+    })
+}
+
+/// The state of one message while its actions run.
+struct MessageApply<'a> {
+    conn: &'a Connection,
+    plan: &'a Plan,
+    record: &'a MessageRecord,
+    opts: &'a ApplyOptions,
+    now: DateTime<Utc>,
+    stamp: &'a str,
+    sender_contact: Option<i64>,
+    /// The task the actions are about: the thread's task, or the event's task in a trigger.
+    base: Option<i64>,
+    /// The task created last by this message (or trigger), or, when the message threads to
+    /// no task, the one its last action named: `{task}` for the actions after it.
+    created: Option<i64>,
+    /// Tasks the message's own actions acted on, in order, without repeats.
+    touched: Vec<i64>,
+    /// 0 for the message's own actions, n inside a trigger fired n levels deep.
+    depth: u32,
+}
+
+impl<'a> MessageApply<'a> {
+    fn new(
+        conn: &'a Connection,
+        plan: &'a Plan,
+        record: &'a MessageRecord,
+        opts: &'a ApplyOptions,
+        now: DateTime<Utc>,
+        stamp: &'a str,
+    ) -> Self {
+        MessageApply {
+            conn,
+            plan,
+            record,
+            opts,
+            now,
+            stamp,
+            sender_contact: None,
+            base: plan.thread.task,
+            created: None,
+            touched: Vec::new(),
+            depth: 0,
+        }
+    }
+
+    /// Runs every action; returns the last task acted on.
+    fn run(mut self) -> Result<Option<i64>, Failure> {
+        let sender = &self.plan.sender;
+        self.sender_contact =
+            contacts::contact_for(self.conn, &sender.email, sender.name.as_deref(), self.stamp)?;
+        for action in &self.plan.actions {
+            self.action(action)?;
+        }
+        if let Some(id) = self.record.message_id.as_deref() {
+            for task in &self.touched {
+                tasks::link_message_id(self.conn, id, *task)?;
+            }
+        }
+        Ok(self.touched.last().copied())
+    }
+
+    fn touch(&mut self, task: i64) {
+        if self.depth > 0 {
+            return;
+        }
+        self.touched.retain(|t| *t != task);
+        self.touched.push(task);
+    }
+
+    /// Runs the triggers that fire on a change, inside the same savepoint.
+    fn emit(
+        &mut self,
+        kind: EventKind,
+        task: i64,
+        name: Option<&str>,
+        row: Option<&[(String, String)]>,
+    ) -> Result<(), Failure> {
+        let Some(triggers) = self.opts.triggers.clone() else {
+            return Ok(());
+        };
+        let values = match row {
+            Some(row) => row.to_vec(),
+            None => tasks::snapshot(self.conn, task)?,
+        };
+        let event = TaskEvent {
+            kind,
+            task,
+            name: name.map(str::to_string),
+            values,
+            depth: self.depth,
+        };
+        let actions = triggers.actions_for(&event).map_err(Failure::Message)?;
+        if actions.is_empty() {
+            return Ok(());
+        }
+        if self.depth >= MAX_TRIGGER_DEPTH {
+            let rule = &actions[0].rule;
+            return Err(Failure::Message(format!(
+                "trigger {rule:?}: triggers fired each other more than {MAX_TRIGGER_DEPTH} \
+                 levels deep ({} on task #{task}); is there a loop?",
+                kind.as_str()
+            )));
+        }
+        let outer = (self.base, self.created, self.depth);
+        self.base = Some(task);
+        self.created = None;
+        self.depth += 1;
+        let result = actions.iter().try_for_each(|a| self.action(a));
+        (self.base, self.created, self.depth) = outer;
+        result
+    }
+
+    fn action(&mut self, action: &PlannedAction) -> Result<(), Failure> {
+        let task = match &action.kind {
+            ActionKind::Ignore => return Ok(()),
+            ActionKind::CreateTask {
+                title,
+                description,
+                status,
+                fields,
+                assignee,
+                parent,
+            } => {
+                let task = self.create_task(
+                    action,
+                    title,
+                    description,
+                    status.as_ref(),
+                    assignee.as_ref(),
+                    parent.as_ref(),
+                    fields,
+                )?;
+                self.emit(EventKind::TaskCreated, task, None, None)?;
+                task
+            }
+            _ => match self.resolve(action)? {
+                Some(task) => task,
+                None => return Ok(()),
+            },
+        };
+        match &action.kind {
+            ActionKind::Comment { text, auto } => {
+                self.comment(task, text, *auto)?;
+                self.emit(EventKind::CommentAdded, task, None, None)?;
+            }
+            ActionKind::Set { status, fields } => {
+                if let Some(status) = render_nonempty(status.as_ref(), Some(task)) {
+                    if tasks::set_status(self.conn, task, &status, self.stamp)? {
+                        self.emit(EventKind::StatusChanged, task, None, None)?;
+                    }
+                }
+                for field in fields {
+                    let value = field.value.render(Some(task));
+                    if tasks::set_field(self.conn, task, &field.name, &value, self.stamp)? {
+                        self.emit(EventKind::FieldChanged, task, Some(&field.name), None)?;
+                    }
+                }
+            }
+            ActionKind::Analytics { table, values } => {
+                let values: Vec<(String, String)> = values
+                    .iter()
+                    .map(|v| (v.name.clone(), v.value.render(Some(task))))
+                    .collect();
+                analytics::insert_row(
+                    self.conn,
+                    table,
+                    Some(task),
+                    &values,
+                    &self.record.key,
+                    self.stamp,
+                )?;
+                self.emit(EventKind::Analytics, task, Some(table), Some(&values))?;
+            }
+            ActionKind::Reply {
+                subject,
+                text,
+                suppressed,
+            } => self.reply(action, task, subject, text, suppressed.as_deref())?,
+            ActionKind::Notify { to, subject, text } => {
+                self.notify(action, task, to, subject, text)?
+            }
+            ActionKind::CreateTask { .. } | ActionKind::Ignore => {}
+        }
+        self.touch(task);
+        Ok(())
+    }
+
+    /// The task an action acts on, applying `if_missing` when there is none; `None` = skip.
+    fn resolve(&mut self, action: &PlannedAction) -> Result<Option<i64>, Failure> {
+        let found = match &action.task {
+            TaskRef::Current => match (self.created, self.base) {
+                (Some(created), _) => Some(created),
+                (None, Some(thread)) if tasks::exists(self.conn, thread)? => Some(thread),
+                _ => None,
+            },
+            TaskRef::Number(n) => tasks::exists(self.conn, *n)?.then_some(*n),
+            TaskRef::Field { field, value } => tasks::find_by_field(self.conn, field, value)?,
+        };
+        if let Some(task) = found {
+            // A message that threads nowhere keeps acting on the task its previous action
+            // named, so `task = { field = … }` need not be repeated on every action.
+            if self.base.is_none() && !matches!(action.task, TaskRef::Current) {
+                self.created = Some(task);
+            }
+            return Ok(found);
+        }
+        match action.if_missing {
+            IfMissing::Skip => Ok(None),
+            IfMissing::Fail => Err(Failure::Message(format!(
+                "rule {:?}: {} (if_missing = \"fail\")",
+                action.rule,
+                missing(&action.task)
+            ))),
+            IfMissing::Create => {
+                let subject = self.record.subject.as_str();
+                let task = self.insert_task(subject, "", tasks::DEFAULT_STATUS, None, None)?;
+                if let TaskRef::Field { field, value } = &action.task {
+                    tasks::set_field(self.conn, task, field, value, self.stamp)?;
+                }
+                self.created = Some(task);
+                self.emit(EventKind::TaskCreated, task, None, None)?;
+                Ok(Some(task))
+            }
+        }
+    }
+
+    fn insert_task(
+        &mut self,
+        title: &str,
+        description: &str,
+        status: &str,
+        assignee: Option<&str>,
+        parent: Option<i64>,
+    ) -> Result<i64, Failure> {
+        let task = NewTask {
+            title,
+            description,
+            status,
+            requester: self.sender_contact,
+            assignee,
+            parent,
+        };
+        Ok(tasks::insert(self.conn, &task, self.stamp)?)
+    }
+
+    /// `{task}` in a create_task is the task the message (or trigger) is about, so that a
+    /// subtask can name its parent; only when there is none is it the new task's own number.
+    #[allow(clippy::too_many_arguments)]
+    fn create_task(
+        &mut self,
+        action: &PlannedAction,
+        title: &Text,
+        description: &Text,
+        status: Option<&Text>,
+        assignee: Option<&Text>,
+        parent: Option<&Text>,
+        fields: &[FieldValue],
+    ) -> Result<i64, Failure> {
+        let current = self.created.or(self.base);
+        let render = |text: Option<&Text>| render_nonempty(text, current);
+        let parent = match render(parent) {
+            None => None,
+            Some(text) => {
+                let number = text.trim_start_matches('#').parse::<i64>().map_err(|_| {
+                    Failure::Message(format!(
+                        "rule {:?}: parent {text:?} is not a task number",
+                        action.rule
+                    ))
+                })?;
+                if !tasks::exists(self.conn, number)? {
+                    return Err(Failure::Message(format!(
+                        "rule {:?}: parent task #{number} does not exist",
+                        action.rule
+                    )));
+                }
+                Some(number)
+            }
+        };
+        let status = render(status).unwrap_or_else(|| tasks::DEFAULT_STATUS.into());
+        let assignee = render(assignee);
+        let task = self.insert_task(
+            &title.render(current),
+            &description.render(current),
+            &status,
+            assignee.as_deref(),
+            parent,
+        )?;
+        let own = current.unwrap_or(task);
+        if current.is_none() && (title.needs_task() || description.needs_task()) {
+            tasks::retitle(
+                self.conn,
+                task,
+                &title.render(Some(own)),
+                &description.render(Some(own)),
+            )?;
+        }
+        for field in fields {
+            let value = field.value.render(Some(own));
+            tasks::set_field(self.conn, task, &field.name, &value, self.stamp)?;
+        }
+        self.created = Some(task);
+        Ok(task)
+    }
+
+    fn comment(&mut self, task: i64, text: &Text, auto: bool) -> Result<(), Failure> {
+        let attachments = serde_json::to_string(&self.record.attachments)
+            .map_err(|e| Failure::Message(format!("cannot record the attachments: {e}")))?;
+        let sender = &self.plan.sender;
+        let comment = NewComment {
+            task,
+            author: Some(sender.email.trim()).filter(|s| !s.is_empty()),
+            author_name: sender.name.as_deref(),
+            text: &text.render(Some(task)),
+            auto,
+            attachments: &attachments,
+            message_key: &self.record.key,
+        };
+        Ok(tasks::add_comment(self.conn, &comment, self.stamp)?)
+    }
+
+    fn reply(
+        &mut self,
+        action: &PlannedAction,
+        task: i64,
+        subject: &Text,
+        text: &Text,
+        suppressed: Option<&str>,
+    ) -> Result<(), Failure> {
+        let sender = self.plan.sender.email.trim();
+        let recipient = bare_address(sender).unwrap_or_default();
+        let mut reason = suppressed.map(str::to_string);
+        if reason.is_none() && recipient.is_empty() {
+            reason = Some(format!("no address to reply to (sender {sender:?})"));
+        }
+        if reason.is_none() && self.is_ours(&recipient) {
+            reason = Some(format!("{recipient} is our own address"));
+        }
+        if reason.is_none() {
+            reason = outbox::reply_limit_reason(
+                self.conn,
+                &recipient,
+                task,
+                self.now,
+                &self.opts.limits,
+            )?;
+        }
+        // Templates may carry line breaks from the message; a header must not.
+        let mut subject = single_line(&subject.render(Some(task)));
+        let tag = format!("[#{task}]");
+        if !subject.contains(&tag) {
+            subject = format!("{} {tag}", subject.trim_end());
+        }
+        let in_reply_to = self
+            .record
+            .message_id
+            .as_deref()
+            .map(super::bare_message_id);
+        let mut references: Vec<String> = Vec::new();
+        for id in self
+            .record
+            .references
+            .iter()
+            .map(String::as_str)
+            .chain(in_reply_to)
+        {
+            let id = super::bare_message_id(id);
+            if !id.is_empty() && !references.iter().any(|r| r == id) {
+                references.push(id.to_string());
+            }
+        }
+        let our_id = self.new_message_id(task);
+        let row = NewOutgoing {
+            kind: "reply",
+            task: Some(task),
+            message_key: &self.record.key,
+            rule: &action.rule,
+            recipient: &recipient,
+            subject: &subject,
+            body: &text.render(Some(task)),
+            in_reply_to,
+            references: &references,
+            our_message_id: &our_id,
+            suppressed: reason.as_deref(),
+        };
+        outbox::insert(self.conn, &row, self.stamp)?;
+        if reason.is_none() {
+            tasks::link_message_id(self.conn, &our_id, task)?;
+        }
+        Ok(())
+    }
+
+    fn notify(
+        &mut self,
+        action: &PlannedAction,
+        task: i64,
+        to: &Text,
+        subject: &Text,
+        text: &Text,
+    ) -> Result<(), Failure> {
+        let to = to.render(Some(task));
+        let recipients: Vec<&str> = to
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if recipients.is_empty() {
+            return Err(Failure::Message(format!(
+                "rule {:?}: notify has no recipient (\"to\" is empty)",
+                action.rule
+            )));
+        }
+        let subject = single_line(&subject.render(Some(task)));
+        let body = text.render(Some(task));
+        for recipient in recipients {
+            let address = bare_address(recipient).ok_or_else(|| {
+                Failure::Message(format!(
+                    "rule {:?}: notify: {recipient:?} is not an email address",
+                    action.rule
+                ))
+            })?;
+            let our_id = self.new_message_id(task);
+            let row = NewOutgoing {
+                kind: "notify",
+                task: Some(task),
+                message_key: &self.record.key,
+                rule: &action.rule,
+                recipient: &address,
+                subject: &subject,
+                body: &body,
+                in_reply_to: None,
+                references: &[],
+                our_message_id: &our_id,
+                suppressed: None,
+            };
+            outbox::insert(self.conn, &row, self.stamp)?;
+            tasks::link_message_id(self.conn, &our_id, task)?;
+        }
+        Ok(())
+    }
+
+    fn is_ours(&self, address: &str) -> bool {
+        self.opts
+            .reply_from
+            .iter()
+            .any(|ours| ours.trim().eq_ignore_ascii_case(address))
+    }
+
+    /// `<random-hex.N@outgoing_domain>` without the brackets.
+    fn new_message_id(&self, task: i64) -> String {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let mut hash = Sha256::new();
+        hash.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+        hash.update(std::process::id().to_le_bytes());
+        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        hash.update(nanos.to_le_bytes());
+        hash.update(self.record.key.as_bytes());
+        let digest = hash.finalize();
+        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let domain = self.opts.outgoing_domain.trim();
+        let domain = if domain.is_empty() {
+            "mailrules.invalid"
+        } else {
+            domain
+        };
+        format!("{hex}.{task}@{domain}")
+    }
+}
+
+/// Rendered text, or None when there is no text or it renders empty.
+fn render_nonempty(text: Option<&Text>, task: Option<i64>) -> Option<String> {
+    text.map(|t| t.render(task).trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// `Name <a@b>` or `a@b` → `a@b` (lower-case); None when it is not an address.
+fn bare_address(text: &str) -> Option<String> {
+    let inner = match (text.rfind('<'), text.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &text[open + 1..close],
+        _ => text,
+    };
+    let address = inner.trim();
+    let (local, domain) = address.rsplit_once('@')?;
+    let valid = !local.is_empty()
+        && !domain.is_empty()
+        && !address.chars().any(|c| c.is_whitespace() || c.is_control());
+    valid.then(|| address.to_lowercase())
+}
+
+/// What could not be found, for the failure message.
+fn missing(task: &TaskRef) -> String {
+    match task {
+        TaskRef::Current => {
+            "no task for this message (it is not a reply to a known task and no task was \
+             created before this action)"
+                .into()
+        }
+        TaskRef::Number(n) => format!("no task #{n}"),
+        TaskRef::Field { field, value } => format!("no task whose field {field:?} is {value:?}"),
+    }
+}

@@ -1,0 +1,198 @@
+//! The store's schema: numbered migrations, applied in order, tracked by `PRAGMA user_version`.
+//!
+//! Never edit a migration that has shipped: append a new one. The position in [`MIGRATIONS`]
+//! (from 1) is the schema version it brings the store to.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// Every migration, oldest first.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r#"
+CREATE TABLE contacts (
+  id INTEGER PRIMARY KEY,
+  name TEXT,
+  created_at TEXT NOT NULL
+);
+-- One contact, many addresses; the first address added is the contact's primary one.
+CREATE TABLE contact_addresses (
+  address TEXT PRIMARY KEY,
+  contact_id INTEGER NOT NULL REFERENCES contacts(id),
+  added_at TEXT NOT NULL
+);
+CREATE INDEX contact_addresses_contact ON contact_addresses(contact_id);
+
+CREATE TABLE tasks (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  title TEXT NOT NULL,
+  description TEXT NOT NULL DEFAULT '',
+  status TEXT NOT NULL,
+  requester_contact_id INTEGER REFERENCES contacts(id),
+  assignee TEXT,
+  parent_id INTEGER REFERENCES tasks(id),
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX tasks_status ON tasks(status);
+CREATE INDEX tasks_requester ON tasks(requester_contact_id);
+
+CREATE TABLE task_fields (
+  task_id INTEGER NOT NULL REFERENCES tasks(id),
+  name TEXT NOT NULL,
+  value TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (task_id, name)
+);
+CREATE INDEX task_fields_lookup ON task_fields(name, value);
+
+CREATE TABLE task_status_history (
+  id INTEGER PRIMARY KEY,
+  task_id INTEGER NOT NULL REFERENCES tasks(id),
+  status TEXT NOT NULL,
+  at TEXT NOT NULL
+);
+CREATE INDEX task_status_history_task ON task_status_history(task_id, at);
+
+CREATE TABLE comments (
+  id INTEGER PRIMARY KEY,
+  task_id INTEGER NOT NULL REFERENCES tasks(id),
+  author TEXT,
+  author_name TEXT,
+  text TEXT NOT NULL,
+  auto INTEGER NOT NULL DEFAULT 0,
+  attachments TEXT NOT NULL DEFAULT '[]',
+  message_key TEXT,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX comments_task ON comments(task_id, id);
+
+-- Message-IDs (without <>) of mail about a task: incoming, and our own outgoing.
+CREATE TABLE task_messages (
+  message_id TEXT PRIMARY KEY,
+  task_id INTEGER NOT NULL REFERENCES tasks(id)
+);
+CREATE INDEX task_messages_task ON task_messages(task_id);
+
+CREATE TABLE analytics_tables (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  columns TEXT NOT NULL DEFAULT '[]',
+  created_at TEXT NOT NULL
+);
+CREATE TABLE analytics_rows (
+  id INTEGER PRIMARY KEY,
+  table_id INTEGER NOT NULL REFERENCES analytics_tables(id),
+  task_id INTEGER REFERENCES tasks(id),
+  "values" TEXT NOT NULL,
+  message_key TEXT,
+  at TEXT NOT NULL
+);
+CREATE INDEX analytics_rows_table ON analytics_rows(table_id, id);
+CREATE INDEX analytics_rows_task ON analytics_rows(task_id);
+
+CREATE TABLE messages (
+  id INTEGER PRIMARY KEY,
+  key TEXT NOT NULL UNIQUE,
+  message_id TEXT,
+  mailbox TEXT NOT NULL,
+  source TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  sender TEXT,
+  status TEXT NOT NULL,
+  rule TEXT,
+  task_id INTEGER,
+  error TEXT,
+  raw BLOB,
+  attempts INTEGER NOT NULL DEFAULT 1,
+  received_at TEXT NOT NULL,
+  processed_at TEXT NOT NULL
+);
+CREATE INDEX messages_status ON messages(status);
+
+CREATE TABLE mailbox_state (
+  mailbox TEXT PRIMARY KEY,
+  uid_validity INTEGER NOT NULL,
+  last_uid INTEGER NOT NULL,
+  updated_at TEXT NOT NULL
+);
+
+CREATE TABLE outbox (
+  id INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL,
+  task_id INTEGER REFERENCES tasks(id),
+  message_key TEXT,
+  rule TEXT,
+  recipient TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  body TEXT NOT NULL,
+  in_reply_to TEXT,
+  references_ids TEXT,
+  our_message_id TEXT NOT NULL UNIQUE,
+  status TEXT NOT NULL,
+  reason TEXT,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at TEXT,
+  created_at TEXT NOT NULL,
+  sent_at TEXT
+);
+CREATE INDEX outbox_due ON outbox(status, next_attempt_at);
+CREATE INDEX outbox_recipient ON outbox(recipient, created_at);
+"#,
+];
+
+/// The schema version this program writes.
+pub fn latest_version() -> u32 {
+    MIGRATIONS.len() as u32
+}
+
+/// Brings the store up to [`latest_version`]; returns how many migrations ran. Each migration
+/// runs in its own transaction together with the version bump, so a crash leaves the store at
+/// a known version.
+pub fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
+    let current = version(conn)?;
+    let latest = latest_version();
+    if current > latest {
+        return Err(StoreError::TooNew {
+            found: current,
+            supported: latest,
+        });
+    }
+    let mut ran = 0;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as u32 + 1)?;
+        tx.commit()?;
+        ran += 1;
+    }
+    Ok(ran)
+}
+
+/// The schema version recorded in the store file.
+pub fn version(conn: &Connection) -> Result<u32, StoreError> {
+    Ok(conn.pragma_query_value(None, "user_version", |row| row.get(0))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrating_twice_runs_nothing_the_second_time() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), MIGRATIONS.len());
+        assert_eq!(version(&conn).unwrap(), latest_version());
+        assert_eq!(migrate(&mut conn).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_store_from_a_newer_program_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", latest_version() + 1)
+            .unwrap();
+        let err = migrate(&mut conn).unwrap_err();
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+}

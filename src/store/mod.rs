@@ -1,0 +1,352 @@
+//! The SQLite store: tasks, contacts, comments, analytics, processed messages and the outbox.
+//!
+//! The only module that runs SQL. Everything a message does is written by
+//! [`Store::apply_batch`] in one transaction; the CLI and the workers read and update through
+//! the small query functions in the submodules.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, ErrorCode, OptionalExtension};
+
+use crate::message::Attachment;
+use crate::plan::Plan;
+
+mod analytics;
+mod apply;
+mod contacts;
+mod messages;
+mod migrations;
+mod outbox;
+mod tasks;
+mod triggers;
+
+pub use analytics::{AnalyticsRow, Period, Report, ReportRow};
+pub use messages::FailedMessage;
+pub use outbox::OutboxRow;
+pub use tasks::{
+    AttachmentView, CommentView, StatusEntry, TaskAnalyticsRow, TaskSummary, TaskView,
+};
+pub use triggers::{EventKind, TaskEvent, Triggers, MAX_TRIGGER_DEPTH};
+
+/// Everything that can go wrong in the store, worded for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open store {path}: {detail}")]
+    Open { path: String, detail: String },
+    #[error("the store is read-only: {path}: {detail}")]
+    ReadOnly { path: String, detail: String },
+    #[error("disk full while writing {path}: {detail}")]
+    DiskFull { path: String, detail: String },
+    #[error("the store {path} is locked by another process (waited 5s): {detail}")]
+    Busy { path: String, detail: String },
+    #[error("the store {path} is damaged or cannot be read: {detail}")]
+    Unavailable { path: String, detail: String },
+    #[error("the store was written by a newer mailrules (schema version {found}, this program knows up to {supported}); upgrade mailrules")]
+    TooNew { found: u32, supported: u32 },
+    #[error("no analytics table named {0:?}")]
+    UnknownTable(String),
+    #[error("analytics table {table:?} has no column {column:?} (columns: {known})")]
+    UnknownColumn {
+        table: String,
+        column: String,
+        known: String,
+    },
+    #[error("no contact with address {0:?}")]
+    UnknownContact(String),
+    #[error("the store holds unreadable data: {0}")]
+    BadData(String),
+    #[error("store error: {0}")]
+    Sqlite(#[source] rusqlite::Error),
+}
+
+/// Stands for the file in errors raised below the public functions; replaced by the real
+/// path in [`StoreError::at`].
+const SOME_STORE: &str = "the store";
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        let path = SOME_STORE.to_string();
+        let detail = e.to_string();
+        let code = match &e {
+            rusqlite::Error::SqliteFailure(f, _) => Some(f.code),
+            _ => None,
+        };
+        match code {
+            Some(ErrorCode::DiskFull) => StoreError::DiskFull { path, detail },
+            Some(ErrorCode::ReadOnly) => StoreError::ReadOnly { path, detail },
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                StoreError::Busy { path, detail }
+            }
+            Some(
+                ErrorCode::SystemIoFailure
+                | ErrorCode::CannotOpen
+                | ErrorCode::DatabaseCorrupt
+                | ErrorCode::NotADatabase
+                | ErrorCode::OutOfMemory
+                | ErrorCode::PermissionDenied
+                | ErrorCode::FileLockingProtocolFailed,
+            ) => StoreError::Unavailable { path, detail },
+            _ => StoreError::Sqlite(e),
+        }
+    }
+}
+
+impl StoreError {
+    /// Names the store file in the message.
+    fn at(self, store: &Path) -> StoreError {
+        let named = store.display().to_string();
+        match self {
+            StoreError::ReadOnly { detail, .. } => StoreError::ReadOnly {
+                path: named,
+                detail,
+            },
+            StoreError::DiskFull { detail, .. } => StoreError::DiskFull {
+                path: named,
+                detail,
+            },
+            StoreError::Busy { detail, .. } => StoreError::Busy {
+                path: named,
+                detail,
+            },
+            StoreError::Unavailable { detail, .. } => StoreError::Unavailable {
+                path: named,
+                detail,
+            },
+            other => other,
+        }
+    }
+
+    /// Whether the store as a whole cannot be written right now (disk, permissions, locks):
+    /// the caller should acknowledge nothing and try again later.
+    pub fn is_environmental(&self) -> bool {
+        matches!(
+            self,
+            StoreError::ReadOnly { .. }
+                | StoreError::DiskFull { .. }
+                | StoreError::Busy { .. }
+                | StoreError::Unavailable { .. }
+                | StoreError::Open { .. }
+        )
+    }
+}
+
+/// The store: one SQLite connection. Not shared between threads; open one per worker.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// One message to apply: its record and its plan (or why there is none).
+#[derive(Debug, Clone)]
+pub struct ApplyItem {
+    pub record: MessageRecord,
+    /// The plan, or why there is none (unparseable message, extraction failure, ...): the
+    /// message is then recorded as failed with that error and its raw bytes.
+    pub plan: Result<Plan, String>,
+}
+
+/// What is kept about a processed message.
+#[derive(Debug, Clone, Default)]
+pub struct MessageRecord {
+    /// Message-ID, or `sha256:<hex>` of the raw bytes: the exactly-once key.
+    pub key: String,
+    pub message_id: Option<String>,
+    /// The configured mailbox name, or `"cli"`.
+    pub mailbox: String,
+    /// File path, `imap:support uid 42`, `stdin`.
+    pub source: String,
+    pub subject: String,
+    /// The resolved sender address.
+    pub from: Option<String>,
+    pub from_name: Option<String>,
+    pub date: Option<DateTime<Utc>>,
+    /// Kept on comments as names and sizes.
+    pub attachments: Vec<Attachment>,
+    /// In-Reply-To + References of the incoming message, without `<>`.
+    pub references: Vec<String>,
+    /// Kept only when the message ends failed.
+    pub raw: Vec<u8>,
+}
+
+/// How to apply: our identity, the flood limits and the clock.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// The domain of the Message-IDs we generate: `<random.N@outgoing_domain>`.
+    pub outgoing_domain: String,
+    /// Our own addresses: never auto-reply to them.
+    pub reply_from: Vec<String>,
+    pub limits: crate::config::Limits,
+    /// The time to record; `None` means the real clock.
+    pub now: Option<DateTime<Utc>>,
+    /// The triggers to run on every change; `None`: no triggers.
+    pub triggers: Option<std::sync::Arc<dyn Triggers>>,
+}
+
+/// Where an IMAP mailbox was read up to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxCursor {
+    pub mailbox: String,
+    pub uid_validity: u32,
+    pub last_uid: u32,
+}
+
+/// The recorded fate of a message key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageStatus {
+    Applied,
+    Failed,
+}
+
+/// What became of one message of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultStatus {
+    Applied,
+    /// Already applied earlier: nothing changed.
+    Duplicate,
+    Failed,
+}
+
+/// The outcome of one message, as `ingest --json` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ApplyResult {
+    pub key: String,
+    pub message_id: Option<String>,
+    pub rule: Option<String>,
+    /// The last task the message acted on.
+    pub task: Option<i64>,
+    pub status: ResultStatus,
+    pub error: Option<String>,
+}
+
+/// What threading needs from the store.
+pub trait TaskDirectory {
+    /// The task that stores any of these Message-IDs (incoming mail or our own outgoing),
+    /// trying them in the order given.
+    fn task_for_message_ids(&self, ids: &[&str]) -> Result<Option<i64>, StoreError>;
+    /// The status of task `id`, or None when there is no such task.
+    fn task_status(&self, id: i64) -> Result<Option<String>, StoreError>;
+}
+
+impl Store {
+    /// Opens the store file, creating it (mode 0600) and its schema when missing.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_error = |detail: String| StoreError::Open {
+            path: path.display().to_string(),
+            detail,
+        };
+        create_private_file(path).map_err(|e| open_error(e.to_string()))?;
+        let conn = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
+        Store::setup(conn, path.to_path_buf()).map_err(|e| match e {
+            StoreError::Sqlite(inner) => open_error(inner.to_string()),
+            other => other.at(path),
+        })
+    }
+
+    /// A private store in memory, for tests and dry runs.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        Store::setup(Connection::open_in_memory()?, PathBuf::from(":memory:"))
+    }
+
+    fn setup(mut conn: Connection, path: PathBuf) -> Result<Store, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // WAL + NORMAL: a commit is durable once the WAL is synced at checkpoints; a power cut
+        // may lose the last transactions but never corrupts, and the IMAP server still has
+        // every unacknowledged message.
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.set_prepared_statement_cache_capacity(128);
+        migrations::migrate(&mut conn)?;
+        Ok(Store { conn, path })
+    }
+
+    /// The schema version of the open store (the number of migrations applied).
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        migrations::version(&self.conn)
+    }
+
+    /// The file this store lives in (`:memory:` for in-memory stores).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn located(&self, e: StoreError) -> StoreError {
+        e.at(&self.path)
+    }
+}
+
+impl TaskDirectory for Store {
+    fn task_for_message_ids(&self, ids: &[&str]) -> Result<Option<i64>, StoreError> {
+        ConnectionDirectory(&self.conn).task_for_message_ids(ids)
+    }
+
+    fn task_status(&self, id: i64) -> Result<Option<String>, StoreError> {
+        ConnectionDirectory(&self.conn).task_status(id)
+    }
+}
+
+/// Thread lookups on a connection or an open transaction, so that planning inside a batch
+/// sees what the batch's earlier messages wrote.
+pub(crate) struct ConnectionDirectory<'a>(pub(crate) &'a Connection);
+
+impl TaskDirectory for ConnectionDirectory<'_> {
+    fn task_for_message_ids(&self, ids: &[&str]) -> Result<Option<i64>, StoreError> {
+        let mut stmt = self
+            .0
+            .prepare_cached("SELECT task_id FROM task_messages WHERE message_id = ?1")?;
+        for id in ids {
+            let id = bare_message_id(id);
+            if id.is_empty() {
+                continue;
+            }
+            if let Some(task) = stmt.query_row([id], |r| r.get(0)).optional()? {
+                return Ok(Some(task));
+            }
+        }
+        Ok(None)
+    }
+
+    fn task_status(&self, id: i64) -> Result<Option<String>, StoreError> {
+        let mut stmt = self
+            .0
+            .prepare_cached("SELECT status FROM tasks WHERE id = ?1")?;
+        Ok(stmt.query_row([id], |r| r.get(0)).optional()?)
+    }
+}
+
+/// Creates the file with owner-only permissions before SQLite opens it (SQLite gives its
+/// WAL and shared-memory files the same permissions).
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The form timestamps are stored and shown in.
+pub(crate) fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A Message-ID as stored: without `<>` and surrounding spaces.
+fn bare_message_id(id: &str) -> &str {
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim()
+}
+
+#[cfg(test)]
+mod tests;

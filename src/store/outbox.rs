@@ -1,0 +1,262 @@
+//! The outbox: mail we will send (replies, notifications), written in the same transaction as
+//! the message that caused it, then sent and marked by the SMTP worker.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+use super::{timestamp, Store, StoreError};
+
+/// A row to queue (or record as suppressed).
+pub(super) struct NewOutgoing<'a> {
+    pub kind: &'a str,
+    pub task: Option<i64>,
+    pub message_key: &'a str,
+    pub rule: &'a str,
+    pub recipient: &'a str,
+    pub subject: &'a str,
+    pub body: &'a str,
+    pub in_reply_to: Option<&'a str>,
+    pub references: &'a [String],
+    pub our_message_id: &'a str,
+    /// Why it must not be sent; `None` queues it.
+    pub suppressed: Option<&'a str>,
+}
+
+pub(super) fn insert(conn: &Connection, row: &NewOutgoing, now: &str) -> Result<(), StoreError> {
+    let (status, reason) = match row.suppressed {
+        Some(reason) => ("suppressed", Some(reason)),
+        None => ("queued", None),
+    };
+    let references = (!row.references.is_empty()).then(|| row.references.join(" "));
+    conn.prepare_cached(
+        "INSERT INTO outbox (kind, task_id, message_key, rule, recipient, subject, body, \
+         in_reply_to, references_ids, our_message_id, status, reason, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        row.kind,
+        row.task,
+        row.message_key,
+        row.rule,
+        row.recipient,
+        row.subject,
+        row.body,
+        row.in_reply_to,
+        references,
+        row.our_message_id,
+        status,
+        reason,
+        now
+    ])?;
+    Ok(())
+}
+
+/// Why an automatic reply to `recipient` about `task` would exceed the flood limits, if it
+/// would. Only replies that were (or will be) sent count.
+pub(super) fn reply_limit_reason(
+    conn: &Connection,
+    recipient: &str,
+    task: i64,
+    now: DateTime<Utc>,
+    limits: &crate::config::Limits,
+) -> Result<Option<String>, StoreError> {
+    let since = |period: Duration| {
+        let period = chrono::Duration::from_std(period).unwrap_or(chrono::Duration::MAX);
+        timestamp(
+            now.checked_sub_signed(period)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        )
+    };
+    let per_task: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'reply' AND recipient = ?1 \
+             AND task_id = ?2 AND status IN ('queued', 'sending', 'sent') AND created_at > ?3",
+        )?
+        .query_row(
+            params![recipient, task, since(limits.reply_per_task_period)],
+            |r| r.get(0),
+        )?;
+    if per_task > 0 {
+        return Ok(Some(format!(
+            "rate limit: {recipient} already got an automatic reply about task #{task} \
+             within {}",
+            human_duration(limits.reply_per_task_period)
+        )));
+    }
+    let per_day: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'reply' AND recipient = ?1 \
+             AND status IN ('queued', 'sending', 'sent') AND created_at > ?2",
+        )?
+        .query_row(
+            params![recipient, since(Duration::from_secs(24 * 3600))],
+            |r| r.get(0),
+        )?;
+    if per_day >= i64::from(limits.replies_per_recipient_per_day) {
+        return Ok(Some(format!(
+            "rate limit: {recipient} already got {per_day} automatic replies in the last 24h \
+             (limit {})",
+            limits.replies_per_recipient_per_day
+        )));
+    }
+    Ok(None)
+}
+
+/// `90s`, `5m`, `2h`, `1d`, `1h30m`: the way durations are written in the config.
+fn human_duration(d: Duration) -> String {
+    let mut secs = d.as_secs();
+    if secs == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
+        if secs >= size {
+            out.push_str(&format!("{}{unit}", secs / size));
+            secs %= size;
+        }
+    }
+    out
+}
+
+/// One outbox row, as the SMTP worker and `mailrules outbox` see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    /// `reply` or `notify`.
+    pub kind: String,
+    pub task: Option<i64>,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    /// Without `<>`.
+    pub in_reply_to: Option<String>,
+    /// Without `<>`, oldest first.
+    pub references: Vec<String>,
+    /// Without `<>`.
+    pub our_message_id: String,
+    /// queued | sending | sent | failed | suppressed
+    pub status: String,
+    pub reason: Option<String>,
+    pub attempts: u32,
+    pub created_at: String,
+    pub sent_at: Option<String>,
+}
+
+const OUTBOX_COLUMNS: &str = "id, kind, task_id, recipient, subject, body, in_reply_to, \
+     references_ids, our_message_id, status, reason, attempts, created_at, sent_at";
+
+fn outbox_from(row: &rusqlite::Row) -> rusqlite::Result<OutboxRow> {
+    let references: Option<String> = row.get(7)?;
+    Ok(OutboxRow {
+        id: row.get(0)?,
+        kind: row.get(1)?,
+        task: row.get(2)?,
+        recipient: row.get(3)?,
+        subject: row.get(4)?,
+        body: row.get(5)?,
+        in_reply_to: row.get(6)?,
+        references: references
+            .map(|r| r.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default(),
+        our_message_id: row.get(8)?,
+        status: row.get(9)?,
+        reason: row.get(10)?,
+        attempts: row.get(11)?,
+        created_at: row.get(12)?,
+        sent_at: row.get(13)?,
+    })
+}
+
+impl Store {
+    /// Rows with status queued and next_attempt_at <= now (or NULL), oldest first.
+    pub fn outbox_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'queued' \
+             AND (next_attempt_at IS NULL OR next_attempt_at <= ?1) ORDER BY id LIMIT ?2"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt.query_map(params![timestamp(now), limit], outbox_from)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn outbox_mark_sent(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.outbox_update(
+            "UPDATE outbox SET status = 'sent', sent_at = ?2, next_attempt_at = NULL \
+             WHERE id = ?1",
+            params![id, timestamp(at)],
+        )
+    }
+
+    /// attempts += 1; next_attempt_at = retry_at; reason = error; status stays queued.
+    pub fn outbox_mark_retry(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.outbox_update(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2, reason = ?3 \
+             WHERE id = ?1",
+            params![id, timestamp(retry_at), error],
+        )
+    }
+
+    /// attempts += 1; status failed; reason = error.
+    pub fn outbox_mark_failed(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        self.outbox_update(
+            "UPDATE outbox SET attempts = attempts + 1, status = 'failed', reason = ?2, \
+             next_attempt_at = NULL WHERE id = ?1",
+            params![id, error],
+        )
+    }
+
+    fn outbox_update(&self, sql: &str, args: impl rusqlite::Params) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut s| s.execute(args))
+            .map(|_| ())
+            .map_err(|e| self.located(e.into()))
+    }
+
+    /// Queues mail again with attempts reset: every failed row when `ids` is empty, else the
+    /// given rows if they failed or were suppressed (sent mail is never sent twice). Returns
+    /// how many rows were requeued.
+    pub fn outbox_requeue(&self, ids: &[i64]) -> Result<usize, StoreError> {
+        let requeue = |sql: &str, id: Option<i64>| {
+            self.conn
+                .prepare_cached(sql)
+                .and_then(|mut s| s.execute([id]))
+                .map_err(|e| self.located(e.into()))
+        };
+        const RESET: &str = "UPDATE outbox SET status = 'queued', attempts = 0, \
+             next_attempt_at = NULL, reason = NULL";
+        if ids.is_empty() {
+            return requeue(
+                &format!("{RESET} WHERE status = 'failed' AND ?1 IS NULL"),
+                None,
+            );
+        }
+        let sql = format!("{RESET} WHERE id = ?1 AND status IN ('failed', 'suppressed')");
+        let mut count = 0;
+        for id in ids {
+            count += requeue(&sql, Some(*id))?;
+        }
+        Ok(count)
+    }
+
+    /// Every outbox row, newest first.
+    pub fn outbox_list(&self) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY id DESC");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([], outbox_from)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -1,0 +1,435 @@
+//! Tasks: the writes that applying a plan makes (create, status, fields, comments) and the
+//! views the CLI shows (`task list`, `task show`).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use super::contacts::PRIMARY_ADDRESS;
+use super::{Store, StoreError};
+
+/// The default status of a new task.
+pub const DEFAULT_STATUS: &str = "Новая";
+
+/// A task to create.
+pub(super) struct NewTask<'a> {
+    pub title: &'a str,
+    pub description: &'a str,
+    pub status: &'a str,
+    pub requester: Option<i64>,
+    pub assignee: Option<&'a str>,
+    pub parent: Option<i64>,
+}
+
+pub(super) fn exists(conn: &Connection, id: i64) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")?
+        .query_row([id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The most recently updated task whose field `name` equals `value`.
+pub(super) fn find_by_field(
+    conn: &Connection,
+    name: &str,
+    value: &str,
+) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT f.task_id FROM task_fields f JOIN tasks t ON t.id = f.task_id \
+             WHERE f.name = ?1 AND f.value = ?2 ORDER BY t.updated_at DESC, t.id DESC LIMIT 1",
+        )?
+        .query_row([name, value], |r| r.get(0))
+        .optional()?)
+}
+
+/// Inserts the task and its first status-history entry; returns its number.
+pub(super) fn insert(conn: &Connection, task: &NewTask, now: &str) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO tasks (title, description, status, requester_contact_id, assignee, \
+         parent_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+    )?
+    .execute(params![
+        task.title,
+        task.description,
+        task.status,
+        task.requester,
+        task.assignee,
+        task.parent,
+        now
+    ])?;
+    let id = conn.last_insert_rowid();
+    record_status(conn, id, task.status, now)?;
+    Ok(id)
+}
+
+/// Rewrites title and description (used once the new task's number is known).
+pub(super) fn retitle(
+    conn: &Connection,
+    id: i64,
+    title: &str,
+    description: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE tasks SET title = ?1, description = ?2 WHERE id = ?3")?
+        .execute(params![title, description, id])?;
+    Ok(())
+}
+
+/// Sets the status; a change (only) is appended to the status history. Returns whether the
+/// status changed.
+pub(super) fn set_status(
+    conn: &Connection,
+    id: i64,
+    status: &str,
+    now: &str,
+) -> Result<bool, StoreError> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE tasks SET status = ?1, updated_at = ?2 WHERE id = ?3 AND status <> ?1",
+        )?
+        .execute(params![status, now, id])?;
+    if changed > 0 {
+        record_status(conn, id, status, now)?;
+    }
+    Ok(changed > 0)
+}
+
+fn record_status(conn: &Connection, id: i64, status: &str, now: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO task_status_history (task_id, status, at) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![id, status, now])?;
+    Ok(())
+}
+
+/// Sets field `name`; an empty value clears it. Returns whether the value changed.
+pub(super) fn set_field(
+    conn: &Connection,
+    id: i64,
+    name: &str,
+    value: &str,
+    now: &str,
+) -> Result<bool, StoreError> {
+    let old: Option<String> = conn
+        .prepare_cached("SELECT value FROM task_fields WHERE task_id = ?1 AND name = ?2")?
+        .query_row(params![id, name], |r| r.get(0))
+        .optional()?;
+    if old.as_deref().unwrap_or_default() == value {
+        return Ok(false);
+    }
+    if value.is_empty() {
+        conn.prepare_cached("DELETE FROM task_fields WHERE task_id = ?1 AND name = ?2")?
+            .execute(params![id, name])?;
+        touch(conn, id, now)?;
+        return Ok(true);
+    }
+    conn.prepare_cached(
+        "INSERT INTO task_fields (task_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (task_id, name) DO UPDATE SET value = excluded.value, \
+         updated_at = excluded.updated_at",
+    )?
+    .execute(params![id, name, value, now])?;
+    touch(conn, id, now)?;
+    Ok(true)
+}
+
+/// The task's fields and `"status"`, as trigger conditions see them.
+pub(super) fn snapshot(conn: &Connection, id: i64) -> Result<Vec<(String, String)>, StoreError> {
+    let mut values: Vec<(String, String)> = conn
+        .prepare_cached("SELECT name, value FROM task_fields WHERE task_id = ?1 ORDER BY name")?
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let status: Option<String> = conn
+        .prepare_cached("SELECT status FROM tasks WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    if let Some(status) = status {
+        values.push(("status".into(), status));
+    }
+    Ok(values)
+}
+
+pub(super) fn touch(conn: &Connection, id: i64, now: &str) -> Result<(), StoreError> {
+    conn.prepare_cached("UPDATE tasks SET updated_at = ?1 WHERE id = ?2")?
+        .execute(params![now, id])?;
+    Ok(())
+}
+
+/// A comment to add.
+pub(super) struct NewComment<'a> {
+    pub task: i64,
+    pub author: Option<&'a str>,
+    pub author_name: Option<&'a str>,
+    pub text: &'a str,
+    pub auto: bool,
+    /// JSON array of `{"name","content_type","size"}`.
+    pub attachments: &'a str,
+    pub message_key: &'a str,
+}
+
+pub(super) fn add_comment(conn: &Connection, c: &NewComment, now: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO comments (task_id, author, author_name, text, auto, attachments, \
+         message_key, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        c.task,
+        c.author,
+        c.author_name,
+        c.text,
+        c.auto,
+        c.attachments,
+        c.message_key,
+        now
+    ])?;
+    touch(conn, c.task, now)
+}
+
+/// Ties a Message-ID (incoming or ours) to a task, for threading. The first task to claim an
+/// id keeps it.
+pub(super) fn link_message_id(conn: &Connection, id: &str, task: i64) -> Result<(), StoreError> {
+    let id = super::bare_message_id(id);
+    if id.is_empty() {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO task_messages (message_id, task_id) VALUES (?1, ?2)",
+    )?
+    .execute(params![id, task])?;
+    Ok(())
+}
+
+// ---- views ---------------------------------------------------------------------------------
+
+/// One line of `task list --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskSummary {
+    pub id: i64,
+    pub title: String,
+    pub status: String,
+    /// The requester's primary address.
+    pub requester: Option<String>,
+    pub requester_name: Option<String>,
+    pub assignee: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// `task show --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskView {
+    pub id: i64,
+    pub title: String,
+    pub description: String,
+    pub status: String,
+    pub requester: Option<String>,
+    pub requester_name: Option<String>,
+    pub assignee: Option<String>,
+    pub parent: Option<i64>,
+    pub fields: BTreeMap<String, String>,
+    pub comments: Vec<CommentView>,
+    pub analytics: Vec<TaskAnalyticsRow>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommentView {
+    pub author: Option<String>,
+    pub author_name: Option<String>,
+    pub text: String,
+    pub at: String,
+    /// Written by the robot (a template), not by a person.
+    pub auto: bool,
+    pub attachments: Vec<AttachmentView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AttachmentView {
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+}
+
+/// A task and since when it has been in its status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusEntry {
+    pub task: i64,
+    pub status: String,
+    /// RFC 3339: when the task last entered the status.
+    pub since: String,
+}
+
+/// An analytics row as shown on its task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskAnalyticsRow {
+    pub table: String,
+    pub values: serde_json::Map<String, serde_json::Value>,
+    pub at: String,
+}
+
+const SUMMARY_COLUMNS: &str = "t.id, t.title, t.status, t.assignee, t.created_at, t.updated_at, \
+     c.name, t.description, t.parent_id";
+
+fn summary_from(row: &rusqlite::Row, requester: Option<String>) -> rusqlite::Result<TaskSummary> {
+    Ok(TaskSummary {
+        id: row.get(0)?,
+        title: row.get(1)?,
+        status: row.get(2)?,
+        assignee: row.get(3)?,
+        created_at: row.get(4)?,
+        updated_at: row.get(5)?,
+        requester_name: row.get(6)?,
+        requester,
+    })
+}
+
+impl Store {
+    /// Tasks, newest first, optionally only those in `status`.
+    pub fn task_list(&self, status: Option<&str>) -> Result<Vec<TaskSummary>, StoreError> {
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS}, {PRIMARY_ADDRESS} FROM tasks t \
+             LEFT JOIN contacts c ON c.id = t.requester_contact_id \
+             WHERE ?1 IS NULL OR t.status = ?1 ORDER BY t.id DESC"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([status], |r| summary_from(r, r.get(9)?))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One task with its fields, comments and analytics rows, or None.
+    pub fn task_show(&self, id: i64) -> Result<Option<TaskView>, StoreError> {
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS}, {PRIMARY_ADDRESS} FROM tasks t \
+             LEFT JOIN contacts c ON c.id = t.requester_contact_id WHERE t.id = ?1"
+        );
+        let head = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([id], |r| {
+                Ok((
+                    summary_from(r, r.get(9)?)?,
+                    r.get::<_, String>(7)?,
+                    r.get(8)?,
+                ))
+            })
+            .optional()?;
+        let Some((summary, description, parent)) = head else {
+            return Ok(None);
+        };
+        Ok(Some(TaskView {
+            id: summary.id,
+            title: summary.title,
+            description,
+            status: summary.status,
+            requester: summary.requester,
+            requester_name: summary.requester_name,
+            assignee: summary.assignee,
+            parent,
+            fields: self.task_fields(id)?,
+            comments: self.task_comments(id)?,
+            analytics: self.task_analytics(id)?,
+            created_at: summary.created_at,
+            updated_at: summary.updated_at,
+        }))
+    }
+
+    fn task_fields(&self, id: i64) -> Result<BTreeMap<String, String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, value FROM task_fields WHERE task_id = ?1")?;
+        let rows = stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn task_comments(&self, id: i64) -> Result<Vec<CommentView>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT author, author_name, text, created_at, auto, attachments FROM comments \
+             WHERE task_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        let mut comments = Vec::new();
+        for row in rows {
+            let (author, author_name, text, at, auto, attachments) = row?;
+            let attachments = serde_json::from_str(&attachments).map_err(|e| {
+                StoreError::BadData(format!("attachments of a comment on task #{id}: {e}"))
+            })?;
+            comments.push(CommentView {
+                author,
+                author_name,
+                text,
+                at,
+                auto,
+                attachments,
+            });
+        }
+        Ok(comments)
+    }
+
+    fn task_analytics(&self, id: i64) -> Result<Vec<TaskAnalyticsRow>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT t.name, r.\"values\", r.at FROM analytics_rows r \
+             JOIN analytics_tables t ON t.id = r.table_id WHERE r.task_id = ?1 ORDER BY r.id",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (table, values, at) = row?;
+            out.push(TaskAnalyticsRow {
+                values: super::analytics::parse_values(&table, &values)?,
+                table,
+                at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Tasks now in `status` that entered it at or before `entered_by`, longest waiting
+    /// first (for schedules: `in_status_for`). `since` tells the entries apart, so that a
+    /// schedule can act once per entry.
+    pub fn tasks_in_status_since(
+        &self,
+        status: &str,
+        entered_by: DateTime<Utc>,
+    ) -> Result<Vec<StatusEntry>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT t.id, h.at FROM tasks t JOIN task_status_history h ON h.id = \
+             (SELECT MAX(id) FROM task_status_history WHERE task_id = t.id) \
+             WHERE t.status = ?1 AND h.at <= ?2 ORDER BY h.at, t.id",
+        )?;
+        let rows = stmt.query_map(params![status, super::timestamp(entered_by)], |r| {
+            Ok(StatusEntry {
+                task: r.get(0)?,
+                status: status.to_string(),
+                since: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// When task `id` entered its current status (for schedules), or None if no such task.
+    pub fn task_in_status_since(&self, id: i64) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT h.at FROM task_status_history h JOIN tasks t ON t.id = h.task_id \
+                 WHERE h.task_id = ?1 AND h.status = t.status ORDER BY h.id DESC LIMIT 1",
+            )?
+            .query_row([id], |r| r.get(0))
+            .optional()?)
+    }
+}

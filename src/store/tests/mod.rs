@@ -1,0 +1,178 @@
+//! Tests of the store, with plans built by hand from `crate::plan` types.
+
+use chrono::{DateTime, TimeZone, Utc};
+
+use super::*;
+use crate::context::{SenderKind, ThreadMatch};
+use crate::message::Address;
+use crate::plan::{ActionKind, FieldValue, IfMissing, Piece, Plan, PlannedAction, TaskRef, Text};
+
+mod apply;
+mod open;
+mod outbox;
+mod queries;
+mod triggers;
+
+fn at(day: u32, hour: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, day, hour, 0, 0).unwrap()
+}
+
+fn options(now: DateTime<Utc>) -> ApplyOptions {
+    ApplyOptions {
+        outgoing_domain: "mail.acme.example".into(),
+        reply_from: vec!["support@acme.example".into()],
+        limits: crate::config::Limits::default(),
+        now: Some(now),
+        triggers: None,
+    }
+}
+
+fn text(s: &str) -> Text {
+    Text::literal(s)
+}
+
+/// `before{task}after`
+fn with_task(before: &str, after: &str) -> Text {
+    Text(vec![
+        Piece::Literal(before.into()),
+        Piece::Task,
+        Piece::Literal(after.into()),
+    ])
+}
+
+fn action(kind: ActionKind, task: TaskRef, if_missing: IfMissing) -> PlannedAction {
+    PlannedAction {
+        rule: "test-rule".into(),
+        kind,
+        task,
+        if_missing,
+    }
+}
+
+fn current(kind: ActionKind) -> PlannedAction {
+    action(kind, TaskRef::Current, IfMissing::Fail)
+}
+
+fn create_task(title: &str) -> PlannedAction {
+    current(ActionKind::CreateTask {
+        title: text(title),
+        description: text("body"),
+        status: None,
+        fields: vec![],
+        assignee: None,
+        parent: None,
+    })
+}
+
+fn comment(s: &str) -> ActionKind {
+    ActionKind::Comment {
+        text: text(s),
+        auto: false,
+    }
+}
+
+fn set_status(status: &str) -> ActionKind {
+    ActionKind::Set {
+        status: Some(text(status)),
+        fields: vec![],
+    }
+}
+
+fn set_field(name: &str, value: &str) -> ActionKind {
+    ActionKind::Set {
+        status: None,
+        fields: vec![field(name, value)],
+    }
+}
+
+fn field(name: &str, value: &str) -> FieldValue {
+    FieldValue {
+        name: name.into(),
+        value: text(value),
+    }
+}
+
+fn reply() -> ActionKind {
+    ActionKind::Reply {
+        subject: text("Re: Помогите"),
+        text: with_task("Ваша заявка принята, номер ", ""),
+        suppressed: None,
+    }
+}
+
+fn plan(sender: &str, thread_task: Option<i64>, actions: Vec<PlannedAction>) -> Plan {
+    Plan {
+        rule: Some("test-rule".into()),
+        sender: Address::new(Some("Иван Петров"), sender),
+        sender_kind: SenderKind::Contact,
+        thread: ThreadMatch {
+            task: thread_task,
+            via: None,
+        },
+        actions,
+    }
+}
+
+fn record(key: &str) -> MessageRecord {
+    MessageRecord {
+        key: key.into(),
+        message_id: Some(key.into()),
+        mailbox: "support".into(),
+        source: format!("test {key}"),
+        subject: "Помогите".into(),
+        from: Some("client@example.com".into()),
+        from_name: Some("Иван Петров".into()),
+        date: None,
+        attachments: vec![],
+        references: vec![],
+        raw: format!("Message-ID: <{key}>\r\n\r\nbody").into_bytes(),
+    }
+}
+
+fn item(key: &str, plan: Plan) -> ApplyItem {
+    ApplyItem {
+        record: record(key),
+        plan: Ok(plan),
+    }
+}
+
+/// Applies one message at `now` and returns its result.
+fn apply_one(store: &mut Store, item: ApplyItem, now: DateTime<Utc>) -> ApplyResult {
+    let mut results = store.apply_batch(vec![item], None, &options(now)).unwrap();
+    assert_eq!(results.len(), 1);
+    results.pop().unwrap()
+}
+
+/// A new task from `sender` with one comment; returns the task number.
+fn new_task(store: &mut Store, key: &str, sender: &str, now: DateTime<Utc>) -> i64 {
+    let p = plan(sender, None, vec![create_task("Помогите")]);
+    let result = apply_one(store, item(key, p), now);
+    assert_eq!(result.status, ResultStatus::Applied, "{:?}", result.error);
+    result.task.unwrap()
+}
+
+const TABLES: &[&str] = &[
+    "tasks",
+    "task_fields",
+    "task_status_history",
+    "comments",
+    "contacts",
+    "contact_addresses",
+    "task_messages",
+    "analytics_tables",
+    "analytics_rows",
+    "messages",
+    "mailbox_state",
+    "outbox",
+];
+
+fn count(store: &Store, table: &str) -> i64 {
+    store
+        .conn
+        .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+fn counts(store: &Store) -> Vec<(&'static str, i64)> {
+    TABLES.iter().map(|t| (*t, count(store, t))).collect()
+}

@@ -1,0 +1,58 @@
+//! The hook through which triggers (`[[trigger]]`) run inside the transaction of the change
+//! that fired them: the store reports each change as a [`TaskEvent`], the rules answer with
+//! the actions to run, and the store runs them in the same savepoint.
+
+use serde::Serialize;
+
+use crate::plan::PlannedAction;
+
+/// How deep triggers may fire triggers; deeper is taken for a loop and fails the message.
+pub const MAX_TRIGGER_DEPTH: u32 = 8;
+
+/// What changed (`on = "…"` of a trigger).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Analytics,
+    TaskCreated,
+    CommentAdded,
+    StatusChanged,
+    FieldChanged,
+}
+
+impl EventKind {
+    /// The name a trigger's `on` uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Analytics => "analytics",
+            EventKind::TaskCreated => "task_created",
+            EventKind::CommentAdded => "comment_added",
+            EventKind::StatusChanged => "status_changed",
+            EventKind::FieldChanged => "field_changed",
+        }
+    }
+}
+
+/// One change to a task, as trigger conditions see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskEvent {
+    pub kind: EventKind,
+    /// The task that changed (`{task}` for the trigger's actions).
+    pub task: i64,
+    /// `analytics`: the table; `field_changed`: the field; otherwise `None`.
+    pub name: Option<String>,
+    /// `analytics`: the row's values, in order. Other events: the task's fields (after the
+    /// change) and `"status"`.
+    pub values: Vec<(String, String)>,
+    /// How many triggers deep this change happened (0: the message's own actions).
+    pub depth: u32,
+}
+
+/// Decides which trigger actions a change causes. Implemented by the rules; the store calls
+/// it for every change while applying and runs what it returns, `TaskRef::Current` meaning
+/// the event's task (or a task the same trigger created before).
+pub trait Triggers: std::fmt::Debug + Send + Sync {
+    /// The actions of every trigger that fires on `event`, in order; `Err` fails the message
+    /// with that text (name the trigger in it).
+    fn actions_for(&self, event: &TaskEvent) -> Result<Vec<PlannedAction>, String>;
+}

@@ -1,0 +1,147 @@
+//! The command line's contract (shared/spec/cli.md): errors, exit codes, failed and retry.
+
+mod support;
+
+use std::io::Write;
+use std::process::Stdio;
+
+use support::workdir::{fixture, Workdir};
+
+const SURVEY_RULE: &str = r#"
+[[field]]
+name = "Причина отказа"
+type = "choice"
+values = ["Дорого", "Другое"]
+
+[[rule]]
+name = "survey"
+[rule.when]
+subject = { regex = '^Опрос: Причина отказа \[#(?P<task>\d+)\]' }
+[rule.extract]
+reason = { after = "Причина:" }
+[[rule.do]]
+action = "set"
+task = "{task}"
+if_missing = "create"
+fields = { "Причина отказа" = "{reason}" }
+"#;
+
+#[test]
+fn check_names_file_line_column_and_rule_for_every_error() {
+    let w = Workdir::with_rules(&[
+        ("a.toml", "[[rule]]\nname = \"first\"\n[rule.when]\nsubjcet = \"x\"\n[[rule.do]]\naction = \"ignore\"\n"),
+        ("b.toml", "[[rule]]\nname = \"second\"\n[rule.when]\nsubject = { regex = '(' }\n[[rule.do]]\naction = \"ignore\"\n"),
+    ]);
+    let out = w.run(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let a = w.path("rules/a.toml").display().to_string();
+    let b = w.path("rules/b.toml").display().to_string();
+    assert!(text.contains(&format!("{a}:4:1: rule \"first\"")), "{text}");
+    assert!(text.contains("did you mean `subject`"), "{text}");
+    assert!(
+        text.contains(&format!("{b}:4:")) && text.contains("rule \"second\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_bad_config_is_a_user_error() {
+    let w = Workdir::with_rules(&[]);
+    std::fs::write(&w.config, "store = 5\n").unwrap();
+    let out = w.run(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mailrules.toml:1:"), "{err}");
+}
+
+#[test]
+fn a_failed_message_is_kept_listed_and_retried_after_the_fix() {
+    let w = Workdir::with_rules(&[("survey.toml", SURVEY_RULE)]);
+    // "Дорого" is not in this list yet: the message fails and nothing of it is applied.
+    std::fs::write(
+        w.path("rules/survey.toml"),
+        SURVEY_RULE.replace("[\"Дорого\", \"Другое\"]", "[\"Другое\"]"),
+    )
+    .unwrap();
+    let result = w.ingest(&fixture("scenarios/07-refusal-survey.eml"));
+    assert_eq!(result["failed"], 1, "{result:#}");
+    assert_eq!(result["messages"][0]["status"], "failed");
+    let error = result["messages"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("Причина отказа") && error.contains("Дорого"),
+        "{error}"
+    );
+    assert_eq!(w.json(&["task", "list"]).as_array().unwrap().len(), 0);
+
+    let failed = w.json(&["failed"]);
+    assert_eq!(failed.as_array().unwrap().len(), 1);
+    assert_eq!(failed[0]["message_id"], "survey-501@survey.example");
+
+    // Ingesting it again while the rules are unchanged fails again, still one record.
+    w.ingest(&fixture("scenarios/07-refusal-survey.eml"));
+    assert_eq!(w.json(&["failed"]).as_array().unwrap().len(), 1);
+
+    w.write_rule("survey.toml", SURVEY_RULE);
+    let retried = w.json(&["retry"]);
+    assert_eq!(retried["applied"], 1, "{retried:#}");
+    assert_eq!(w.json(&["failed"]).as_array().unwrap().len(), 0);
+    let task = w.json(&["task", "show", "1"]);
+    assert_eq!(task["fields"]["Причина отказа"], "Дорого");
+
+    // Retrying again does nothing twice.
+    let again = w.ingest(&fixture("scenarios/07-refusal-survey.eml"));
+    assert_eq!(again["duplicates"], 1);
+}
+
+#[test]
+fn ingest_from_stdin_and_tempfail_when_the_store_cannot_be_written() {
+    let w = Workdir::with_rules(&[("survey.toml", SURVEY_RULE)]);
+    let raw = std::fs::read(fixture("scenarios/07-refusal-survey.eml")).unwrap();
+    let mut child = w
+        .command(&["ingest", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&raw).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "processed 1, duplicates 0, failed 0"
+    );
+
+    // A store in a directory that does not exist cannot be written: exit 75 so the MTA retries.
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    std::fs::write(&w.config, text.replace("store.db", "no/such/dir/store.db")).unwrap();
+    let mut child = w
+        .command(&["ingest", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&raw).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn unknown_task_is_a_user_error() {
+    let w = Workdir::with_rules(&[]);
+    let out = w.run(&["task", "show", "42"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no task #42"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let w = Workdir::with_rules(&[]);
+    assert_eq!(w.run(&["frobnicate"]).status.code(), Some(2));
+}
