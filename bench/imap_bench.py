@@ -49,6 +49,13 @@ class Dovecot:
             os.makedirs(os.path.join(root, sub), exist_ok=True)
         os.chmod(root, 0o755)
         if os.geteuid() == 0:
+            # Dovecot's auth and mail processes run as other users: they must reach `root`.
+            d = os.path.dirname(os.path.abspath(root))
+            while d != "/":
+                if not os.stat(d).st_mode & 0o001:
+                    raise SystemExit(f"{d} is not searchable by other users; Dovecot could not "
+                                     "read its files (use a --work directory outside it)")
+                d = os.path.dirname(d)
             pw = pwd.getpwnam("dovecot")
             self.uid, self.gid = pw.pw_uid, pw.pw_gid
             login, internal = "dovenull", "dovecot"

@@ -124,6 +124,8 @@ def main() -> None:
     binary = os.path.abspath(args.binary)
     work = args.work or tempfile.mkdtemp(prefix="mailrules-bench-")
     os.makedirs(work, exist_ok=True)
+    # Dovecot's unprivileged processes must reach its config and mail below here.
+    os.chmod(work, 0o755)
     try:
         run(args, size, binary, work)
     finally:
@@ -178,11 +180,13 @@ def run(args, size: dict, binary: str, work: str) -> None:
              "--rules", rules[100], "--maildir", corpus, "--count", str(size["imap"]),
              "--latency", str(size["latency"]), "--latency-maildir", latency_box,
              "--work", os.path.join(work, "imap")],
-            stdout=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             imap = json.loads(proc.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
-            imap = {"error": f"imap_bench.py exited with {proc.returncode}"}
+            last = (proc.stderr.strip().splitlines() or [""])[-1]
+            imap = {"error": f"imap_bench.py exited with {proc.returncode}: {last}"}
+            sys.stderr.write(proc.stderr)
 
     n = size["messages"]
     rate = {k: n / v["seconds"] for k, v in ingest.items()}
