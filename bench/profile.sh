@@ -30,3 +30,5 @@ echo "== with children (the program's own functions, the parser, SQLite entry po
 perf report -i "$out/perf.data" --children --sort symbol --stdio -g none 2>/dev/null \
     | grep '%' | grep -E 'mailrules::|mail_parser::|rusqlite::|regex|sqlite3_step|sqlite3Prepare|walCheckpoint' \
     | head -50 || true
+echo "== hot leaves and the functions above them (SQLite time by the store function asking)"
+perf script -i "$out/perf.data" 2>/dev/null | python3 "$(dirname "$0")/hotspots.py" --top 20
