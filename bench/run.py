@@ -66,13 +66,15 @@ def timed_ingest(binary: str, config: str, source: str) -> dict:
     elapsed = time.monotonic() - start
     counts = re.search(r"processed (\d+), duplicates (\d+), failed (\d+)", proc.stdout)
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    cpu = sum(float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)",
+                                           proc.stderr))
     if proc.returncode not in (0,) or not counts:
         tail = "\n".join(proc.stderr.splitlines()[-15:])
         raise RuntimeError(f"ingest failed (exit {proc.returncode}):\n{proc.stdout[-500:]}\n{tail}")
     processed, duplicates, failed = (int(x) for x in counts.groups())
     errors = [line for line in proc.stderr.splitlines() if line.startswith("failed:")]
     return {"seconds": elapsed, "processed": processed, "duplicates": duplicates,
-            "failed": failed, "rss_kib": int(rss.group(1)) if rss else None,
+            "failed": failed, "rss_kib": int(rss.group(1)) if rss else None, "cpu": cpu,
             "first_errors": errors[:3]}
 
 
@@ -86,6 +88,7 @@ def file_ingest(binary: str, rules: str, corpus: str, work: str, runs: int) -> d
     median = statistics.median(r["seconds"] for r in results)
     last = results[-1]
     return dict(last, seconds=median, runs=len(results),
+                cpu=statistics.median(r["cpu"] for r in results),
                 all_seconds=[round(r["seconds"], 3) for r in results])
 
 
@@ -133,8 +136,14 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
 
+def load_average() -> str:
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
 def run(args, size: dict, binary: str, work: str) -> None:
     began = time.monotonic()
+    load_before = load_average()
 
     step(f"work directory {work}")
     corpus = os.path.join(work, "corpus")
@@ -199,7 +208,8 @@ def run(args, size: dict, binary: str, work: str) -> None:
 
     for k in (10, 100, 1000):
         r = ingest[k]
-        note = f"{r['seconds']:.2f} s, {runs_note(r)}; processed {r['processed']}, failed {r['failed']}"
+        note = (f"{r['seconds']:.2f} s ({r['cpu']:.2f} s CPU), {runs_note(r)}; "
+                f"processed {r['processed']}, failed {r['failed']}")
         ratio, goal = "", ""
         if k == 100:
             ratio = f"{rate[100] / base_rate:.1f}× baseline"
@@ -245,7 +255,8 @@ def run(args, size: dict, binary: str, work: str) -> None:
 
     lines = [
         f"mailrules benchmark ({'quick' if args.quick else 'full'} run), corpus: {corpus_info}",
-        f"machine: {os.cpu_count()} CPUs, {cpu_model()}, {memory_gib():.1f} GiB RAM",
+        f"machine: {os.cpu_count()} CPUs, {cpu_model()}, {memory_gib():.1f} GiB RAM; "
+        f"1-minute load average {load_before} at start, {load_average()} at end",
         "",
         "| measure | figure | detail | ratio | goal |",
         "|---|---|---|---|---|",
