@@ -1,0 +1,324 @@
+#!/usr/bin/env python3
+"""IMAP half of the benchmark: a private Dovecot on 127.0.0.1 holding N messages.
+
+Measures, in order:
+  1. raw fetch: a plain imaplib client's `UID FETCH 1:* BODY.PEEK[]` of the whole folder
+     (the physical limit of this setup: server, loopback, one client);
+  2. daemon ingest: `mailrules run` from start until every message is committed in its store;
+  3. latency: with the daemon idling (IMAP IDLE), APPEND one new message at a time and wait
+     until it is committed; median and 99th percentile.
+Prints one JSON object. Only loopback traffic; Dovecot gets its own temp config and a free
+port, and is stopped at the end (also on failure).
+
+    imap_bench.py --binary target/release/mailrules --rules DIR --maildir CORPUS
+                  --count 5000 --latency 200 --latency-maildir OTHER --work DIR
+"""
+
+import argparse
+import imaplib
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+
+USER = "support@acme.example"
+PASSWORD = "bench password"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Dovecot:
+    """Dovecot with its own config under `root`; as root, mail is owned by `dovecot`."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.port = free_port()
+        self.proc = None
+        for sub in ("base", "state", "mail"):
+            os.makedirs(os.path.join(root, sub), exist_ok=True)
+        os.chmod(root, 0o755)
+        if os.geteuid() == 0:
+            # Dovecot's auth and mail processes run as other users: they must reach `root`.
+            d = os.path.dirname(os.path.abspath(root))
+            while d != "/":
+                if not os.stat(d).st_mode & 0o001:
+                    raise SystemExit(f"{d} is not searchable by other users; Dovecot could not "
+                                     "read its files (use a --work directory outside it)")
+                d = os.path.dirname(d)
+            pw = pwd.getpwnam("dovecot")
+            self.uid, self.gid = pw.pw_uid, pw.pw_gid
+            login, internal = "dovenull", "dovecot"
+        else:
+            self.uid, self.gid = os.getuid(), os.getgid()
+            login = internal = pwd.getpwuid(self.uid).pw_name
+        with open(os.path.join(root, "passwd"), "w") as f:
+            f.write(f"{USER}:{{PLAIN}}{PASSWORD}\n")
+        r = root
+        config = f"""base_dir = {r}/base
+state_dir = {r}/state
+log_path = {r}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_login_user = {login}
+default_internal_user = {internal}
+default_internal_group = {internal}
+first_valid_uid = 1
+mail_location = maildir:{r}/mail/%u
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {r}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={self.uid} gid={self.gid} home={r}/mail/%u
+}}
+service anvil {{
+  chroot =
+}}
+service imap-login {{
+  chroot =
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self.port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service stats {{
+  chroot =
+}}
+"""
+        self.config = os.path.join(root, "dovecot.conf")
+        with open(self.config, "w") as f:
+            f.write(config)
+        self.maildir = os.path.join(root, "mail", USER)
+
+    def fill(self, source: str, count: int) -> int:
+        """Puts the first `count` messages of a Maildir into the inbox, as delivered mail."""
+        files = sorted(os.listdir(os.path.join(source, "cur")))[:count]
+        for d in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(self.maildir, d), exist_ok=True)
+        for name in files:
+            shutil.copy(os.path.join(source, "cur", name), os.path.join(self.maildir, "cur", name))
+        for base, dirs, names in os.walk(os.path.join(self.root, "mail")):
+            for n in dirs + names:
+                os.chown(os.path.join(base, n), self.uid, self.gid)
+        os.chown(os.path.join(self.root, "mail"), self.uid, self.gid)
+        return len(files)
+
+    def start(self) -> None:
+        binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
+        self.proc = subprocess.Popen([binary, "-F", "-c", self.config],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    if s.recv(64).startswith(b"* OK"):
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise SystemExit("dovecot did not start; its log:\n" + self.log())
+
+    def log(self) -> str:
+        try:
+            with open(os.path.join(self.root, "dovecot.log")) as f:
+                return f.read()[-4000:]
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def client(self) -> imaplib.IMAP4:
+        imap = imaplib.IMAP4("127.0.0.1", self.port)
+        imap.login(USER, PASSWORD)
+        return imap
+
+
+def raw_fetch(dovecot: Dovecot, count: int) -> dict:
+    imap = dovecot.client()
+    imap.select("INBOX")
+    # Let Dovecot build its index first, as it will have for the daemon.
+    imap.uid("FETCH", "1:*", "(FLAGS)")
+    start = time.monotonic()
+    typ, data = imap.uid("FETCH", "1:*", "(BODY.PEEK[])")
+    elapsed = time.monotonic() - start
+    fetched = sum(1 for item in data if isinstance(item, tuple))
+    size = sum(len(item[1]) for item in data if isinstance(item, tuple))
+    imap.logout()
+    if typ != "OK" or fetched != count:
+        raise SystemExit(f"raw fetch got {fetched} of {count} messages ({typ})")
+    return {"messages": fetched, "bytes": size, "seconds": elapsed, "per_second": fetched / elapsed}
+
+
+def write_config(work: str, dovecot: Dovecot, rules: str) -> str:
+    with open(os.path.join(work, "imap.pass"), "w") as f:
+        f.write(PASSWORD + "\n")
+    config = os.path.join(work, "mailrules.toml")
+    with open(config, "w") as f:
+        f.write(f'''store = "mailrules.db"
+rules = "{rules}"
+
+[staff]
+domains = ["acme.example"]
+
+[[mailbox]]
+name = "support"
+host = "127.0.0.1"
+port = {dovecot.port}
+tls = "none"
+user = "{USER}"
+password_file = "imap.pass"
+folder = "INBOX"
+on_success = "flag"
+on_failure = "flag"
+idle = true
+poll_interval = "60s"
+
+[smtp]
+host = "127.0.0.1"
+port = 9
+tls = "none"
+from = "Поддержка ACME <support@acme.example>"
+''')
+    return config
+
+
+def store_count(db: str) -> int:
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            return con.execute("SELECT count(*) FROM messages").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0  # not created yet, or mid-migration
+
+
+def daemon_ingest(binary: str, config: str, db: str, count: int, log, timeout: float):
+    start = time.monotonic()
+    proc = subprocess.Popen([binary, "--config", config, "run"], stdin=subprocess.DEVNULL,
+                            stdout=log, stderr=log)
+    done = 0
+    while time.monotonic() - start < timeout:
+        done = store_count(db)
+        if done >= count:
+            return proc, {"messages": done, "seconds": time.monotonic() - start,
+                          "per_second": done / (time.monotonic() - start)}
+        if proc.poll() is not None:
+            return None, {"error": f"mailrules run exited with {proc.returncode} after "
+                                   f"{done} messages"}
+        time.sleep(0.02)
+    return proc, {"error": f"only {done} of {count} messages committed in {timeout:.0f}s"}
+
+
+def message_id_of(raw: bytes) -> str:
+    for line in raw.split(b"\n"):
+        if line.lower().startswith(b"message-id:"):
+            return line.split(b":", 1)[1].strip().decode()
+        if not line.strip():
+            break
+    raise SystemExit("a latency message has no Message-ID")
+
+
+def latency(dovecot: Dovecot, db: str, source: str, count: int, proc, timeout: float) -> dict:
+    files = sorted(os.listdir(os.path.join(source, "cur")))[:count]
+    imap = dovecot.client()
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    samples = []
+    for name in files:
+        with open(os.path.join(source, "cur", name), "rb") as f:
+            raw = f.read()
+        mid = message_id_of(raw)
+        bare = mid.strip("<>")
+        start = time.monotonic()
+        imap.append("INBOX", None, None, raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+        while True:
+            # `key` is the unique (indexed) Message-ID; a scan here would slow the daemon.
+            row = con.execute("SELECT 1 FROM messages WHERE key IN (?, ?)", (mid, bare)).fetchone()
+            if row:
+                samples.append(time.monotonic() - start)
+                break
+            if time.monotonic() - start > timeout or proc.poll() is not None:
+                imap.logout()
+                return {"error": f"message {len(samples) + 1} not committed within {timeout:.0f}s",
+                        "samples": len(samples)}
+            time.sleep(0.001)
+    imap.logout()
+    samples.sort()
+    p99 = samples[min(len(samples) - 1, int(round(0.99 * (len(samples) - 1))))]
+    return {"samples": len(samples), "median_ms": statistics.median(samples) * 1000,
+            "p99_ms": p99 * 1000, "max_ms": samples[-1] * 1000}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--binary", required=True)
+    ap.add_argument("--rules", required=True)
+    ap.add_argument("--maildir", required=True, help="corpus Maildir to load the server from")
+    ap.add_argument("--count", type=int, default=5000)
+    ap.add_argument("--latency", type=int, default=200)
+    ap.add_argument("--latency-maildir", required=True, help="messages to APPEND one by one")
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--timeout", type=float, default=240)
+    args = ap.parse_args()
+
+    result = {}
+    dovecot = Dovecot(os.path.join(args.work, "dovecot"))
+    proc = None
+    log_path = os.path.join(args.work, "daemon.log")
+    try:
+        loaded = dovecot.fill(args.maildir, args.count)
+        dovecot.start()
+        result["raw_fetch"] = raw_fetch(dovecot, loaded)
+        config = write_config(args.work, dovecot, os.path.abspath(args.rules))
+        db = os.path.join(args.work, "mailrules.db")
+        with open(log_path, "ab") as log:
+            proc, result["daemon"] = daemon_ingest(args.binary, config, db, loaded, log,
+                                                   args.timeout)
+        if proc is not None and "error" not in result["daemon"]:
+            time.sleep(0.5)  # let it settle into IDLE
+            result["latency"] = latency(dovecot, db, args.latency_maildir, args.latency, proc,
+                                        30)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        dovecot.stop()
+    result["daemon_log"] = log_path
+    json.dump(result, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
