@@ -41,7 +41,11 @@ struct Prepared {
 
 /// The unique key of a message: its Message-ID, else a hash of its bytes.
 pub fn message_key(message: Option<&Message>, raw: &[u8]) -> String {
-    match message.and_then(|m| m.message_id.as_deref()) {
+    key_of(message.and_then(|m| m.message_id.as_deref()), raw)
+}
+
+fn key_of(message_id: Option<&str>, raw: &[u8]) -> String {
+    match message_id {
         Some(id) if !id.trim().is_empty() => id.trim().to_string(),
         _ => {
             let digest = Sha256::digest(raw);
@@ -227,6 +231,11 @@ impl Pipeline {
             source,
         } = incoming;
         let max = self.config.limits.max_message_size;
+        // Too large to parse: only its Message-ID is read, so that it keys the same record
+        // as when it is parsed (after the limit is raised, `retry`).
+        let oversized_id = (raw.len() > max)
+            .then(|| message::message_id(&raw))
+            .flatten();
         let parsed = if raw.len() > max {
             Err(format!(
                 "message is {} bytes, over the limit of {max} bytes (limits.max_message_size)",
@@ -235,7 +244,10 @@ impl Pipeline {
         } else {
             message::parse(&raw).map_err(|e| e.to_string())
         };
-        let key = message_key(parsed.as_ref().ok(), &raw);
+        let key = match &parsed {
+            Ok(m) => message_key(Some(m), &raw),
+            Err(_) => key_of(oversized_id.as_deref(), &raw),
+        };
         let parsed = parsed.map(|m| {
             let sender = resolve_sender(&m, &self.config.staff);
             (m, sender)
@@ -256,7 +268,7 @@ impl Pipeline {
             },
             Err(_) => MessageRecord {
                 key,
-                message_id: None,
+                message_id: oversized_id,
                 mailbox,
                 source,
                 subject: String::new(),

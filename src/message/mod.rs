@@ -14,7 +14,7 @@ mod html;
 mod parse;
 
 pub use html::html_to_text;
-pub use parse::{parse, ParseError};
+pub use parse::{message_id, parse, ParseError};
 
 /// A mailbox address: `Name <local@domain>`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]

@@ -33,6 +33,15 @@ pub fn parse(raw: &[u8]) -> Result<Message, ParseError> {
         .unwrap_or_else(|_| Err(ParseError("the MIME parser failed on this message".into())))
 }
 
+/// The Message-ID of `raw`, read from its header section only (the body is not looked at):
+/// the key of a message too large to parse, so that it is the same record when it comes again
+/// and when `retry` parses it after the limit was raised.
+pub fn message_id(raw: &[u8]) -> Option<String> {
+    std::panic::catch_unwind(|| read_headers(&PARSER.parse_headers(raw)?)?.message_id)
+        .ok()
+        .flatten()
+}
+
 fn parse_unguarded(raw: &[u8]) -> Result<Message, ParseError> {
     let parsed = PARSER
         .parse(raw)
