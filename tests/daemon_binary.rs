@@ -405,3 +405,56 @@ async fn the_automatic_reply_goes_out_through_smtp_while_running() {
     daemon.signal("TERM");
     assert!(daemon.wait_exit(WAIT).success(), "{}", daemon.stderr());
 }
+
+const RULES_WITH_SCHEDULE: &str = r#"
+[[rule]]
+name = "new-request"
+[rule.when]
+thread = "new"
+[[rule.do]]
+action = "create_task"
+status = "Новая"
+
+[[schedule]]
+name = "stale-new"
+every = "1s"
+[schedule.when]
+status = "Новая"
+in_status_for = "1s"
+[[schedule.do]]
+action = "comment"
+text = "Задача #{task} ждёт разбора."
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_fire_while_running_once_per_task() {
+    let dovecot = Dovecot::start();
+    let work = Workdir::new(&dovecot, "", RULES_WITH_SCHEDULE);
+    let mut daemon = Daemon::start(&work, &[]);
+    daemon.wait_for_log("connected to", 1).await;
+    dovecot
+        .append("INBOX", &message("stale", "Вопрос без ответа", ""))
+        .await;
+    let comments = || {
+        work.store()
+            .query_row(
+                "SELECT COUNT(*) FROM comments WHERE text = 'Задача #1 ждёт разбора.'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap_or(0)
+    };
+    wait_until(WAIT, "the schedule's comment on task #1", || {
+        let n = comments();
+        async move { n == 1 }
+    })
+    .await;
+    daemon
+        .wait_for_log("schedule \"stale-new\" on task #1", 1)
+        .await;
+    // It keeps running every second; staying in the state does not fire again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(comments(), 1, "{}", daemon.stderr());
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(WAIT).success(), "{}", daemon.stderr());
+}

@@ -16,8 +16,9 @@ use crate::store::{
     ApplyOptions, FiringOutcome, FiringRequest, ScheduleCandidate, Store, StoreError,
 };
 
-/// How often the daemon looks for due schedules (each still runs only every `every`).
-pub const SCHEDULE_TICK: Duration = Duration::from_secs(30);
+/// How often the daemon looks for due schedules (each still runs only every `every`); a look
+/// with nothing due is one small query.
+pub const SCHEDULE_TICK: Duration = Duration::from_secs(5);
 
 /// Which schedules to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

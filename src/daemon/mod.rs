@@ -1,6 +1,6 @@
 //! The daemon (`mailrules run`): one watcher task per configured mailbox, the rules reloader,
-//! systemd notifications, and the slot for the other long-running services (outbox sender,
-//! schedule runner), all under one supervisor and one [`Shutdown`].
+//! systemd notifications, the outbox sender and the schedule runner, all under one supervisor
+//! and one [`Shutdown`].
 
 mod notify;
 mod pipeline_sink;
@@ -18,6 +18,7 @@ use std::sync::Arc;
 use tokio::task::JoinSet;
 use tracing::info;
 
+use crate::automation::SCHEDULE_TICK;
 use crate::config::{Config, ConfigError};
 use crate::pipeline::Pipeline;
 use crate::rules::{RuleErrors, RuleSet};
@@ -217,7 +218,7 @@ pub async fn run_with<S: BatchSink>(
 }
 
 /// The daemon's other long-running services, beside the mailbox watchers: the outbox sender
-/// (when `[smtp]` is configured) and, with its issue, the schedule runner. A service runs
+/// (when `[smtp]` is configured) and the schedule runner. A service runs
 /// until `context.shutdown` triggers and returns `Err(DaemonError::Service(..))` only for
 /// failures the daemon cannot survive (that stops the whole daemon, exit 1). Services that
 /// change tasks write through `context.sink.call(..)`: the processing thread is the writer.
@@ -236,6 +237,40 @@ fn spawn_services(
                 .map_err(|e| DaemonError::Service(format!("outbox: {e}")))
         });
     }
+    tasks.spawn(run_schedules(context));
+    Ok(())
+}
+
+/// Runs the due schedules every [`SCHEDULE_TICK`] on the processing thread (the only store
+/// writer), and wakes the outbox sender when a firing may have queued mail.
+async fn run_schedules(context: ServiceContext) -> TaskResult {
+    let ServiceContext {
+        sink,
+        shutdown,
+        outbox_wake,
+        ..
+    } = context;
+    let run = move |now| {
+        let sink = sink.clone();
+        let outbox_wake = outbox_wake.clone();
+        async move {
+            let firings = sink
+                .call(move |sink| match sink.downcast_mut::<PipelineSink>() {
+                    Some(sink) => crate::automation::run_due(sink.pipeline_mut(), now)
+                        .map_err(|e| e.to_string()),
+                    // A sink without a pipeline (the tests' fakes) has no rules, so no schedules.
+                    None => Ok(Vec::new()),
+                })
+                .await
+                .map_err(|_| "the processing thread has stopped".to_string())??;
+            if !firings.is_empty() {
+                outbox_wake.notify_one();
+            }
+            Ok(firings)
+        }
+    };
+    crate::automation::run_schedules(SCHEDULE_TICK, run, async move { shutdown.wait().await })
+        .await;
     Ok(())
 }
 
