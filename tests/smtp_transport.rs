@@ -115,23 +115,28 @@ async fn a_server_that_is_down_is_a_transient_failure() {
 }
 
 #[tokio::test]
-async fn starttls_with_the_servers_certificate_in_ca_file() {
+async fn starttls_and_implicit_tls_trust_the_servers_certificate_in_ca_file() {
     let cert = TestCert::new();
-    let server = SmtpServer::start_with(
-        ServerOptions {
-            tls: ServerTls::Starttls,
-            ..ServerOptions::default()
-        },
-        Some(&cert),
-    );
-    let mut cfg = server.config(TlsMode::Starttls);
-    cfg.ca_file = Some(cert.cert.clone());
-    Mailer::new(&cfg)
-        .unwrap()
-        .send(&reply_to_ivan())
-        .await
-        .unwrap();
-    assert_eq!(server.messages().len(), 1);
+    for (tls, server_tls) in [
+        (TlsMode::Starttls, ServerTls::Starttls),
+        (TlsMode::Implicit, ServerTls::Implicit),
+    ] {
+        let server = SmtpServer::start_with(
+            ServerOptions {
+                tls: server_tls,
+                ..ServerOptions::default()
+            },
+            Some(&cert),
+        );
+        let mut cfg = server.config(tls);
+        cfg.ca_file = Some(cert.cert.clone());
+        Mailer::new(&cfg)
+            .unwrap()
+            .send(&reply_to_ivan())
+            .await
+            .unwrap();
+        assert_eq!(server.messages().len(), 1, "{tls:?}");
+    }
 }
 
 #[tokio::test]
@@ -160,26 +165,6 @@ async fn a_self_signed_certificate_is_refused_without_ca_file() {
         );
         assert!(server.messages().is_empty());
     }
-}
-
-#[tokio::test]
-async fn implicit_tls_with_ca_file() {
-    let cert = TestCert::new();
-    let server = SmtpServer::start_with(
-        ServerOptions {
-            tls: ServerTls::Implicit,
-            ..ServerOptions::default()
-        },
-        Some(&cert),
-    );
-    let mut cfg = server.config(TlsMode::Implicit);
-    cfg.ca_file = Some(cert.cert.clone());
-    Mailer::new(&cfg)
-        .unwrap()
-        .send(&reply_to_ivan())
-        .await
-        .unwrap();
-    assert_eq!(server.messages().len(), 1);
 }
 
 #[tokio::test]
