@@ -2,8 +2,15 @@
 //! `mailrules=debug,async_imap=warn`), default `info`.
 //!
 //! Under systemd (`JOURNAL_STREAM` set) lines carry no timestamp or colour, since journald adds
-//! its own time and stores the level from the line.
+//! its own time, and start with a syslog priority prefix (`<3>` error … `<7>` debug), which
+//! journald turns into the entry's priority: `journalctl -p warning -u mailrules` works.
 
+use std::fmt;
+
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Writer};
+use tracing_subscriber::fmt::FmtContext;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
@@ -14,11 +21,7 @@ pub fn init() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let result = if under_journald {
-        builder
-            .without_time()
-            .with_ansi(false)
-            .with_target(false)
-            .try_init()
+        builder.event_format(journald_format()).try_init()
     } else {
         builder
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -26,4 +29,90 @@ pub fn init() {
     };
     // A second init (tests calling into the binary's entry twice) keeps the first subscriber.
     let _ = result;
+}
+
+fn journald_format() -> SyslogPriority<format::Format<format::Full, ()>> {
+    SyslogPriority(
+        format::format()
+            .without_time()
+            .with_ansi(false)
+            .with_target(false),
+    )
+}
+
+/// Prefixes every event with its syslog priority, as journald's `SyslogLevelPrefix` reads it.
+struct SyslogPriority<F>(F);
+
+fn priority(level: &Level) -> u8 {
+    match *level {
+        Level::ERROR => 3,
+        Level::WARN => 4,
+        Level::INFO => 6,
+        _ => 7,
+    }
+}
+
+impl<S, N, F> FormatEvent<S, N> for SyslogPriority<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        write!(writer, "<{}>", priority(event.metadata().level()))?;
+        self.0.format_event(ctx, writer, event)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn journald_lines_carry_the_syslog_priority_and_no_timestamp() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .event_format(journald_format())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!("password rejected");
+            tracing::warn!(mailbox = "support", "connection lost");
+            tracing::info!("connected");
+            tracing::debug!("idle");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "<3>ERROR password rejected",
+                "<4> WARN connection lost mailbox=\"support\"",
+                "<6> INFO connected",
+                "<7>DEBUG idle",
+            ]
+        );
+    }
 }
