@@ -36,8 +36,11 @@ pub use crate::store::ResultStatus as OutcomeStatus;
 /// A message after parsing, waiting for its plan.
 struct Prepared {
     record: MessageRecord,
-    parsed: Result<(Message, ResolvedSender), String>,
+    parsed: Parsed,
 }
+
+/// What planning reads: the parsed message and its sender, or why it could not be parsed.
+type Parsed = Result<(Message, ResolvedSender), String>;
 
 /// The unique key of a message: its Message-ID, else a hash of its bytes.
 pub fn message_key(message: Option<&Message>, raw: &[u8]) -> String {
@@ -149,8 +152,16 @@ impl Pipeline {
         batch: Vec<Incoming>,
         cursor: Option<&MailboxCursor>,
     ) -> Result<Vec<Outcome>, StoreError> {
-        let prepared: Vec<Prepared> = batch.into_iter().map(|i| self.prepare(i)).collect();
-        let records: Vec<MessageRecord> = prepared.iter().map(|p| p.record.clone()).collect();
+        // The records move to the store and the parsed messages stay here for planning: the
+        // raw bytes (which a failed message keeps) are never copied.
+        let (records, parsed): (Vec<MessageRecord>, Vec<Parsed>) = batch
+            .into_iter()
+            .map(|i| {
+                let p = self.prepare(i);
+                (p.record, p.parsed)
+            })
+            .unzip();
+        let mailboxes: Vec<String> = records.iter().map(|r| r.mailbox.clone()).collect();
         let Pipeline {
             store,
             config,
@@ -167,7 +178,7 @@ impl Pipeline {
         };
         store.apply_batch_with(
             records,
-            |index, directory| planner.plan_one(&prepared[index], directory),
+            |index, directory| planner.plan_one(&parsed[index], &mailboxes[index], directory),
             cursor,
             options,
         )
@@ -296,17 +307,18 @@ impl Planner<'_> {
     /// The plan for one prepared message, or why it fails. Store errors abort the batch.
     fn plan_one(
         &self,
-        prepared: &Prepared,
+        parsed: &Parsed,
+        mailbox: &str,
         directory: &dyn TaskDirectory,
     ) -> Result<Result<Plan, String>, StoreError> {
-        let (message, sender) = match &prepared.parsed {
+        let (message, sender) = match parsed {
             Ok(p) => p,
             Err(e) => return Ok(Err(e.clone())),
         };
         let (thread, task_status) = resolve_thread(message, self.subject_tag, directory)?;
         let envelope = Envelope {
             message,
-            mailbox: &prepared.record.mailbox,
+            mailbox,
             sender: sender.address.clone(),
             sender_kind: sender.kind,
             forwarded_by: sender.forwarded_by.clone(),

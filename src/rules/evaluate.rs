@@ -33,11 +33,10 @@ pub fn evaluate(
     mode: Mode,
     explain: bool,
 ) -> Evaluation {
-    let hits = match mode {
-        Mode::Prefiltered => Some(set.prefilter.hits(env)),
-        Mode::Plain => None,
-    };
-    let facts = Facts::new(env, hits.as_deref(), explain);
+    let mut facts = Facts::new(env, explain);
+    if mode == Mode::Prefiltered {
+        facts.hits = Some(set.prefilter.hits(&facts));
+    }
     let mut traces = Vec::new();
     let mut extracted = BTreeMap::new();
     let mut actions = Vec::new();
