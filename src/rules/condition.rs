@@ -47,6 +47,29 @@ impl<'a> Facts<'a> {
         }
     }
 
+    /// The prefilter's answers and the lower-cased texts, to carry to [`Facts::resume`] for
+    /// the same message once its thread is known.
+    pub fn into_scan(self) -> Scan {
+        Scan {
+            hits: self.hits.unwrap_or_default(),
+            subject_lower: self.subject_lower.into_inner(),
+            body_lower: self.body_lower.into_inner(),
+        }
+    }
+
+    /// Facts about the message that `scan` was taken from, with what it computed.
+    pub fn resume(env: &'a Envelope<'a>, explain: bool, scan: Scan) -> Facts<'a> {
+        let mut facts = Facts::new(env, explain);
+        facts.hits = Some(scan.hits);
+        if let Some(lower) = scan.subject_lower {
+            facts.subject_lower = OnceCell::from(lower);
+        }
+        if let Some(lower) = scan.body_lower {
+            facts.body_lower = OnceCell::from(lower);
+        }
+        facts
+    }
+
     /// A failed condition, with its reason when explaining.
     fn fail(&self, why: impl FnOnce() -> String) -> Result<(), String> {
         Err(if self.explain { why() } else { String::new() })
@@ -77,6 +100,15 @@ impl<'a> Facts<'a> {
             out
         })
     }
+}
+
+/// What the prefilter found in one message; it depends only on the message and its sender,
+/// so it can be worked out on the thread that parses, before the thread lookups.
+#[derive(Debug, Default)]
+pub struct Scan {
+    hits: Vec<bool>,
+    subject_lower: Option<String>,
+    body_lower: Option<String>,
 }
 
 /// The bare addresses of a header value such as `"A, B" <a@x>, b@y`.
