@@ -11,7 +11,7 @@ use crate::pipeline::{Explanation, Incoming, Outcome, OutcomeStatus, Pipeline};
 
 /// Messages per store transaction: large enough to amortise the commit, small enough to keep
 /// memory flat on a big mbox.
-const BATCH: usize = 500;
+const BATCH: usize = 200;
 
 pub fn ingest(
     config_path: &Path,
@@ -55,7 +55,8 @@ pub fn ingest(
     // Reading and parsing need no store: one thread does them for the next batch while this
     // one applies the batch before (one transaction per batch, as without the thread).
     let preparer = pipeline.preparer();
-    let (batches, prepared) = std::sync::mpsc::sync_channel(1);
+    // A rendezvous: at most one batch parsed ahead, to keep memory flat.
+    let (batches, prepared) = std::sync::mpsc::sync_channel(0);
     // Ok(Err): a file could not be read; Err: the store failed.
     let applied = std::thread::scope(|scope| -> anyhow::Result<Result<(), IngestError>> {
         scope.spawn(move || {

@@ -47,26 +47,19 @@ impl<'a> Facts<'a> {
         }
     }
 
-    /// The prefilter's answers and the lower-cased texts, to carry to [`Facts::resume`] for
-    /// the same message once its thread is known.
+    /// The prefilter's answers, to carry to [`Facts::resume`] for the same message once its
+    /// thread is known. The lower-cased texts are not kept: few conditions read them after the
+    /// prefilter, and a batch of them waiting for the store would double its memory.
     pub fn into_scan(self) -> Scan {
         Scan {
             hits: self.hits.unwrap_or_default(),
-            subject_lower: self.subject_lower.into_inner(),
-            body_lower: self.body_lower.into_inner(),
         }
     }
 
-    /// Facts about the message that `scan` was taken from, with what it computed.
+    /// Facts about the message that `scan` was taken from, with its answers.
     pub fn resume(env: &'a Envelope<'a>, explain: bool, scan: Scan) -> Facts<'a> {
         let mut facts = Facts::new(env, explain);
         facts.hits = Some(scan.hits);
-        if let Some(lower) = scan.subject_lower {
-            facts.subject_lower = OnceCell::from(lower);
-        }
-        if let Some(lower) = scan.body_lower {
-            facts.body_lower = OnceCell::from(lower);
-        }
         facts
     }
 
@@ -107,8 +100,6 @@ impl<'a> Facts<'a> {
 #[derive(Debug, Default)]
 pub struct Scan {
     hits: Vec<bool>,
-    subject_lower: Option<String>,
-    body_lower: Option<String>,
 }
 
 /// The bare addresses of a header value such as `"A, B" <a@x>, b@y`.
