@@ -6,7 +6,9 @@ Measures, in order:
      (the physical limit of this setup: server, loopback, one client);
   2. daemon ingest: `mailrules run` from start until every message is committed in its store;
   3. latency: with the daemon idling (IMAP IDLE), APPEND one new message at a time and wait
-     until it is committed; median and 99th percentile.
+     until it is committed; median, 99th percentile and worst;
+  4. the server's IDLE delay: the same with a plain client that only waits for `* N EXISTS`
+     (the lower bound of 3).
 Prints one JSON object. Only loopback traffic; Dovecot gets its own temp config and a free
 port, and is stopped at the end (also on failure).
 
@@ -177,6 +179,42 @@ def raw_fetch(dovecot: Dovecot, count: int) -> dict:
     return {"messages": fetched, "bytes": size, "seconds": elapsed, "per_second": fetched / elapsed}
 
 
+def idle_notify(dovecot: Dovecot, count: int) -> dict:
+    """The server's own IDLE delay: a plain client idles while another APPENDs; each sample is
+    the time from just before APPEND until `* N EXISTS` reaches the idling client. No client
+    can learn of new mail sooner, so this bounds APPEND → committed from below."""
+    watcher = dovecot.client()
+    watcher.select("INBOX")
+    watcher.sock.settimeout(10)
+    appender = dovecot.client()
+    samples = []
+    for i in range(count):
+        tag = watcher._new_tag()
+        watcher.send(tag + b" IDLE\r\n")
+        if not watcher.readline().startswith(b"+"):
+            raise SystemExit("the server refused IDLE")
+        raw = (f"From: probe@example.org\r\nSubject: idle probe {i}\r\n"
+               f"Message-ID: <idle-probe-{i}-{time.time_ns()}@bench.example>\r\n\r\nprobe\r\n")
+        start = time.monotonic()
+        appender.append("INBOX", None, None, raw.encode())
+        while b"EXISTS" not in watcher.readline():
+            pass
+        samples.append(time.monotonic() - start)
+        watcher.send(b"DONE\r\n")
+        while not watcher.readline().startswith(tag):
+            pass
+    appender.logout()
+    watcher.logout()
+    return summary(samples)
+
+
+def summary(samples: list) -> dict:
+    samples = sorted(samples)
+    p99 = samples[min(len(samples) - 1, int(round(0.99 * (len(samples) - 1))))]
+    return {"samples": len(samples), "median_ms": statistics.median(samples) * 1000,
+            "p99_ms": p99 * 1000, "max_ms": samples[-1] * 1000}
+
+
 def write_config(work: str, dovecot: Dovecot, rules: str) -> str:
     with open(os.path.join(work, "imap.pass"), "w") as f:
         f.write(PASSWORD + "\n")
@@ -271,10 +309,7 @@ def latency(dovecot: Dovecot, db: str, source: str, count: int, proc, timeout: f
                         "samples": len(samples)}
             time.sleep(0.001)
     imap.logout()
-    samples.sort()
-    p99 = samples[min(len(samples) - 1, int(round(0.99 * (len(samples) - 1))))]
-    return {"samples": len(samples), "median_ms": statistics.median(samples) * 1000,
-            "p99_ms": p99 * 1000, "max_ms": samples[-1] * 1000}
+    return summary(samples)
 
 
 def main() -> None:
@@ -285,6 +320,8 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=5000)
     ap.add_argument("--latency", type=int, default=200)
     ap.add_argument("--latency-maildir", required=True, help="messages to APPEND one by one")
+    ap.add_argument("--idle-samples", type=int, default=20,
+                    help="APPENDs timed with a plain idling client")
     ap.add_argument("--work", required=True)
     ap.add_argument("--timeout", type=float, default=240)
     args = ap.parse_args()
@@ -306,6 +343,7 @@ def main() -> None:
             time.sleep(0.5)  # let it settle into IDLE
             result["latency"] = latency(dovecot, db, args.latency_maildir, args.latency, proc,
                                         30)
+            result["idle_notify"] = idle_notify(dovecot, args.idle_samples)
     finally:
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

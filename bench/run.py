@@ -248,6 +248,12 @@ def run(args, size: dict, binary: str, work: str) -> None:
             rows.append((f"APPEND → committed with IDLE, {lat['samples']} msgs",
                          f"median {lat['median_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms",
                          f"max {lat['max_ms']:.1f} ms", "", "median < 20 ms, p99 < 200 ms"))
+            idle = imap.get("idle_notify")
+            if idle:
+                rows.append((f"APPEND → `* N EXISTS` to a plain idling client, {idle['samples']} msgs",
+                             f"median {idle['median_ms']:.1f} ms, p99 {idle['p99_ms']:.1f} ms",
+                             f"max {idle['max_ms']:.1f} ms; the server's own delay, the floor of "
+                             "the row above", f"ours = median + {lat['median_ms'] - idle['median_ms']:.1f} ms", ""))
         else:
             rows.append(("APPEND → committed with IDLE", "n/a",
                          (lat or {}).get("error", "daemon ingest did not complete"), "",

@@ -38,8 +38,15 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<Source>, IngestError> {
         if path.as_os_str() == "-" {
             out.push(Source::Stdin);
         } else if path.is_dir() {
-            for file in message_files(path)? {
-                out.push(classify(file)?);
+            let (files, maildir) = message_files(path)?;
+            for file in files {
+                // A Maildir holds one message per file; elsewhere a file may be an mbox, which
+                // takes opening it to tell.
+                out.push(if maildir {
+                    Source::File(file)
+                } else {
+                    classify(file)?
+                });
             }
         } else if path.exists() {
             out.push(classify(path.clone())?);
@@ -50,13 +57,15 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<Source>, IngestError> {
     Ok(out)
 }
 
-fn message_files(dir: &Path) -> Result<Vec<PathBuf>, IngestError> {
+/// The message files of a directory, and whether it is a Maildir.
+fn message_files(dir: &Path) -> Result<(Vec<PathBuf>, bool), IngestError> {
     let maildir_parts: Vec<PathBuf> = ["new", "cur"]
         .iter()
         .map(|d| dir.join(d))
         .filter(|d| d.is_dir())
         .collect();
-    let dirs = if maildir_parts.is_empty() {
+    let maildir = !maildir_parts.is_empty();
+    let dirs = if !maildir {
         vec![dir.to_path_buf()]
     } else {
         maildir_parts
@@ -77,14 +86,20 @@ fn message_files(dir: &Path) -> Result<Vec<PathBuf>, IngestError> {
                 .file_name()
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with('.'));
-            if path.is_file() && !hidden {
+            // The entry's type comes with the directory listing; only a link takes a stat.
+            let is_file = match entry.file_type() {
+                Ok(t) if t.is_symlink() => path.is_file(),
+                Ok(t) => t.is_file(),
+                Err(_) => path.is_file(),
+            };
+            if is_file && !hidden {
                 files.push(path);
             }
         }
     }
     // Maildir names start with the delivery time, so name order is arrival order.
     files.sort_by(|a, b| a.file_name().cmp(&b.file_name()).then_with(|| a.cmp(b)));
-    Ok(files)
+    Ok((files, maildir))
 }
 
 fn classify(path: PathBuf) -> Result<Source, IngestError> {

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::context::{Envelope, SenderKind, ThreadMatch};
 use crate::message::{self, Message};
 use crate::plan::{ActionKind, Plan, PlannedAction};
-use crate::rules::{RuleSet, RuleTrace};
+use crate::rules::{RuleSet, RuleTrace, Scan};
 use crate::store::{ApplyOptions, MailboxCursor, MessageRecord, Store, StoreError, TaskDirectory};
 use crate::thread::{resolve_sender, resolve_thread, ResolvedSender};
 
@@ -36,8 +36,11 @@ pub use crate::store::ResultStatus as OutcomeStatus;
 /// A message after parsing, waiting for its plan.
 struct Prepared {
     record: MessageRecord,
-    parsed: Result<(Message, ResolvedSender), String>,
+    parsed: Parsed,
 }
+
+/// What planning reads: the parsed message and its sender, or why it could not be parsed.
+type Parsed = Result<(Message, ResolvedSender), String>;
 
 /// The unique key of a message: its Message-ID, else a hash of its bytes.
 pub fn message_key(message: Option<&Message>, raw: &[u8]) -> String {
@@ -149,8 +152,36 @@ impl Pipeline {
         batch: Vec<Incoming>,
         cursor: Option<&MailboxCursor>,
     ) -> Result<Vec<Outcome>, StoreError> {
-        let prepared: Vec<Prepared> = batch.into_iter().map(|i| self.prepare(i)).collect();
-        let records: Vec<MessageRecord> = prepared.iter().map(|p| p.record.clone()).collect();
+        let prepared = self.preparer().prepare(batch);
+        self.apply_prepared(prepared, cursor)
+    }
+
+    /// What parses batches for this pipeline, on any thread.
+    pub fn preparer(&self) -> Preparer {
+        Preparer {
+            config: self.config.clone(),
+            rules: self.rules.clone(),
+        }
+    }
+
+    /// The second half of [`Pipeline::process_batch`]: plans and applies a batch that a
+    /// [`Preparer`] parsed, in one store transaction with `cursor`.
+    pub fn apply_prepared(
+        &mut self,
+        batch: PreparedBatch,
+        cursor: Option<&MailboxCursor>,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let PreparedBatch {
+            records,
+            parsed,
+            mut scans,
+            rules: scanned_by,
+        } = batch;
+        if !Arc::ptr_eq(&scanned_by, &self.rules) {
+            // The rules were reloaded in between: the scans answer the old ones.
+            scans.iter_mut().for_each(|s| *s = None);
+        }
+        let mailboxes: Vec<String> = records.iter().map(|r| r.mailbox.clone()).collect();
         let Pipeline {
             store,
             config,
@@ -167,7 +198,10 @@ impl Pipeline {
         };
         store.apply_batch_with(
             records,
-            |index, directory| planner.plan_one(&prepared[index], directory),
+            |index, directory| {
+                let scan = scans.get_mut(index).and_then(Option::take);
+                planner.plan_one(&parsed[index], scan, &mailboxes[index], directory)
+            },
             cursor,
             options,
         )
@@ -197,20 +231,12 @@ impl Pipeline {
         let sender = resolve_sender(&message, &self.config.staff);
         let (thread, task_status) = resolve_thread(&message, &self.subject_tag, &self.store)?;
         explanation.thread = thread;
+        let envelope = envelope(&message, mailbox, &sender, Some((thread, task_status)));
         explanation.subject = Some(message.subject.clone());
         explanation.sender = Some(sender.address.email.clone());
         explanation.sender_name = sender.address.name.clone();
         explanation.sender_kind = Some(sender.kind);
         explanation.forwarded_by = sender.forwarded_by.as_ref().map(|a| a.email.clone());
-        let envelope = Envelope {
-            message: &message,
-            mailbox,
-            sender: sender.address.clone(),
-            sender_kind: sender.kind,
-            forwarded_by: sender.forwarded_by.clone(),
-            thread,
-            task_status,
-        };
         let evaluation = self.rules.evaluate(&envelope, self.config.unmatched);
         explanation.rules = evaluation.rules;
         explanation.extracted = evaluation.extracted;
@@ -223,8 +249,50 @@ impl Pipeline {
         }
         Ok(explanation)
     }
+}
 
-    fn prepare(&self, incoming: Incoming) -> Prepared {
+/// The pure first half of processing (parse, resolve the sender), which needs no store: it
+/// can run on another thread while the batch before is applied.
+#[derive(Clone)]
+pub struct Preparer {
+    config: Arc<Config>,
+    rules: Arc<RuleSet>,
+}
+
+/// A batch parsed by a [`Preparer`], for [`Pipeline::apply_prepared`].
+pub struct PreparedBatch {
+    records: Vec<MessageRecord>,
+    parsed: Vec<Parsed>,
+    /// The prefilter's answers for each parsed message, from `rules`.
+    scans: Vec<Option<Scan>>,
+    rules: Arc<RuleSet>,
+}
+
+impl Preparer {
+    pub fn prepare(&self, batch: Vec<Incoming>) -> PreparedBatch {
+        let mut records = Vec::with_capacity(batch.len());
+        let mut parsed = Vec::with_capacity(batch.len());
+        let mut scans = Vec::with_capacity(batch.len());
+        for incoming in batch {
+            // The record moves to the store and the parsed message stays for planning: the
+            // raw bytes (which a failed message keeps) are never copied.
+            let prepared = self.prepare_one(incoming);
+            scans.push(prepared.parsed.as_ref().ok().map(|(message, sender)| {
+                self.rules
+                    .scan(&envelope(message, &prepared.record.mailbox, sender, None))
+            }));
+            records.push(prepared.record);
+            parsed.push(prepared.parsed);
+        }
+        PreparedBatch {
+            records,
+            parsed,
+            scans,
+            rules: self.rules.clone(),
+        }
+    }
+
+    fn prepare_one(&self, incoming: Incoming) -> Prepared {
         let Incoming {
             raw,
             mailbox,
@@ -296,28 +364,46 @@ impl Planner<'_> {
     /// The plan for one prepared message, or why it fails. Store errors abort the batch.
     fn plan_one(
         &self,
-        prepared: &Prepared,
+        parsed: &Parsed,
+        scan: Option<Scan>,
+        mailbox: &str,
         directory: &dyn TaskDirectory,
     ) -> Result<Result<Plan, String>, StoreError> {
-        let (message, sender) = match &prepared.parsed {
+        let (message, sender) = match parsed {
             Ok(p) => p,
             Err(e) => return Ok(Err(e.clone())),
         };
-        let (thread, task_status) = resolve_thread(message, self.subject_tag, directory)?;
-        let envelope = Envelope {
-            message,
-            mailbox: &prepared.record.mailbox,
-            sender: sender.address.clone(),
-            sender_kind: sender.kind,
-            forwarded_by: sender.forwarded_by.clone(),
-            thread,
-            task_status,
+        let thread = resolve_thread(message, self.subject_tag, directory)?;
+        let envelope = envelope(message, mailbox, sender, Some(thread));
+        let unmatched = self.config.unmatched;
+        let evaluation = match scan {
+            Some(scan) => self.rules.decide_scanned(&envelope, unmatched, scan),
+            None => self.rules.decide(&envelope, unmatched),
         };
-        let evaluation = self.rules.decide(&envelope, self.config.unmatched);
         Ok(evaluation.plan.map_err(|e| e.to_string()).map(|mut plan| {
             guard_replies(&mut plan, message, self.own_addresses);
             plan
         }))
+    }
+}
+
+/// What the rules see of a message; `thread`: the task it threads to and that task's
+/// status, once looked up.
+fn envelope<'a>(
+    message: &'a Message,
+    mailbox: &'a str,
+    sender: &ResolvedSender,
+    thread: Option<(ThreadMatch, Option<String>)>,
+) -> Envelope<'a> {
+    let (thread, task_status) = thread.unwrap_or_default();
+    Envelope {
+        message,
+        mailbox,
+        sender: sender.address.clone(),
+        sender_kind: sender.kind,
+        forwarded_by: sender.forwarded_by.clone(),
+        thread,
+        task_status,
     }
 }
 

@@ -4,16 +4,60 @@ use unicode_width::UnicodeWidthStr;
 
 /// 1-based line and column (in characters) of byte offset `offset` in `text`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let mut cut = offset;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
+    LineIndex::new(text).line_col(offset)
+}
+
+/// Where each line of a text starts, for many [`line_col`] lookups in one file (the rule loader
+/// asks for every item's position: from the start of the file each time, that is quadratic).
+pub struct LineIndex<'t> {
+    text: &'t str,
+    starts: Vec<usize>,
+}
+
+impl<'t> LineIndex<'t> {
+    pub fn new(text: &'t str) -> LineIndex<'t> {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex { text, starts }
     }
-    let before = &text[..cut];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
+
+    /// 1-based line and column (in characters) of byte offset `offset`.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let mut cut = offset.min(self.text.len());
+        while !self.text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let line = self.starts.partition_point(|&start| start <= cut);
+        let line_start = self.starts[line - 1];
+        let column = self.text[line_start..cut].chars().count() + 1;
+        (line, column)
+    }
+}
+
+/// `s.to_lowercase()`, faster on the text mail carries: ASCII and Cyrillic letters are mapped
+/// directly instead of through the Unicode case tables (the rule engine lower-cases every
+/// subject and body). Any other character goes through `char::to_lowercase`, and text with a
+/// capital sigma (whose lower case depends on its position) through `str::to_lowercase`.
+pub fn lowercase(s: &str) -> String {
+    if s.contains('Σ') {
+        return s.to_lowercase();
+    }
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            'A'..='Z' | 'А'..='Я' => out.push(shifted(ch, 0x20)),
+            '\0'..='\u{7f}' | 'а'..='џ' => out.push(ch),
+            'Ѐ'..='Џ' => out.push(shifted(ch, 0x50)),
+            _ => out.extend(ch.to_lowercase()),
+        }
+    }
+    out
+}
+
+/// `ch` moved up by `by` code points (a capital letter to its small letter).
+fn shifted(ch: char, by: u32) -> char {
+    char::from_u32(ch as u32 + by).unwrap_or(ch)
 }
 
 /// Display width of `s` in a terminal (Cyrillic letters are one column, CJK two).
@@ -43,10 +87,30 @@ mod tests {
         assert_eq!(line_col(text, pos), (1, 3));
         let pos = text.rfind('=').unwrap();
         assert_eq!(line_col(text, pos), (2, 5));
+        assert_eq!(line_col(text, text.len()), (3, 1));
+        assert_eq!(line_col(text, 8), (2, 2), "inside a character: its start");
     }
 
     #[test]
     fn single_line_removes_breaks() {
         assert_eq!(single_line("a\r\nBcc: x"), "a  Bcc: x");
+    }
+
+    #[test]
+    fn lowercase_agrees_with_the_standard_library() {
+        let every_char: String = (0u32..0x3000)
+            .filter_map(char::from_u32)
+            .filter(|c| *c != 'Σ')
+            .collect();
+        assert_eq!(lowercase(&every_char), every_char.to_lowercase());
+        for text in [
+            "Заказ №42 ДОСТАВЛЕН, Ёлка и ЁЖ",
+            "ΟΔΟΣ Σ ΣΑΣ",
+            "İstanbul ǅ ẞ",
+            "",
+            "plain ascii MIXED Case 123",
+        ] {
+            assert_eq!(lowercase(text), text.to_lowercase(), "{text}");
+        }
     }
 }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::ingest::{expand, read_all, Source};
+use crate::ingest::{expand, read_all, IngestError, Source};
 use crate::pipeline::{Explanation, Incoming, Outcome, OutcomeStatus, Pipeline};
 
 /// Messages per store transaction: large enough to amortise the commit, small enough to keep
 /// memory flat on a big mbox.
-const BATCH: usize = 500;
+const BATCH: usize = 200;
 
 pub fn ingest(
     config_path: &Path,
@@ -32,12 +32,7 @@ pub fn ingest(
 
     let mut outcomes: Vec<Outcome> = Vec::new();
     let (mut processed, mut duplicates, mut failed) = (0usize, 0usize, 0usize);
-    let mut batch: Vec<Incoming> = Vec::with_capacity(BATCH);
-    let mut flush = |batch: &mut Vec<Incoming>, pipeline: &mut Pipeline| -> anyhow::Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let results = pipeline.process_batch(std::mem::take(batch), None)?;
+    let mut count = |results: Vec<Outcome>| {
         for r in &results {
             match r.status {
                 OutcomeStatus::Applied => processed += 1,
@@ -56,20 +51,49 @@ pub fn ingest(
                 );
             }
         }
-        Ok(())
     };
-    for message in read_all(sources) {
-        let mut message = message?;
-        message.mailbox = mailbox.to_string();
-        batch.push(message);
-        if batch.len() >= BATCH {
-            if let Err(e) = flush(&mut batch, &mut pipeline) {
-                return if from_stdin { Ok(tempfail(&e)) } else { Err(e) };
+    // Reading and parsing need no store: one thread does them for the next batch while this
+    // one applies the batch before (one transaction per batch, as without the thread).
+    let preparer = pipeline.preparer();
+    // A rendezvous: at most one batch parsed ahead, to keep memory flat.
+    let (batches, prepared) = std::sync::mpsc::sync_channel(0);
+    // Ok(Err): a file could not be read; Err: the store failed.
+    let applied = std::thread::scope(|scope| -> anyhow::Result<Result<(), IngestError>> {
+        scope.spawn(move || {
+            let mut batch: Vec<Incoming> = Vec::with_capacity(BATCH);
+            for message in read_all(sources) {
+                let mut message = match message {
+                    Ok(message) => message,
+                    Err(e) => {
+                        let _ = batches.send(Err(e));
+                        return;
+                    }
+                };
+                message.mailbox = mailbox.to_string();
+                batch.push(message);
+                if batch.len() >= BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if batches.send(Ok(preparer.prepare(full))).is_err() {
+                        return; // the applying side stopped
+                    }
+                }
+            }
+            if !batch.is_empty() {
+                let _ = batches.send(Ok(preparer.prepare(batch)));
+            }
+        });
+        for batch in prepared {
+            match batch {
+                Ok(batch) => count(pipeline.apply_prepared(batch, None)?),
+                Err(unreadable) => return Ok(Err(unreadable)),
             }
         }
-    }
-    if let Err(e) = flush(&mut batch, &mut pipeline) {
-        return if from_stdin { Ok(tempfail(&e)) } else { Err(e) };
+        Ok(Ok(()))
+    });
+    match applied {
+        Ok(Ok(())) => {}
+        Ok(Err(unreadable)) => return Err(unreadable.into()),
+        Err(e) => return if from_stdin { Ok(tempfail(&e)) } else { Err(e) },
     }
 
     if json {

@@ -12,6 +12,7 @@ use super::charset::{decode_unlabelled, looks_like_utf8_mojibake};
 use super::flowed::unflow;
 use super::headers::{read_headers, HeaderFields};
 use super::html::html_to_text;
+use super::skeleton::Skeleton;
 use super::{forward, Attachment, Forwarded, Message};
 
 /// Why a message could not be parsed at all (it is then kept and listed as failed).
@@ -43,14 +44,33 @@ pub fn message_id(raw: &[u8]) -> Option<String> {
 }
 
 fn parse_unguarded(raw: &[u8]) -> Result<Message, ParseError> {
+    // A large message is parsed without the bulk of its attachments when that is certain to
+    // give the same result; the whole message otherwise.
+    if let Some(skeleton) = Skeleton::of(raw) {
+        if let Some(parsed) = PARSER.parse(&skeleton.bytes) {
+            if let Some(cut) = skeleton.cut_sizes(&parsed) {
+                return from_parsed(&parsed, raw.len(), &cut);
+            }
+        }
+    }
     let parsed = PARSER
         .parse(raw)
         .ok_or_else(|| ParseError("no header fields found".into()))?;
-    let fields = read_headers(&parsed)
+    from_parsed(&parsed, raw.len(), &[])
+}
+
+/// The [`Message`] of a parsed message of `size` bytes; `cut` adds the decoded bytes cut from
+/// attachments (by part id) to their sizes.
+fn from_parsed(
+    parsed: &mail_parser::Message<'_>,
+    size: usize,
+    cut: &[(u32, usize)],
+) -> Result<Message, ParseError> {
+    let fields = read_headers(parsed)
         .ok_or_else(|| ParseError("no well-formed header field found".into()))?;
-    let (body, body_from_html) = body_text(&parsed);
+    let (body, body_from_html) = body_text(parsed);
     let forwarded = forward::detect_inline(&body, &fields.subject)
-        .or_else(|| attached_message(&parsed, &fields.subject));
+        .or_else(|| attached_message(parsed, &fields.subject));
     let HeaderFields {
         headers,
         subject,
@@ -78,9 +98,9 @@ fn parse_unguarded(raw: &[u8]) -> Result<Message, ParseError> {
         headers,
         body,
         body_from_html,
-        attachments: attachments(&parsed),
+        attachments: attachments(parsed, cut),
         forwarded,
-        size: raw.len(),
+        size,
     })
 }
 
@@ -221,9 +241,14 @@ fn transfer_decoded<'a>(
 
 /// Every attachment, inline images included; unnamed ones get a name from their type
 /// ("image.png", "message.eml") or their position ("attachment-3").
-fn attachments(message: &mail_parser::Message<'_>) -> Vec<Attachment> {
+/// `cut`: decoded bytes to add to a part's size (by part id), cut before parsing.
+fn attachments(message: &mail_parser::Message<'_>, cut: &[(u32, usize)]) -> Vec<Attachment> {
     let mut out: Vec<Attachment> = Vec::with_capacity(message.attachments.len());
-    for (index, part) in parts(message, &message.attachments).enumerate() {
+    let with_ids = message
+        .attachments
+        .iter()
+        .filter_map(|&id| Some((id, message.parts.get(id as usize)?)));
+    for (index, (id, part)) in with_ids.enumerate() {
         let content_type = content_type(part);
         let name = match part
             .attachment_name()
@@ -238,7 +263,11 @@ fn attachments(message: &mail_parser::Message<'_>) -> Vec<Attachment> {
             PartType::Binary(bytes) | PartType::InlineBinary(bytes) => bytes.len(),
             PartType::Message(inner) => inner.raw_message.len(),
             PartType::Multipart(_) => 0,
-        };
+        } + cut
+            .iter()
+            .filter(|(part, _)| *part == id)
+            .map(|(_, bytes)| bytes)
+            .sum::<usize>();
         out.push(Attachment {
             name,
             content_type,

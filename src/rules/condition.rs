@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::model::{short, Condition, Leaf, Test, ThreadKind, When};
 use crate::context::{Envelope, SenderKind};
+use crate::text::lowercase;
 
 /// Variables a rule captured or extracted.
 pub type Vars = BTreeMap<String, String>;
@@ -17,7 +18,7 @@ const RECIPIENT_HEADERS: [&str; 3] = ["Delivered-To", "X-Original-To", "Resent-T
 pub struct Facts<'a> {
     pub env: &'a Envelope<'a>,
     /// The prefilter's answers, by test slot; `None` evaluates every test directly.
-    pub hits: Option<&'a [bool]>,
+    pub hits: Option<Vec<bool>>,
     /// Say why a condition failed; without it failures carry no text (the daemon's hot path).
     pub explain: bool,
     subject_lower: OnceCell<String>,
@@ -30,10 +31,12 @@ pub struct Facts<'a> {
 }
 
 impl<'a> Facts<'a> {
-    pub fn new(env: &'a Envelope<'a>, hits: Option<&'a [bool]>, explain: bool) -> Facts<'a> {
+    /// Facts without prefilter answers (set [`Facts::hits`] after asking the prefilter, which
+    /// reads the lower-cased texts cached here).
+    pub fn new(env: &'a Envelope<'a>, explain: bool) -> Facts<'a> {
         Facts {
             env,
-            hits,
+            hits: None,
             explain,
             subject_lower: OnceCell::new(),
             body_lower: OnceCell::new(),
@@ -44,19 +47,37 @@ impl<'a> Facts<'a> {
         }
     }
 
+    /// The prefilter's answers, to carry to [`Facts::resume`] for the same message once its
+    /// thread is known. The lower-cased texts are not kept: few conditions read them after the
+    /// prefilter, and a batch of them waiting for the store would double its memory.
+    pub fn into_scan(self) -> Scan {
+        Scan {
+            hits: self.hits.unwrap_or_default(),
+        }
+    }
+
+    /// Facts about the message that `scan` was taken from, with its answers.
+    pub fn resume(env: &'a Envelope<'a>, explain: bool, scan: Scan) -> Facts<'a> {
+        let mut facts = Facts::new(env, explain);
+        facts.hits = Some(scan.hits);
+        facts
+    }
+
     /// A failed condition, with its reason when explaining.
     fn fail(&self, why: impl FnOnce() -> String) -> Result<(), String> {
         Err(if self.explain { why() } else { String::new() })
     }
 
-    fn subject_lower(&self) -> &str {
+    /// The subject lower-cased, computed once per message.
+    pub fn subject_lower(&self) -> &str {
         self.subject_lower
-            .get_or_init(|| self.env.message.subject.to_lowercase())
+            .get_or_init(|| lowercase(&self.env.message.subject))
     }
 
-    fn body_lower(&self) -> &str {
+    /// The body lower-cased, computed once per message.
+    pub fn body_lower(&self) -> &str {
         self.body_lower
-            .get_or_init(|| self.env.message.body.to_lowercase())
+            .get_or_init(|| lowercase(&self.env.message.body))
     }
 
     /// Every recipient address: To, Cc, Delivered-To, X-Original-To, Resent-To.
@@ -72,6 +93,13 @@ impl<'a> Facts<'a> {
             out
         })
     }
+}
+
+/// What the prefilter found in one message; it depends only on the message and its sender,
+/// so it can be worked out on the thread that parses, before the thread lookups.
+#[derive(Debug, Default)]
+pub struct Scan {
+    hits: Vec<bool>,
 }
 
 /// The bare addresses of a header value such as `"A, B" <a@x>, b@y`.
@@ -118,7 +146,7 @@ fn check_one(condition: &Condition, facts: &Facts, vars: &mut Vars) -> Result<()
     match condition {
         Condition::From(leaf) => {
             let seen = &env.sender.email;
-            let held = run(&leaf.test, seen, None, facts.hits, vars);
+            let held = run(&leaf.test, seen, None, facts.hits.as_deref(), vars);
             expect(facts, held, leaf, || {
                 facts.sender_shown.get_or_init(|| short(seen).into_owned())
             })
@@ -137,7 +165,7 @@ fn check_one(condition: &Condition, facts: &Facts, vars: &mut Vars) -> Result<()
         Condition::Subject(leaf) => {
             let seen = &message.subject;
             let lower = needs_lower(&leaf.test).then(|| facts.subject_lower());
-            let held = run(&leaf.test, seen, lower, facts.hits, vars);
+            let held = run(&leaf.test, seen, lower, facts.hits.as_deref(), vars);
             expect(facts, held, leaf, || {
                 facts.subject_shown.get_or_init(|| short(seen).into_owned())
             })
@@ -145,7 +173,7 @@ fn check_one(condition: &Condition, facts: &Facts, vars: &mut Vars) -> Result<()
         Condition::Body(leaf) => {
             let seen = &message.body;
             let lower = needs_lower(&leaf.test).then(|| facts.body_lower());
-            let held = run(&leaf.test, seen, lower, facts.hits, vars);
+            let held = run(&leaf.test, seen, lower, facts.hits.as_deref(), vars);
             expect(facts, held, leaf, || {
                 facts.body_shown.get_or_init(|| short(seen).into_owned())
             })
@@ -315,13 +343,13 @@ pub fn run(
         Test::Glob { glob, slot } => hit(slot).unwrap_or_else(|| glob.matches(value)),
         Test::Is { lower: want, .. } => match lower {
             Some(l) => l.trim() == want,
-            None => value.trim().to_lowercase() == *want,
+            None => lowercase(value.trim()) == *want,
         },
         Test::Contains {
             lower: want, slot, ..
         } => hit(slot).unwrap_or_else(|| match lower {
             Some(l) => l.contains(want.as_str()),
-            None => value.to_lowercase().contains(want.as_str()),
+            None => lowercase(value).contains(want.as_str()),
         }),
         Test::Regex { regex, slot } => {
             if hit(slot) == Some(false) {

@@ -33,11 +33,17 @@ pub fn evaluate(
     mode: Mode,
     explain: bool,
 ) -> Evaluation {
-    let hits = match mode {
-        Mode::Prefiltered => Some(set.prefilter.hits(env)),
-        Mode::Plain => None,
-    };
-    let facts = Facts::new(env, hits.as_deref(), explain);
+    let mut facts = Facts::new(env, explain);
+    if mode == Mode::Prefiltered {
+        facts.hits = Some(set.prefilter.hits(&facts));
+    }
+    evaluate_facts(set, &facts, unmatched)
+}
+
+/// [`evaluate`] with the message's facts (and the prefilter's answers) already gathered.
+pub fn evaluate_facts(set: &RuleSet, facts: &Facts, unmatched: Unmatched) -> Evaluation {
+    let env = facts.env;
+    let explain = facts.explain;
     let mut traces = Vec::new();
     let mut extracted = BTreeMap::new();
     let mut actions = Vec::new();
@@ -63,7 +69,7 @@ pub fn evaluate(
             }
         }
         let mut vars = Vars::new();
-        if let Err(why) = condition::check(&rule.when, &facts, &mut vars) {
+        if let Err(why) = condition::check(&rule.when, facts, &mut vars) {
             if explain {
                 traces.push(trace(&rule.name, false, why));
             }

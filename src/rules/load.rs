@@ -15,6 +15,7 @@ use super::model::{
     ValueType, When,
 };
 use super::reader::{self, entries, Sink, Span};
+use crate::text::LineIndex;
 
 const TOP_KEYS: [&str; 5] = ["rule", "trigger", "schedule", "field", "analytics"];
 const RULE_KEYS: [&str; 7] = [
@@ -57,18 +58,19 @@ struct Place {
 
 pub fn load(files: &[(PathBuf, String)]) -> Result<Loaded, RuleErrors> {
     let mut errors = Vec::new();
-    let mut docs: Vec<(&Path, &str, DeTable)> = Vec::new();
+    let mut docs: Vec<(&Path, &str, LineIndex, DeTable)> = Vec::new();
     for (path, src) in files {
         // Recoverable parsing reports every syntax error of the file, not only the first; a
         // file with syntax errors is not checked further (its tables may be cut short).
         let (doc, syntax) = DeTable::parse_recoverable(src);
+        let lines = LineIndex::new(src);
         if syntax.is_empty() {
-            docs.push((path, src, doc.into_inner()));
+            docs.push((path, src, lines, doc.into_inner()));
             continue;
         }
         let mut lines_seen = Vec::new();
         for e in syntax {
-            let (line, column) = crate::text::line_col(src, e.span().map_or(0, |s| s.start));
+            let (line, column) = lines.line_col(e.span().map_or(0, |s| s.start));
             // The parser's recovery may add follow-up errors on the same line: keep the first.
             if lines_seen.contains(&line) {
                 continue;
@@ -89,10 +91,11 @@ pub fn load(files: &[(PathBuf, String)]) -> Result<Loaded, RuleErrors> {
     }
     let mut loaded = Loaded::default();
     // Declarations first: actions in any file may use fields and tables declared in any file.
-    for (path, src, doc) in &docs {
+    for (path, src, lines, doc) in &docs {
         let mut sink = Sink {
             file: path,
             src,
+            lines,
             errors: &mut errors,
             kind: "",
             item: None,
@@ -101,10 +104,11 @@ pub fn load(files: &[(PathBuf, String)]) -> Result<Loaded, RuleErrors> {
         declarations(&mut sink, doc, &mut loaded);
     }
     let mut names: HashMap<String, Place> = HashMap::new();
-    for (path, src, doc) in &docs {
+    for (path, src, lines, doc) in &docs {
         let mut sink = Sink {
             file: path,
             src,
+            lines,
             errors: &mut errors,
             kind: "",
             item: None,
@@ -157,7 +161,7 @@ fn item_name(
 ) -> Option<String> {
     let name =
         reader::required_string(sink, table, "name", span, "every item needs a unique name")?;
-    let (line, column) = crate::text::line_col(sink.src, name.span().start);
+    let (line, column) = sink.lines.line_col(name.span().start);
     if name.get_ref().trim().is_empty() {
         sink.error(&name.span(), "`name` must not be empty");
         return None;

@@ -25,6 +25,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use condition::Scan;
 pub use error::{RuleError, RuleErrors};
 pub use events::{render_row, EventValues};
 pub use glob::Glob;
@@ -38,6 +39,7 @@ pub use value_when::holds;
 
 use crate::context::Envelope;
 use crate::plan::{Plan, PlanError};
+use condition::Facts;
 
 /// A loaded, checked set of rules. Immutable; share it in an `Arc`.
 #[derive(Debug)]
@@ -194,5 +196,24 @@ impl RuleSet {
     /// a thousand rules must cost little more than ten.
     pub fn decide(&self, env: &Envelope, unmatched: crate::config::Unmatched) -> Evaluation {
         evaluate::evaluate(self, env, unmatched, evaluate::Mode::Prefiltered, false)
+    }
+
+    /// The prefilter's work for one message (it reads only the message and `env.sender`),
+    /// for [`RuleSet::decide_scanned`] once the thread is known.
+    pub fn scan(&self, env: &Envelope) -> Scan {
+        let mut facts = Facts::new(env, false);
+        facts.hits = Some(self.prefilter.hits(&facts));
+        facts.into_scan()
+    }
+
+    /// [`RuleSet::decide`] for a message this rule set scanned, with the same message and
+    /// sender in `env`.
+    pub fn decide_scanned(
+        &self,
+        env: &Envelope,
+        unmatched: crate::config::Unmatched,
+        scan: Scan,
+    ) -> Evaluation {
+        evaluate::evaluate_facts(self, &Facts::resume(env, false, scan), unmatched)
     }
 }

@@ -8,9 +8,10 @@ use std::collections::HashMap;
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex::{RegexSet, RegexSetBuilder};
 
+use super::condition::Facts;
 use super::glob::{Glob, GlobKey};
 use super::model::{Condition, Rule, Test, When};
-use crate::context::Envelope;
+use crate::text::lowercase;
 
 /// Patterns per regex set: small enough that each set's lazy DFA stays effective.
 const SET_CHUNK: usize = 64;
@@ -123,11 +124,14 @@ impl Prefilter {
     }
 
     /// The answer of every slotted test for this message.
-    pub fn hits(&self, env: &Envelope) -> Vec<bool> {
+    pub fn hits(&self, facts: &Facts) -> Vec<bool> {
         let mut hits = vec![false; self.slots];
-        self.subject.mark(&env.message.subject, &mut hits);
-        self.body.mark(&env.message.body, &mut hits);
-        self.from.mark(&env.sender.email, &mut hits);
+        let message = facts.env.message;
+        self.subject
+            .mark(&message.subject, || facts.subject_lower(), &mut hits);
+        self.body
+            .mark(&message.body, || facts.body_lower(), &mut hits);
+        self.from.mark(&facts.env.sender.email, &mut hits);
         hits
     }
 }
@@ -169,7 +173,9 @@ impl TextIndex {
         (TextIndex { sets, literals }, failed)
     }
 
-    fn mark(&self, text: &str, hits: &mut [bool]) {
+    /// Marks the slots whose pattern occurs in `text`; `lower` gives it lower-cased (cached
+    /// by the caller, for the `contains` literals and the conditions run afterwards).
+    fn mark<'t>(&self, text: &str, lower: impl FnOnce() -> &'t str, hits: &mut [bool]) {
         for (set, slots) in &self.sets {
             for i in set.matches(text).iter() {
                 for &s in &slots[i] {
@@ -178,8 +184,7 @@ impl TextIndex {
             }
         }
         if let Some((ac, slots)) = &self.literals {
-            let lower = text.to_lowercase();
-            for m in ac.find_overlapping_iter(&lower) {
+            for m in ac.find_overlapping_iter(lower()) {
                 for &s in &slots[m.pattern().as_usize()] {
                     hits[s] = true;
                 }
@@ -206,7 +211,7 @@ impl AddressIndex {
     }
 
     fn mark(&self, address: &str, hits: &mut [bool]) {
-        let lower = address.trim().to_lowercase();
+        let lower = lowercase(address.trim());
         let found = self.exact.get(&lower).into_iter().flatten();
         let domain = lower.rsplit_once('@').map(|(_, d)| d);
         let by_domain = domain

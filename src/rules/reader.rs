@@ -16,6 +16,8 @@ pub type Value<'i> = Spanned<DeValue<'i>>;
 pub struct Sink<'s> {
     pub file: &'s Path,
     pub src: &'s str,
+    /// Line starts of `src`, for the positions of errors and names.
+    pub lines: &'s crate::text::LineIndex<'s>,
     pub errors: &'s mut Vec<RuleError>,
     pub kind: &'static str,
     pub item: Option<String>,
@@ -23,7 +25,7 @@ pub struct Sink<'s> {
 
 impl Sink<'_> {
     pub fn error(&mut self, span: &Span, message: impl Into<String>) {
-        let (line, column) = crate::text::line_col(self.src, span.start);
+        let (line, column) = self.lines.line_col(span.start);
         self.errors.push(RuleError {
             file: self.file.to_path_buf(),
             line,

@@ -116,11 +116,11 @@ where
 {
     let stamp = timestamp(now);
     // IMMEDIATE: take the write lock up front instead of failing half-way on an upgrade.
-    let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(records.len());
     for (index, record) in records.into_iter().enumerate() {
         let plan_this = |tx: &Connection| plan_for(index, &ConnectionDirectory(tx));
-        results.push(apply_one(&mut tx, record, plan_this, opts, now, &stamp)?);
+        results.push(apply_one(&tx, record, plan_this, opts, now, &stamp)?);
     }
     if let Some(cursor) = cursor {
         messages::write_cursor(&tx, cursor, &stamp)?;
@@ -130,7 +130,7 @@ where
 }
 
 fn apply_one(
-    tx: &mut rusqlite::Transaction,
+    tx: &Connection,
     record: MessageRecord,
     plan_for: impl FnOnce(&Connection) -> Result<Result<Plan, String>, StoreError>,
     opts: &ApplyOptions,
@@ -156,8 +156,8 @@ fn apply_one(
         Err(error) => return record_failure(tx, previous, record, None, None, error, stamp),
     };
     let sender = Some(plan.sender.email.trim()).filter(|s| !s.is_empty());
-    let mut savepoint = tx.savepoint()?;
-    let applied = MessageApply::new(&savepoint, &plan, &record, opts, now, stamp).run();
+    savepoint(tx)?;
+    let applied = MessageApply::new(tx, &plan, &record, opts, now, stamp).run();
     match applied {
         Ok(task) => {
             let outcome = Outcome {
@@ -166,8 +166,8 @@ fn apply_one(
                 task,
                 error: None,
             };
-            messages::write(&savepoint, previous, &record, &outcome, stamp)?;
-            savepoint.commit()?;
+            messages::write(tx, previous, &record, &outcome, stamp)?;
+            release(tx)?;
             Ok(ApplyResult {
                 key: record.key,
                 message_id: record.message_id,
@@ -185,12 +185,31 @@ fn apply_one(
                 // data: record it, do not stop the mailbox.
                 Failure::Store(e) => e.to_string(),
             };
-            savepoint.rollback()?;
-            savepoint.commit()?;
+            roll_back(tx)?;
             let sender = sender.map(str::to_string);
             record_failure(tx, previous, record, sender, plan.rule, error, stamp)
         }
     }
+}
+
+/// Opens the message's savepoint. The statements are prepared once per connection: rusqlite's
+/// `Transaction::savepoint` parses the SQL text again for every message. A savepoint left open
+/// by an error return is discarded with the batch's transaction.
+fn savepoint(conn: &Connection) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached("SAVEPOINT message")?.execute([])?;
+    Ok(())
+}
+
+/// Keeps the message's changes in the batch's transaction.
+fn release(conn: &Connection) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached("RELEASE message")?.execute([])?;
+    Ok(())
+}
+
+/// Undoes the message's changes and closes its savepoint.
+fn roll_back(conn: &Connection) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached("ROLLBACK TO message")?.execute([])?;
+    release(conn)
 }
 
 fn record_failure(

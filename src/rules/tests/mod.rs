@@ -135,6 +135,9 @@ impl Mail {
         let fast_matched: Vec<&RuleTrace> = fast.rules.iter().filter(|t| t.matched).collect();
         let quiet_traced: Vec<&RuleTrace> = quiet.rules.iter().collect();
         assert_eq!(quiet_traced, fast_matched);
+        // The pipeline's path: the prefilter scanned before the thread was known.
+        let scanned = set.decide_scanned(&env, unmatched, set.scan(&env));
+        assert_eq!(scanned, quiet, "a scan taken ahead changes the decision");
         fast
     }
 }
