@@ -194,6 +194,19 @@ impl Workdir {
             .unwrap_or(0)
     }
 
+    /// Message-IDs (without <>) of every message the store recorded.
+    fn committed_message_ids(&self) -> std::collections::HashSet<String> {
+        let store = self.store();
+        let mut query = store.prepare("SELECT message_id FROM messages").unwrap();
+        let ids = query
+            .query_map([], |r| r.get::<_, Option<String>>(0))
+            .unwrap()
+            .filter_map(|id| id.unwrap())
+            .map(|id| id.trim_matches(['<', '>']).to_string())
+            .collect();
+        ids
+    }
+
     fn effects(&self) -> Effects {
         Effects {
             messages: self.count("SELECT COUNT(*) FROM messages"),
@@ -409,6 +422,72 @@ async fn dovecot_restarted_mid_run_loses_and_repeats_nothing() {
             "{log}"
         );
         assert_eq!(daemon.log_lines_with("connected again"), OUTAGES, "{log}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_acknowledging_until_the_store_can_write_again() {
+    bounded(async {
+        const CONVERSATIONS: usize = 750;
+        const STORE_FAILURE: &str = "nothing was committed or acknowledged";
+        let dovecot = dovecot_with_mail(CONVERSATIONS).await;
+        let work = Workdir::new(&dovecot, "");
+        let mut daemon = Daemon::start(&work.config());
+        wait_until(DRAIN, "the first batches committed", || {
+            let done = work.recorded();
+            async move { done >= 100 }
+        })
+        .await;
+
+        // No write to any file may grow it any more: the disk is full.
+        daemon.limit_file_size(0);
+        wait_until(WAIT, "the store failure in the log", || {
+            let seen = daemon.log_lines_with(STORE_FAILURE);
+            async move { seen >= 1 }
+        })
+        .await;
+        let recorded = work.recorded();
+        let acknowledged = dovecot.message_ids("Processed").await;
+        // Several retries with backoff (1 s, 2 s, 4 s, ...) while the disk stays full.
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        assert!(daemon.is_running(), "{}", trouble(&daemon.log()));
+        assert_eq!(work.recorded(), recorded, "nothing committed while full");
+        assert_eq!(
+            dovecot.message_ids("Processed").await,
+            acknowledged,
+            "nothing acknowledged while the store cannot commit"
+        );
+        assert!(dovecot.count("INBOX").await > 0);
+        let committed = work.committed_message_ids();
+        assert!(
+            acknowledged.iter().all(|id| committed.contains(id)),
+            "only committed messages are acknowledged"
+        );
+        let log = trouble(&daemon.log());
+        assert_eq!(
+            daemon.log_lines_with(STORE_FAILURE),
+            1,
+            "once, not per retry:\n{log}"
+        );
+
+        // Space again: it resumes by itself and finishes the mailbox.
+        daemon.unlimit_file_size();
+        wait_for_drain(&dovecot, CONVERSATIONS).await;
+        assert!(
+            daemon.terminate(WAIT).success(),
+            "{}",
+            trouble(&daemon.log())
+        );
+        let log = trouble(&daemon.log());
+        assert_eq!(work.effects(), Effects::expected(CONVERSATIONS), "{log}");
+        work.assert_no_duplicates();
+        assert_eq!(daemon.log_lines_with(STORE_FAILURE), 1, "{log}");
+        assert_eq!(
+            daemon.log_lines_with("the store accepts writes again"),
+            1,
+            "{log}"
+        );
     })
     .await;
 }
