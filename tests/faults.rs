@@ -10,8 +10,9 @@ mod support;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use smtp_support::{ServerOptions, SmtpServer};
 use support::daemon_process::{trouble, Daemon};
-use support::dovecot::{wait_until, Dovecot, USER};
+use support::dovecot::{header, wait_until, Dovecot, USER};
 use support::dovecot_outage::stop_dropping_clients;
 use support::maildir_fill::fill_inbox;
 
@@ -26,6 +27,17 @@ const RULES: &str = r#"
 [[analytics]]
 name = "Оценки"
 columns = { "Оценка" = "number" }
+
+# Runs every second on the store (matching no task here): must survive store trouble too.
+[[schedule]]
+name = "stale-closed"
+every = "1s"
+[schedule.when]
+status = "Закрыта"
+in_status_for = "1s"
+[[schedule.do]]
+action = "comment"
+text = "Задача #{task} закрыта давно."
 
 [[rule]]
 name = "newsletter"
@@ -240,6 +252,35 @@ impl Workdir {
     }
 }
 
+/// The `[smtp]` table for `server`; retries come quickly, for a test.
+fn smtp_table(server: &SmtpServer) -> String {
+    format!(
+        "[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
+         from = \"Поддержка ACME <support@acme.example>\"\n",
+        server.port
+    )
+}
+
+/// Every reply the SMTP server got is one the store queued, and none came twice.
+fn assert_each_reply_delivered_once(server: &SmtpServer, work: &Workdir) {
+    let delivered: Vec<String> = server
+        .messages()
+        .iter()
+        .map(|raw| header(raw, "Message-ID").unwrap())
+        .collect();
+    let distinct: std::collections::HashSet<&String> = delivered.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        delivered.len(),
+        "a reply was delivered twice"
+    );
+    assert_eq!(delivered.len() as i64, work.effects().outbox);
+    assert_eq!(
+        work.count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'"),
+        work.effects().outbox
+    );
+}
+
 /// A private Dovecot whose INBOX holds `mailbox(conversations)`.
 async fn dovecot_with_mail(conversations: usize) -> Dovecot {
     let dovecot = Dovecot::start();
@@ -377,7 +418,7 @@ async fn sigkill_at_random_moments_applies_every_message_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dovecot_restarted_mid_run_loses_and_repeats_nothing() {
     bounded(async {
-        const CONVERSATIONS: usize = 750;
+        const CONVERSATIONS: usize = 500;
         const OUTAGES: usize = 3;
         let mut rng = Rng::from_env_or_clock();
         let mut dovecot = dovecot_with_mail(CONVERSATIONS).await;
@@ -429,10 +470,11 @@ async fn dovecot_restarted_mid_run_loses_and_repeats_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_acknowledging_until_the_store_can_write_again() {
     bounded(async {
-        const CONVERSATIONS: usize = 750;
+        const CONVERSATIONS: usize = 500;
         const STORE_FAILURE: &str = "nothing was committed or acknowledged";
         let dovecot = dovecot_with_mail(CONVERSATIONS).await;
-        let work = Workdir::new(&dovecot, "");
+        let smtp = SmtpServer::start();
+        let work = Workdir::new(&dovecot, &smtp_table(&smtp));
         let mut daemon = Daemon::start(&work.config());
         wait_until(DRAIN, "the first batches committed", || {
             let done = work.recorded();
@@ -484,10 +526,92 @@ async fn a_full_disk_stops_acknowledging_until_the_store_can_write_again() {
         work.assert_no_duplicates();
         assert_eq!(daemon.log_lines_with(STORE_FAILURE), 1, "{log}");
         assert_eq!(
-            daemon.log_lines_with("the store accepts writes again"),
+            daemon.log_lines_with("the store accepts writes again; processing resumed"),
             1,
             "{log}"
         );
+        // Replies sent while the store could not record it are recorded, not sent again;
+        // those not sent yet go out after a restart.
+        let mut daemon = Daemon::start(&work.config());
+        wait_until(DRAIN, "every reply sent and recorded", || {
+            let sent = work.count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'");
+            async move { sent == Effects::expected(CONVERSATIONS).outbox }
+        })
+        .await;
+        assert!(
+            daemon.terminate(WAIT).success(),
+            "{}",
+            trouble(&daemon.log())
+        );
+        assert_each_reply_delivered_once(&smtp, &work);
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_refused_for_a_while_are_retried_with_backoff_and_delivered_once() {
+    bounded(async {
+        const CONVERSATIONS: usize = 100;
+        let dovecot = dovecot_with_mail(CONVERSATIONS).await;
+        // Every reply's first attempt is refused with a temporary error; then all is well.
+        let smtp = SmtpServer::start_with(
+            ServerOptions {
+                reject: Some("451 4.3.0 Mail server temporarily rejected message".into()),
+                reject_times: Some(CONVERSATIONS as u32),
+                ..ServerOptions::default()
+            },
+            None,
+        );
+        let work = Workdir::new(&dovecot, &smtp_table(&smtp));
+        let mut daemon = Daemon::start(&work.config());
+        wait_for_drain(&dovecot, CONVERSATIONS).await;
+        wait_until(WAIT, "every reply refused once", || {
+            let refused = work.count("SELECT COUNT(*) FROM outbox WHERE attempts = 1");
+            async move { refused == CONVERSATIONS as i64 }
+        })
+        .await;
+        assert!(smtp.messages().is_empty(), "refused mail was not delivered");
+        // The first retry comes a minute after the refusal (then 2, 4, ... minutes).
+        wait_until(DRAIN, "every reply delivered", || {
+            let sent = smtp.messages().len();
+            async move { sent == CONVERSATIONS }
+        })
+        .await;
+        wait_until(WAIT, "every reply recorded as sent", || {
+            let sent = work.count("SELECT COUNT(*) FROM outbox WHERE status = 'sent'");
+            async move { sent == CONVERSATIONS as i64 }
+        })
+        .await;
+        assert!(
+            daemon.terminate(WAIT).success(),
+            "{}",
+            trouble(&daemon.log())
+        );
+
+        assert_eq!(work.effects(), Effects::expected(CONVERSATIONS));
+        assert_each_reply_delivered_once(&smtp, &work);
+        let store = work.store();
+        let mut rows = store
+            .prepare("SELECT created_at, sent_at, attempts, reason FROM outbox")
+            .unwrap();
+        let rows: Vec<(String, String, i64, String)> = rows
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        for (created, sent, attempts, reason) in rows {
+            let waited = parse_time(&sent) - parse_time(&created);
+            assert!(
+                waited >= chrono::Duration::seconds(59),
+                "sent {waited} after it was queued: the retry did not wait"
+            );
+            assert_eq!(attempts, 1, "one refused attempt, then delivered");
+            assert!(reason.starts_with("451 4.3.0"), "{reason}");
+        }
+    })
+    .await;
+}
+
+fn parse_time(text: &str) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(text).unwrap()
 }

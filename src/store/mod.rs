@@ -279,11 +279,12 @@ impl Store {
 
     fn setup(mut conn: Connection, path: PathBuf) -> Result<Store, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        // WAL + NORMAL: a commit is durable once the WAL is synced at checkpoints; a power cut
-        // may lose the last transactions but never corrupts, and the IMAP server still has
-        // every unacknowledged message.
+        // WAL + FULL: the WAL is synced at every commit, so a commit survives a power cut.
+        // The daemon acknowledges a batch on the IMAP server right after its commit; with
+        // NORMAL a power cut could undo a commit whose messages the server no longer offers,
+        // losing them. One fsync per batch (not per message) is cheap.
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.set_prepared_statement_cache_capacity(128);
