@@ -108,7 +108,15 @@ pub async fn send_due(
     max_attempts: u32,
     now: DateTime<Utc>,
 ) -> Result<SendReport, OutboxError> {
-    send_until(store, mailer, max_attempts, now, &mut || false).await
+    send_until(
+        store,
+        mailer,
+        max_attempts,
+        now,
+        &mut || false,
+        &mut Unrecorded::default(),
+    )
+    .await
 }
 
 /// The worker inside `mailrules run`: sends due mail, then waits for `wake` (notify it after
@@ -127,23 +135,42 @@ pub async fn run_outbox(
     let shutdown = shutdown.fuse();
     futures::pin_mut!(shutdown);
     let mut stopping = false;
+    let mut unrecorded = Unrecorded::default();
+    let mut store_failing = false;
     loop {
         let mut stop_requested = || {
             stopping = stopping || shutdown.as_mut().now_or_never().is_some();
             stopping
         };
-        match send_until(
-            &mut store,
-            &mailer,
-            smtp.max_attempts,
-            Utc::now(),
-            &mut stop_requested,
-        )
-        .await
-        {
-            Ok(report) => log_report(&report),
-            // A store hiccup (busy, disk full) must not end the daemon: try again next round.
-            Err(e) => tracing::error!(error = %e, "outbox: store error, trying again later"),
+        let round = match unrecorded.record(&mut store) {
+            Ok(()) => {
+                send_until(
+                    &mut store,
+                    &mailer,
+                    smtp.max_attempts,
+                    Utc::now(),
+                    &mut stop_requested,
+                    &mut unrecorded,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match round {
+            Ok(report) => {
+                if store_failing {
+                    tracing::info!("outbox: the store accepts writes again; sending resumed");
+                    store_failing = false;
+                }
+                log_report(&report)
+            }
+            // A store hiccup (busy, disk full) must not end the daemon: try again next round,
+            // and say so once, not every round.
+            Err(e) if !store_failing => {
+                tracing::error!(error = %e, "outbox: store error, trying again every round until it is fixed");
+                store_failing = true;
+            }
+            Err(e) => tracing::debug!(error = %e, "outbox: store error again"),
         }
         if stopping {
             return Ok(());
@@ -156,18 +183,42 @@ pub async fn run_outbox(
     }
 }
 
+/// Mail the server accepted but the store could not mark as sent (disk full): the worker
+/// remembers it and records it before sending anything else, rather than send it again.
+#[derive(Debug, Default)]
+struct Unrecorded(Vec<(i64, DateTime<Utc>)>);
+
+impl Unrecorded {
+    fn contains(&self, id: i64) -> bool {
+        self.0.iter().any(|(sent, _)| *sent == id)
+    }
+
+    /// Marks every remembered row as sent; stops at the first store error.
+    fn record(&mut self, store: &mut Store) -> Result<(), OutboxError> {
+        while let Some(&(id, at)) = self.0.first() {
+            store.outbox_mark_sent(id, at)?;
+            self.0.remove(0);
+        }
+        Ok(())
+    }
+}
+
 async fn send_until(
     store: &mut Store,
     mailer: &Mailer,
     max_attempts: u32,
     now: DateTime<Utc>,
     stop: &mut (dyn FnMut() -> bool + Send),
+    unrecorded: &mut Unrecorded,
 ) -> Result<SendReport, OutboxError> {
     let mut report = SendReport::default();
     let mut seen: Vec<i64> = Vec::new();
     loop {
         let due = store.outbox_due(now, BATCH)?;
-        let fresh: Vec<OutboxRow> = due.into_iter().filter(|r| !seen.contains(&r.id)).collect();
+        let fresh: Vec<OutboxRow> = due
+            .into_iter()
+            .filter(|r| !seen.contains(&r.id) && !unrecorded.contains(r.id))
+            .collect();
         if fresh.is_empty() {
             return Ok(report);
         }
@@ -179,7 +230,16 @@ async fn send_until(
             let mail = outgoing_mail(&row, Utc::now());
             match mailer.send(&mail).await {
                 Ok(()) => {
-                    store.outbox_mark_sent(row.id, Utc::now())?;
+                    let sent_at = Utc::now();
+                    if let Err(e) = store.outbox_mark_sent(row.id, sent_at) {
+                        tracing::warn!(
+                            id = row.id,
+                            "outbox: sent, but the store cannot record it yet; recorded later, \
+                             not sent again"
+                        );
+                        unrecorded.0.push((row.id, sent_at));
+                        return Err(e.into());
+                    }
                     tracing::info!(id = row.id, to = %row.recipient, "outbox: sent");
                     report.sent += 1;
                 }

@@ -13,6 +13,7 @@ mod unreadable;
 mod watcher;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::task::JoinSet;
@@ -250,11 +251,15 @@ async fn run_schedules(context: ServiceContext) -> TaskResult {
         outbox_wake,
         ..
     } = context;
+    // A store that cannot be written (disk full) fails every tick: said once when it starts
+    // and once when it is over, not every five seconds.
+    let failing = Arc::new(AtomicBool::new(false));
     let run = move |now| {
         let sink = sink.clone();
         let outbox_wake = outbox_wake.clone();
+        let failing = failing.clone();
         async move {
-            let firings = sink
+            let result = sink
                 .call(move |sink| match sink.downcast_mut::<PipelineSink>() {
                     Some(sink) => crate::automation::run_due(sink.pipeline_mut(), now)
                         .map_err(|e| e.to_string()),
@@ -262,7 +267,22 @@ async fn run_schedules(context: ServiceContext) -> TaskResult {
                     None => Ok(Vec::new()),
                 })
                 .await
-                .map_err(|_| "the processing thread has stopped".to_string())??;
+                .map_err(|_| "the processing thread has stopped".to_string())
+                .and_then(|r| r);
+            let firings = match result {
+                Ok(firings) => firings,
+                Err(e) => {
+                    if !failing.swap(true, Ordering::Relaxed) {
+                        tracing::error!(
+                            "schedules cannot run: {e}; trying again every {SCHEDULE_TICK:?}"
+                        );
+                    }
+                    return Ok(Vec::new());
+                }
+            };
+            if failing.swap(false, Ordering::Relaxed) {
+                info!("schedules run again");
+            }
             if !firings.is_empty() {
                 outbox_wake.notify_one();
             }

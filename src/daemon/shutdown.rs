@@ -61,9 +61,14 @@ impl Reload {
     }
 }
 
-/// Turns SIGTERM and SIGINT into `shutdown`, and SIGHUP into `reload`.
+/// Turns SIGTERM and SIGINT into `shutdown`, and SIGHUP into `reload`. SIGXFSZ is caught
+/// and dropped: a store file hitting the file size limit (RLIMIT_FSIZE) must fail that
+/// write, which the daemon survives like a full disk, instead of killing the process.
 pub fn listen_for_signals(shutdown: Shutdown, reload: Reload) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
+    // Once tokio has a handler for a signal, the default action stays disabled for the life
+    // of the process, even after the stream is dropped.
+    drop(signal(SignalKind::from_raw(libc::SIGXFSZ))?);
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;

@@ -42,6 +42,12 @@ pub enum StoreError {
     ReadOnly { path: String, detail: String },
     #[error("disk full while writing {path}: {detail}")]
     DiskFull { path: String, detail: String },
+    /// A write or sync failed (EFBIG past the file size limit, EIO, ...); the store itself is
+    /// fine, the transaction was rolled back.
+    #[error(
+        "cannot write to the store {path} (is its disk full, read-only or failing?): {detail}"
+    )]
+    WriteFailed { path: String, detail: String },
     #[error("the store {path} is locked by another process (waited 5s): {detail}")]
     Busy { path: String, detail: String },
     #[error("the store {path} is damaged or cannot be read: {detail}")]
@@ -64,6 +70,15 @@ pub enum StoreError {
     Sqlite(#[source] rusqlite::Error),
 }
 
+/// The extended I/O error codes of a failed write or sync (not of a read, which may mean
+/// a damaged file): SQLITE_IOERR_WRITE, _FSYNC, _DIR_FSYNC, _TRUNCATE.
+const WRITE_ERRORS: [std::os::raw::c_int; 4] = [
+    rusqlite::ffi::SQLITE_IOERR_WRITE,
+    rusqlite::ffi::SQLITE_IOERR_FSYNC,
+    rusqlite::ffi::SQLITE_IOERR_DIR_FSYNC,
+    rusqlite::ffi::SQLITE_IOERR_TRUNCATE,
+];
+
 /// Stands for the file in errors raised below the public functions; replaced by the real
 /// path in [`StoreError::at`].
 const SOME_STORE: &str = "the store";
@@ -72,12 +87,15 @@ impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         let path = SOME_STORE.to_string();
         let detail = e.to_string();
-        let code = match &e {
-            rusqlite::Error::SqliteFailure(f, _) => Some(f.code),
-            _ => None,
+        let (code, extended) = match &e {
+            rusqlite::Error::SqliteFailure(f, _) => (Some(f.code), f.extended_code),
+            _ => (None, 0),
         };
         match code {
             Some(ErrorCode::DiskFull) => StoreError::DiskFull { path, detail },
+            Some(ErrorCode::SystemIoFailure) if WRITE_ERRORS.contains(&extended) => {
+                StoreError::WriteFailed { path, detail }
+            }
             Some(ErrorCode::ReadOnly) => StoreError::ReadOnly { path, detail },
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
                 StoreError::Busy { path, detail }
@@ -113,6 +131,10 @@ impl StoreError {
                 path: named,
                 detail,
             },
+            StoreError::WriteFailed { detail, .. } => StoreError::WriteFailed {
+                path: named,
+                detail,
+            },
             StoreError::Unavailable { detail, .. } => StoreError::Unavailable {
                 path: named,
                 detail,
@@ -128,6 +150,7 @@ impl StoreError {
             self,
             StoreError::ReadOnly { .. }
                 | StoreError::DiskFull { .. }
+                | StoreError::WriteFailed { .. }
                 | StoreError::Busy { .. }
                 | StoreError::Unavailable { .. }
                 | StoreError::Open { .. }
@@ -256,11 +279,12 @@ impl Store {
 
     fn setup(mut conn: Connection, path: PathBuf) -> Result<Store, StoreError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        // WAL + NORMAL: a commit is durable once the WAL is synced at checkpoints; a power cut
-        // may lose the last transactions but never corrupts, and the IMAP server still has
-        // every unacknowledged message.
+        // WAL + FULL: the WAL is synced at every commit, so a commit survives a power cut.
+        // The daemon acknowledges a batch on the IMAP server right after its commit; with
+        // NORMAL a power cut could undo a commit whose messages the server no longer offers,
+        // losing them. One fsync per batch (not per message) is cheap.
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         // 16 MiB of page cache instead of 2: once the store holds tens of thousands of

@@ -2,8 +2,11 @@
 #![allow(dead_code)]
 
 pub mod bounded;
+pub mod daemon_process;
 pub mod dovecot;
+pub mod dovecot_outage;
 pub mod fake_daemon;
 pub mod logs;
+pub mod maildir_fill;
 pub mod systemd;
 pub mod workdir;
