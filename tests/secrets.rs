@@ -135,7 +135,7 @@ impl Drop for Daemon {
 async fn passwords_appear_in_no_output_log_or_store_and_the_store_is_private() {
     let setup = Setup::new();
     let log = setup.path("daemon.log");
-    let mut run = setup.command(&["run"]);
+    let run = setup.command(&["run"]);
     let program = run.get_program().to_owned();
     let args: Vec<_> = run.get_args().map(|a| a.to_owned()).collect();
     let mut shell = Command::new("sh");
