@@ -5,26 +5,46 @@
 //! its own time, and start with a syslog priority prefix (`<3>` error … `<7>` debug), which
 //! journald turns into the entry's priority: `journalctl -p warning -u mailrules` works.
 
-use std::fmt;
-
-use tracing::{Event, Level, Subscriber};
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::filter::{filter_fn, FilterExt};
 use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Writer};
 use tracing_subscriber::fmt::FmtContext;
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, EnvFilter, Layer};
+
+/// Libraries that log the IMAP and SMTP conversation itself below `info`, the LOGIN and AUTH
+/// lines with the password in them. They never log below `info`, whatever `MAILRULES_LOG` says:
+/// secrets must not reach a log.
+const WIRE_LOGGERS: &[&str] = &["async_imap", "imap_proto", "lettre"];
+
+fn shows_no_wire(meta: &Metadata<'_>) -> bool {
+    *meta.level() <= Level::INFO
+        || !WIRE_LOGGERS.iter().any(|crate_name| {
+            meta.target()
+                .strip_prefix(crate_name)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        })
+}
 
 pub fn init() {
-    let filter =
-        EnvFilter::try_from_env("MAILRULES_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("MAILRULES_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .and(filter_fn(shows_no_wire));
     let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let layer = fmt::layer().with_writer(std::io::stderr);
     let result = if under_journald {
-        builder.event_format(journald_format()).try_init()
+        tracing_subscriber::registry()
+            .with(layer.event_format(journald_format()).with_filter(filter))
+            .try_init()
     } else {
-        builder
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        tracing_subscriber::registry()
+            .with(
+                layer
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_filter(filter),
+            )
             .try_init()
     };
     // A second init (tests calling into the binary's entry twice) keeps the first subscriber.
@@ -63,7 +83,7 @@ where
         ctx: &FmtContext<'_, S, N>,
         mut writer: Writer<'_>,
         event: &Event<'_>,
-    ) -> fmt::Result {
+    ) -> std::fmt::Result {
         write!(writer, "<{}>", priority(event.metadata().level()))?;
         self.0.format_event(ctx, writer, event)
     }

@@ -1,12 +1,15 @@
-//! Shared pieces of the fuzz targets: a task directory in memory, the staff list, and the fixed
-//! rule set that uses every extractor kind.
+//! What each fuzz target runs on one input, and the pieces they share: a task directory in
+//! memory, the staff list, and the fixed rule set that uses every extractor kind. The project's
+//! `tests/fuzz_regressions.rs` includes this file to run every saved finding the same way.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use mailrules::config::Staff;
 use mailrules::context::Envelope;
-use mailrules::message::Message;
+use mailrules::message::{self, html_to_text, strip_quoted, Message};
+use mailrules::pipeline::message_key;
 use mailrules::rules::RuleSet;
 use mailrules::store::{StoreError, TaskDirectory};
 use mailrules::thread::{resolve_sender, resolve_thread};
@@ -100,4 +103,60 @@ pub fn let_parse_catch_mail_parser_panics() {
             }
         }));
     });
+}
+
+/// `parse_thread`: raw bytes → `message::parse` → sender and thread resolution → message key.
+pub fn parse_thread(raw: &[u8]) {
+    let Ok(message) = message::parse(raw) else {
+        return;
+    };
+    let sender = resolve_sender(&message, &staff());
+    if sender.forwarded_by.is_some() {
+        // Only staff forwards hand the sender over to the forwarded author.
+        let from = message.from.as_ref().map(|a| a.email.as_str());
+        assert!(staff().is_staff(from.unwrap_or_default()));
+    }
+    let _ = resolve_thread(&message, &subject_tag(), &FakeDirectory::default());
+    let key = message_key(Some(&message), raw);
+    assert!(!key.is_empty());
+    let _ = message.ancestor_ids();
+}
+
+/// `evaluate`: extractors, conversions and template rendering; the fixed rules of
+/// `seeds/every-extractor.toml` are evaluated against the message made from the input.
+pub fn evaluate_message(raw: &[u8]) {
+    static RULES: OnceLock<RuleSet> = OnceLock::new();
+    let rules = RULES.get_or_init(every_extractor_rules);
+    let Ok(message) = message::parse(raw) else {
+        return;
+    };
+    evaluate(&message, "support", rules);
+}
+
+const SAMPLE: &str = "From: Ivan <ivan@client.example>\r\nTo: support@acme.example\r\n\
+Subject: Re: [#3] Ticket 7 order 12\r\nMessage-ID: <m1@client.example>\r\n\
+In-Reply-To: <t3.x@acme.example>\r\nX-Order: 12\r\nDate: Mon, 2 Mar 2026 10:00:00 +0300\r\n\r\n\
+Оценка: 5\r\nОтвет: да\r\nid=abc ABC-12 3,5\r\n\r\n> quoted\r\n";
+
+/// `load_rules`: rule-file loading on arbitrary TOML text; what loads is then evaluated
+/// against a fixed message, and every error must render.
+pub fn load_rules(text: &str) {
+    static MESSAGE: OnceLock<Message> = OnceLock::new();
+    let message = MESSAGE.get_or_init(|| {
+        message::parse(SAMPLE.as_bytes()).unwrap_or_else(|e| panic!("the fixed fuzz message: {e}"))
+    });
+    match RuleSet::from_sources(&[(PathBuf::from("fuzz.toml"), text.to_string())]) {
+        Ok(rules) => evaluate(message, "support", &rules),
+        Err(errors) => {
+            assert!(!errors.0.is_empty(), "an error result with no errors");
+            let _ = errors.to_string();
+        }
+    }
+}
+
+/// `html_quote`: HTML-to-text conversion and quoted-reply stripping on arbitrary text.
+pub fn html_quote(text: &str) {
+    let plain = html_to_text(text);
+    let _ = strip_quoted(&plain);
+    let _ = strip_quoted(text);
 }
