@@ -5,6 +5,7 @@
 //! the store calls back into [`Pipeline::plan_one`] inside its transaction so that a reply
 //! threads onto a task created by an earlier message of the same batch.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -32,6 +33,11 @@ pub struct Incoming {
 
 pub use crate::store::ApplyResult as Outcome;
 pub use crate::store::ResultStatus as OutcomeStatus;
+
+/// Batches at least this large are parsed on a second thread while they are applied.
+const PARSE_ALONGSIDE_FROM: usize = 8;
+/// Messages the parsing thread may be ahead of the applying one.
+const PARSE_AHEAD: usize = 16;
 
 /// A message after parsing, waiting for its plan.
 struct Prepared {
@@ -152,8 +158,23 @@ impl Pipeline {
         batch: Vec<Incoming>,
         cursor: Option<&MailboxCursor>,
     ) -> Result<Vec<Outcome>, StoreError> {
-        let prepared = self.preparer().prepare(batch);
-        self.apply_prepared(prepared, cursor)
+        let preparer = self.preparer();
+        if batch.len() < PARSE_ALONGSIDE_FROM {
+            return self.apply_prepared(preparer.prepare(batch), cursor);
+        }
+        // Parsing needs no store: a second thread parses message n + 1 while this one applies
+        // message n, in the same single transaction.
+        std::thread::scope(|scope| {
+            let (sender, prepared) = std::sync::mpsc::sync_channel(PARSE_AHEAD);
+            scope.spawn(move || {
+                for incoming in batch {
+                    if sender.send(preparer.prepare_message(incoming)).is_err() {
+                        return; // the batch failed; nothing more to parse
+                    }
+                }
+            });
+            self.apply_messages(prepared.into_iter(), cursor)
+        })
     }
 
     /// What parses batches for this pipeline, on any thread.
@@ -171,17 +192,32 @@ impl Pipeline {
         batch: PreparedBatch,
         cursor: Option<&MailboxCursor>,
     ) -> Result<Vec<Outcome>, StoreError> {
-        let PreparedBatch {
-            records,
-            parsed,
-            mut scans,
-            rules: scanned_by,
-        } = batch;
-        if !Arc::ptr_eq(&scanned_by, &self.rules) {
-            // The rules were reloaded in between: the scans answer the old ones.
-            scans.iter_mut().for_each(|s| *s = None);
-        }
-        let mailboxes: Vec<String> = records.iter().map(|r| r.mailbox.clone()).collect();
+        let PreparedBatch { messages, rules } = batch;
+        let current = Arc::ptr_eq(&rules, &self.rules);
+        let messages = messages.into_iter().map(|mut m| {
+            if !current {
+                // The rules were reloaded in between: the scan answers the old ones.
+                m.scan = None;
+            }
+            m
+        });
+        self.apply_messages(messages, cursor)
+    }
+
+    /// Plans and applies prepared messages (scanned by this pipeline's rules) as they come, in
+    /// one transaction with `cursor`.
+    fn apply_messages(
+        &mut self,
+        messages: impl Iterator<Item = PreparedMessage>,
+        cursor: Option<&MailboxCursor>,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        // What planning needs of each message, kept here while its record goes to the store.
+        let waiting: RefCell<Vec<(Parsed, Option<Scan>, String)>> = RefCell::new(Vec::new());
+        let records = messages.map(|m| {
+            let mailbox = m.record.mailbox.clone();
+            waiting.borrow_mut().push((m.parsed, m.scan, mailbox));
+            m.record
+        });
         let Pipeline {
             store,
             config,
@@ -199,8 +235,11 @@ impl Pipeline {
         store.apply_batch_with(
             records,
             |index, directory| {
-                let scan = scans.get_mut(index).and_then(Option::take);
-                planner.plan_one(&parsed[index], scan, &mailboxes[index], directory)
+                let mut waiting = waiting.borrow_mut();
+                let Some((parsed, scan, mailbox)) = waiting.get_mut(index) else {
+                    return Ok(Err("the message was not prepared".to_string()));
+                };
+                planner.plan_one(parsed, scan.take(), mailbox, directory)
             },
             cursor,
             options,
@@ -261,34 +300,39 @@ pub struct Preparer {
 
 /// A batch parsed by a [`Preparer`], for [`Pipeline::apply_prepared`].
 pub struct PreparedBatch {
-    records: Vec<MessageRecord>,
-    parsed: Vec<Parsed>,
-    /// The prefilter's answers for each parsed message, from `rules`.
-    scans: Vec<Option<Scan>>,
+    messages: Vec<PreparedMessage>,
+    /// The rules that scanned it.
     rules: Arc<RuleSet>,
+}
+
+/// One message parsed, with the prefilter's answers for it.
+struct PreparedMessage {
+    record: MessageRecord,
+    parsed: Parsed,
+    scan: Option<Scan>,
 }
 
 impl Preparer {
     pub fn prepare(&self, batch: Vec<Incoming>) -> PreparedBatch {
-        let mut records = Vec::with_capacity(batch.len());
-        let mut parsed = Vec::with_capacity(batch.len());
-        let mut scans = Vec::with_capacity(batch.len());
-        for incoming in batch {
-            // The record moves to the store and the parsed message stays for planning: the
-            // raw bytes (which a failed message keeps) are never copied.
-            let prepared = self.prepare_one(incoming);
-            scans.push(prepared.parsed.as_ref().ok().map(|(message, sender)| {
-                self.rules
-                    .scan(&envelope(message, &prepared.record.mailbox, sender, None))
-            }));
-            records.push(prepared.record);
-            parsed.push(prepared.parsed);
-        }
         PreparedBatch {
-            records,
-            parsed,
-            scans,
+            messages: batch.into_iter().map(|m| self.prepare_message(m)).collect(),
             rules: self.rules.clone(),
+        }
+    }
+
+    /// Parses one message and scans it with the rules. The record goes to the store and the
+    /// parsed message stays for planning: the raw bytes (which a failed message keeps) are
+    /// never copied.
+    fn prepare_message(&self, incoming: Incoming) -> PreparedMessage {
+        let Prepared { record, parsed } = self.prepare_one(incoming);
+        let scan = parsed.as_ref().ok().map(|(message, sender)| {
+            self.rules
+                .scan(&envelope(message, &record.mailbox, sender, None))
+        });
+        PreparedMessage {
+            record,
+            parsed,
+            scan,
         }
     }
 
@@ -436,4 +480,83 @@ fn own_addresses(config: &Config) -> Vec<String> {
     out.sort();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipeline() -> Pipeline {
+        let config = Config::from_str(
+            "[staff]\ndomains = [\"acme.example\"]\n",
+            std::path::Path::new("mailrules.toml"),
+        )
+        .unwrap();
+        let rules =
+            RuleSet::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
+                .unwrap();
+        Pipeline::new(
+            Arc::new(config),
+            Arc::new(rules),
+            Store::open_in_memory().unwrap(),
+        )
+    }
+
+    /// New requests, each followed by replies that thread onto it.
+    fn mail() -> Vec<Incoming> {
+        let mut out = Vec::new();
+        for request in 0..4 {
+            let first = format!("req{request}@client.example");
+            for n in 0..4 {
+                let threading = if n == 0 {
+                    String::new()
+                } else {
+                    format!("In-Reply-To: <{first}>\r\n")
+                };
+                let id = if n == 0 {
+                    first.clone()
+                } else {
+                    format!("re{n}.{first}")
+                };
+                let raw = format!(
+                    "From: Client {request} <client{request}@client.example>\r\n\
+                     To: support@acme.example\r\nSubject: Printer {request} is broken\r\n\
+                     Message-ID: <{id}>\r\n{threading}\r\nIt does not print, message {n}.\r\n"
+                );
+                out.push(Incoming {
+                    raw: raw.into_bytes(),
+                    mailbox: "cli".into(),
+                    source: id,
+                });
+            }
+        }
+        out
+    }
+
+    fn summary(outcomes: &[Outcome]) -> Vec<(OutcomeStatus, Option<String>, Option<i64>)> {
+        outcomes
+            .iter()
+            .map(|o| (o.status, o.rule.clone(), o.task))
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_parsed_alongside_threads_like_one_message_at_a_time() {
+        let batch = mail();
+        assert!(batch.len() >= PARSE_ALONGSIDE_FROM);
+        let together = pipeline().process_batch(batch, None).unwrap();
+        let mut one_by_one = pipeline();
+        let mut alone = Vec::new();
+        for message in mail() {
+            alone.extend(one_by_one.process_batch(vec![message], None).unwrap());
+        }
+        assert_eq!(summary(&together), summary(&alone));
+        let tasks: Vec<Option<i64>> = together.iter().map(|o| o.task).collect();
+        assert!(tasks.iter().all(Option::is_some), "{together:?}");
+        assert_eq!(
+            tasks[1], tasks[0],
+            "a reply threads onto the task of its request"
+        );
+        assert_ne!(tasks[4], tasks[0], "the next request is a new task");
+    }
 }

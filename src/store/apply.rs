@@ -71,9 +71,12 @@ impl Store {
     /// before it is applied: `plan_for(index, directory)` sees (through `directory`) what the
     /// batch's earlier messages wrote, so a reply threads onto a task created moments before.
     /// It is not called for duplicates. An `Err` from it fails the whole batch.
+    ///
+    /// `records` may be produced while the batch is applied (parsed on another thread): each
+    /// is taken just before it is applied.
     pub fn apply_batch_with<F>(
         &mut self,
-        records: Vec<MessageRecord>,
+        records: impl IntoIterator<Item = MessageRecord>,
         plan_for: F,
         cursor: Option<&MailboxCursor>,
         opts: &ApplyOptions,
@@ -105,7 +108,7 @@ impl Store {
 
 fn apply_all<F>(
     conn: &mut Connection,
-    records: Vec<MessageRecord>,
+    records: impl IntoIterator<Item = MessageRecord>,
     mut plan_for: F,
     cursor: Option<&MailboxCursor>,
     opts: &ApplyOptions,
@@ -117,8 +120,9 @@ where
     let stamp = timestamp(now);
     // IMMEDIATE: take the write lock up front instead of failing half-way on an upgrade.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut results = Vec::with_capacity(records.len());
-    for (index, record) in records.into_iter().enumerate() {
+    let records = records.into_iter();
+    let mut results = Vec::with_capacity(records.size_hint().0);
+    for (index, record) in records.enumerate() {
         let plan_this = |tx: &Connection| plan_for(index, &ConnectionDirectory(tx));
         results.push(apply_one(&tx, record, plan_this, opts, now, &stamp)?);
     }
