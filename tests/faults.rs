@@ -206,6 +206,17 @@ impl Workdir {
             .unwrap_or(0)
     }
 
+    /// Waits until one more message is recorded, or all `total` are (only acknowledgements
+    /// may be left then).
+    async fn wait_for_progress(&self, total: i64) {
+        let at_least = (self.recorded() + 1).min(total);
+        wait_until(DRAIN, "some progress", || {
+            let done = self.recorded();
+            async move { done >= at_least }
+        })
+        .await;
+    }
+
     /// Message-IDs (without <>) of every message the store recorded.
     fn committed_message_ids(&self) -> std::collections::HashSet<String> {
         let store = self.store();
@@ -303,9 +314,12 @@ async fn wait_for_drain(dovecot: &Dovecot, conversations: usize) {
 /// Runs `test`, failing it if it takes longer than [`TEST_LIMIT`]: a hang must fail, not
 /// block the test run.
 async fn bounded<F: std::future::Future<Output = ()>>(test: F) {
+    let started = std::time::Instant::now();
     tokio::time::timeout(TEST_LIMIT, test)
         .await
         .unwrap_or_else(|_| panic!("the fault test did not finish within {TEST_LIMIT:?}"));
+    let name = std::thread::current().name().unwrap_or("").to_string();
+    eprintln!("{name} took {:?}", started.elapsed());
 }
 
 /// A small seeded generator (SplitMix64), so a failing run can be repeated with its seed.
@@ -366,13 +380,14 @@ async fn sigkill_at_random_moments_applies_every_message_exactly_once() {
         let mut kills = 0;
         while kills < KILLS {
             let mut daemon = Daemon::start(&work.config());
-            let before = work.recorded();
             // Kill it at a random moment, but only once it has done some work since the
-            // last start, so that the kills spread over the whole mailbox.
-            let at_least = before + 1;
-            wait_until(DRAIN, "some progress before the next kill", || {
+            // last start and reached its share of the mailbox, so that the kills spread
+            // over all of it.
+            let share = total * (kills as i64 + 1) / (KILLS as i64 + 2);
+            work.wait_for_progress(total).await;
+            wait_until(DRAIN, "the next share of the mailbox", || {
                 let done = work.recorded();
-                async move { done >= at_least }
+                async move { done >= share }
             })
             .await;
             tokio::time::sleep(rng.millis(0, 250)).await;
@@ -410,6 +425,10 @@ async fn sigkill_at_random_moments_applies_every_message_exactly_once() {
         );
         work.assert_no_duplicates();
         assert_eq!(dovecot.count("INBOX").await, 0);
+        let late = logs_of(&logs)
+            .matches("processed before the last stop but not acknowledged")
+            .count();
+        eprintln!("{late} restart(s) acknowledged mail committed before the kill");
         eprintln!("done in {:?}", started.elapsed());
     })
     .await;
@@ -418,7 +437,7 @@ async fn sigkill_at_random_moments_applies_every_message_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dovecot_restarted_mid_run_loses_and_repeats_nothing() {
     bounded(async {
-        const CONVERSATIONS: usize = 500;
+        const CONVERSATIONS: usize = 750;
         const OUTAGES: usize = 3;
         let mut rng = Rng::from_env_or_clock();
         let mut dovecot = dovecot_with_mail(CONVERSATIONS).await;
@@ -426,12 +445,8 @@ async fn dovecot_restarted_mid_run_loses_and_repeats_nothing() {
         let mut daemon = Daemon::start(&work.config());
         let mut outages = 0;
         while outages < OUTAGES {
-            let at_least = work.recorded() + 1;
-            wait_until(DRAIN, "some progress before the next outage", || {
-                let done = work.recorded();
-                async move { done >= at_least }
-            })
-            .await;
+            work.wait_for_progress(Effects::expected(CONVERSATIONS).messages)
+                .await;
             tokio::time::sleep(rng.millis(0, 250)).await;
             if dovecot.count("INBOX").await == 0 {
                 break;
