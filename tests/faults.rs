@@ -630,3 +630,70 @@ async fn replies_refused_for_a_while_are_retried_with_backoff_and_delivered_once
 fn parse_time(text: &str) -> chrono::DateTime<chrono::FixedOffset> {
     chrono::DateTime::parse_from_rfc3339(text).unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_sent_while_the_store_is_locked_is_recorded_later_not_sent_again() {
+    bounded(async {
+        let smtp = SmtpServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mailrules.db");
+        let store = mailrules::store::Store::open(&path).unwrap();
+        let queue = rusqlite::Connection::open(&path).unwrap();
+        queue
+            .execute(
+                "INSERT INTO outbox (kind, recipient, subject, body, our_message_id, status, \
+                 created_at) VALUES ('reply', 'ivan@client.example', 'Re: Заказ', 'Принято.', \
+                 'locked-1@acme.example', 'queued', '2026-11-23T10:00:00Z')",
+                [],
+            )
+            .unwrap();
+        // Another process holds the write lock (a backup, a long query) longer than the
+        // store's 5 s busy timeout: the mail goes out, marking it sent fails.
+        queue.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+        let shutdown = std::sync::Arc::new(tokio::sync::Notify::new());
+        let worker = tokio::spawn(mailrules::outbox::run_outbox(
+            store,
+            smtp_support::smtp_config(smtp.port, mailrules::config::TlsMode::None),
+            wake.clone(),
+            {
+                let shutdown = shutdown.clone();
+                async move { shutdown.notified().await }
+            },
+        ));
+        wait_until(WAIT, "the reply at the SMTP server", || {
+            let sent = smtp.messages().len();
+            async move { sent == 1 }
+        })
+        .await;
+        let status = || -> String {
+            let store = rusqlite::Connection::open(&path).unwrap();
+            store
+                .query_row("SELECT status FROM outbox", [], |r| r.get(0))
+                .unwrap()
+        };
+        // Past the busy timeout the round ends with the store error.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert_eq!(status(), "queued");
+
+        queue.execute_batch("COMMIT").unwrap();
+        // Rounds come on every wake: each must record the sent mail, none send it again.
+        for _ in 0..3 {
+            wake.notify_one();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        wait_until(WAIT, "the reply recorded as sent", || {
+            let now = status();
+            async move { now == "sent" }
+        })
+        .await;
+        assert_eq!(smtp.messages().len(), 1, "sent exactly once");
+        shutdown.notify_one();
+        tokio::time::timeout(WAIT, worker)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    })
+    .await;
+}
