@@ -6,10 +6,10 @@ mod smtp_support;
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use smtp_support::SmtpServer;
+use support::daemon_process::Daemon;
 use support::dovecot::{message, wait_until, Dovecot, USER};
 use support::systemd::FakeSystemd;
 
@@ -84,6 +84,10 @@ impl Workdir {
         self.dir.path()
     }
 
+    fn config(&self) -> PathBuf {
+        self.path().join("mailrules.toml")
+    }
+
     fn write_rules(&self, text: &str) {
         std::fs::write(self.path().join("rules/10-test.toml"), text).unwrap();
     }
@@ -117,97 +121,6 @@ impl Workdir {
     }
 }
 
-/// The daemon binary, killed on Drop if still running.
-struct Daemon {
-    child: Child,
-    stderr: PathBuf,
-}
-
-impl Daemon {
-    fn start(work: &Workdir, env: &[(&str, &Path)]) -> Daemon {
-        let stderr = unique(work.path().join("stderr.log"));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_mailrules"));
-        command
-            .arg("run")
-            .arg("--config")
-            .arg(work.path().join("mailrules.toml"))
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("JOURNAL_STREAM")
-            .env("MAILRULES_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).unwrap());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        Daemon {
-            child: command.spawn().unwrap(),
-            stderr,
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit on its own; panics after `limit`.
-    fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "the daemon did not exit within {limit:?}; its log:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    async fn wait_for_log(&self, what: &str, count: usize) {
-        wait_until(
-            WAIT,
-            &format!("{count}× {what:?} in the daemon's log"),
-            || {
-                let seen = self.stderr().matches(what).count();
-                async move { seen >= count }
-            },
-        )
-        .await;
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("---- the daemon's log ----\n{}", self.stderr());
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn unique(path: PathBuf) -> PathBuf {
-    let mut candidate = path.clone();
-    let mut n = 0;
-    while candidate.exists() {
-        n += 1;
-        candidate = path.with_extension(format!("{n}.log"));
-    }
-    candidate
-}
-
 async fn wait_for_count(dovecot: &Dovecot, folder: &str, n: usize, limit: Duration) {
     wait_until(limit, &format!("{n} message(s) in {folder}"), || async {
         dovecot.count(folder).await == n
@@ -234,23 +147,22 @@ async fn sigkill_mid_batch_then_restart_processes_every_message_exactly_once() {
     dovecot.append_all("INBOX", &bulk("kill", N)).await;
     let work = Workdir::new(&dovecot, "batch_size = 20", RULES_FIRST);
 
-    let mut daemon = Daemon::start(&work, &[]);
+    let mut daemon = Daemon::start(&work.config());
     wait_until(WAIT, "the first batch to be acknowledged", || async {
         dovecot.count("Processed").await > 0
     })
     .await;
-    daemon.child.kill().unwrap(); // SIGKILL: no chance to finish anything
-    daemon.wait_exit(WAIT);
+    daemon.kill(); // SIGKILL: no chance to finish anything
     let (committed, _, _) = work.message_counts();
     assert!(
         (committed as usize) < N,
         "the kill should land before the end ({committed} of {N} committed)"
     );
 
-    let mut daemon = Daemon::start(&work, &[]);
+    let mut daemon = Daemon::start(&work.config());
     wait_for_count(&dovecot, "Processed", N, LONG_WAIT).await;
     daemon.signal("TERM");
-    assert!(daemon.wait_exit(WAIT).success(), "{}", daemon.stderr());
+    assert!(daemon.wait_exit(WAIT).success(), "{}", daemon.log());
 
     assert_eq!(dovecot.count("INBOX").await, 0);
     assert_eq!(dovecot.count("Failed").await, 0);
@@ -279,7 +191,7 @@ async fn sigterm_exits_0_promptly_with_everything_committed_also_acknowledged() 
     let work = Workdir::new(&dovecot, "batch_size = 10", RULES_FIRST);
     let systemd = FakeSystemd::bind(&work.path().join("notify.sock"));
 
-    let mut daemon = Daemon::start(&work, &[("NOTIFY_SOCKET", systemd.path())]);
+    let mut daemon = Daemon::start_with_env(&work.config(), &[("NOTIFY_SOCKET", systemd.path())]);
     systemd.wait_for("READY=1", WAIT).await;
     wait_until(WAIT, "some mail to be processed", || async {
         dovecot.count("Processed").await > 0
@@ -290,7 +202,7 @@ async fn sigterm_exits_0_promptly_with_everything_committed_also_acknowledged() 
     assert!(
         status.success(),
         "exit status {status}; log:\n{}",
-        daemon.stderr()
+        daemon.log()
     );
 
     // Nothing half-done: what was committed was acknowledged, and nothing else was.
@@ -312,8 +224,8 @@ async fn sigterm_exits_0_promptly_with_everything_committed_also_acknowledged() 
 async fn an_invalid_rule_edit_while_running_keeps_the_old_rules() {
     let dovecot = Dovecot::start();
     let work = Workdir::new(&dovecot, "", RULES_FIRST);
-    let daemon = Daemon::start(&work, &[]);
-    daemon.wait_for_log("connected to", 1).await;
+    let daemon = Daemon::start(&work.config());
+    daemon.wait_for_log("connected to", 1, WAIT).await;
 
     dovecot.append("INBOX", &message("one", "one", "")).await;
     wait_for_count(&dovecot, "Processed", 1, WAIT).await;
@@ -322,9 +234,9 @@ async fn an_invalid_rule_edit_while_running_keeps_the_old_rules() {
     // A broken edit: every error reported with file:line:col, the old rules stay.
     work.write_rules(RULES_BROKEN);
     daemon
-        .wait_for_log("still using the rules loaded before", 1)
+        .wait_for_log("still using the rules loaded before", 1, WAIT)
         .await;
-    let log = daemon.stderr();
+    let log = daemon.log();
     let rules_file = work.path().join("rules/10-test.toml");
     assert!(
         log.contains(&format!("{}:7:", rules_file.display())),
@@ -336,7 +248,7 @@ async fn an_invalid_rule_edit_while_running_keeps_the_old_rules() {
 
     // A good edit replaces them.
     work.write_rules(RULES_SECOND);
-    daemon.wait_for_log("rules reloaded", 1).await;
+    daemon.wait_for_log("rules reloaded", 1, WAIT).await;
     dovecot
         .append("INBOX", &message("three", "three", ""))
         .await;
@@ -345,7 +257,7 @@ async fn an_invalid_rule_edit_while_running_keeps_the_old_rules() {
 
     // SIGHUP reloads too (systemctl reload).
     daemon.signal("HUP");
-    daemon.wait_for_log("rules reloaded", 2).await;
+    daemon.wait_for_log("rules reloaded", 2, WAIT).await;
     let mut daemon = daemon;
     daemon.signal("TERM");
     assert!(daemon.wait_exit(WAIT).success());
@@ -355,10 +267,10 @@ async fn an_invalid_rule_edit_while_running_keeps_the_old_rules() {
 async fn broken_rules_at_start_exit_1_naming_every_error() {
     let dovecot = Dovecot::start();
     let work = Workdir::new(&dovecot, "", RULES_BROKEN);
-    let mut daemon = Daemon::start(&work, &[]);
+    let mut daemon = Daemon::start(&work.config());
     let status = daemon.wait_exit(WAIT);
-    assert_eq!(status.code(), Some(1), "{}", daemon.stderr());
-    let log = daemon.stderr();
+    assert_eq!(status.code(), Some(1), "{}", daemon.log());
+    let log = daemon.log();
     let rules_file = work.path().join("rules/10-test.toml");
     assert!(
         log.contains(&format!("{}:7:", rules_file.display())),
@@ -380,8 +292,8 @@ async fn the_automatic_reply_goes_out_through_smtp_while_running() {
         smtp.port
     ));
     std::fs::write(work.path().join("mailrules.toml"), config).unwrap();
-    let mut daemon = Daemon::start(&work, &[]);
-    daemon.wait_for_log("connected to", 1).await;
+    let mut daemon = Daemon::start(&work.config());
+    daemon.wait_for_log("connected to", 1, WAIT).await;
 
     dovecot
         .append("INBOX", &message("printer", "Не печатает принтер", ""))
@@ -403,7 +315,7 @@ async fn the_automatic_reply_goes_out_through_smtp_while_running() {
         .unwrap();
     assert_eq!(status, "sent");
     daemon.signal("TERM");
-    assert!(daemon.wait_exit(WAIT).success(), "{}", daemon.stderr());
+    assert!(daemon.wait_exit(WAIT).success(), "{}", daemon.log());
 }
 
 const RULES_WITH_SCHEDULE: &str = r#"
@@ -430,8 +342,8 @@ text = "Задача #{task} ждёт разбора."
 async fn schedules_fire_while_running_once_per_task() {
     let dovecot = Dovecot::start();
     let work = Workdir::new(&dovecot, "", RULES_WITH_SCHEDULE);
-    let mut daemon = Daemon::start(&work, &[]);
-    daemon.wait_for_log("connected to", 1).await;
+    let mut daemon = Daemon::start(&work.config());
+    daemon.wait_for_log("connected to", 1, WAIT).await;
     dovecot
         .append("INBOX", &message("stale", "Вопрос без ответа", ""))
         .await;
@@ -450,11 +362,11 @@ async fn schedules_fire_while_running_once_per_task() {
     })
     .await;
     daemon
-        .wait_for_log("schedule \"stale-new\" on task #1", 1)
+        .wait_for_log("schedule \"stale-new\" on task #1", 1, WAIT)
         .await;
     // It keeps running every second; staying in the state does not fire again.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(comments(), 1, "{}", daemon.stderr());
+    assert_eq!(comments(), 1, "{}", daemon.log());
     daemon.signal("TERM");
-    assert!(daemon.wait_exit(WAIT).success(), "{}", daemon.stderr());
+    assert!(daemon.wait_exit(WAIT).success(), "{}", daemon.log());
 }

@@ -1,5 +1,6 @@
-//! The real `mailrules run` binary as a child process for fault tests: its stderr read through
-//! a pipe (so the log survives limits on file writes), SIGKILL/SIGTERM, resource limits.
+//! The real `mailrules run` binary as a child process for the daemon and fault tests: its
+//! stderr read through a pipe (so the log survives limits on file writes), signals, exits,
+//! resource limits.
 
 use std::io::Read;
 use std::path::Path;
@@ -11,12 +12,20 @@ use std::time::{Duration, Instant};
 pub struct Daemon {
     child: Child,
     log: Arc<Mutex<String>>,
+    /// Reads stderr into `log` until the process closes it.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Daemon {
     /// `mailrules run --config CONFIG` with logging at info level and no systemd.
     pub fn start(config: &Path) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mailrules"))
+        Daemon::start_with_env(config, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment, e.g. `NOTIFY_SOCKET`.
+    pub fn start_with_env(config: &Path, env: &[(&str, &Path)]) -> Daemon {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mailrules"));
+        command
             .arg("run")
             .arg("--config")
             .arg(config)
@@ -25,13 +34,15 @@ impl Daemon {
             .env("MAILRULES_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let mut stderr = child.stderr.take().unwrap();
         let sink = log.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             while let Ok(n) = stderr.read(&mut buf) {
                 if n == 0 {
@@ -42,7 +53,11 @@ impl Daemon {
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
-        Daemon { child, log }
+        Daemon {
+            child,
+            log,
+            reader: Some(reader),
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -67,28 +82,60 @@ impl Daemon {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         self.child.wait().unwrap();
+        self.read_to_end();
     }
 
-    /// SIGTERM, then waits for the exit; panics (with the log) after `limit`.
-    pub fn terminate(&mut self, limit: Duration) -> ExitStatus {
+    /// Sends a signal by name (`TERM`, `HUP`, …).
+    pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{name}"))
             .arg(self.pid().to_string())
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// SIGTERM, then waits for the exit; panics (with the log) after `limit`.
+    pub fn terminate(&mut self, limit: Duration) -> ExitStatus {
+        self.signal("TERM");
+        self.wait_exit(limit)
+    }
+
+    /// Waits for the process to exit; panics (with the log) after `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                self.read_to_end();
                 return status;
             }
             assert!(
                 start.elapsed() < limit,
-                "the daemon did not exit within {limit:?} of SIGTERM; its log:\n{}",
+                "the daemon did not exit within {limit:?}; its log:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// After the exit: the whole log is in `log` once the reader has seen the end of stderr.
+    fn read_to_end(&mut self) {
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+
+    /// Waits until `what` has appeared `count` times in the log; panics after `limit`.
+    pub async fn wait_for_log(&self, what: &str, count: usize, limit: Duration) {
+        super::dovecot::wait_until(
+            limit,
+            &format!("{count}× {what:?} in the daemon's log"),
+            || {
+                let seen = self.log().matches(what).count();
+                async move { seen >= count }
+            },
+        )
+        .await;
     }
 
     /// Sets the soft limit on the size of files the daemon writes (RLIMIT_FSIZE), keeping
