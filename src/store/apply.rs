@@ -154,10 +154,9 @@ fn apply_one(
             });
         }
     }
-    let previous = previous.map(|p| p.id);
     let plan = match plan_for(tx)? {
         Ok(plan) => plan,
-        Err(error) => return record_failure(tx, previous, record, None, None, error, stamp),
+        Err(error) => return record_failure(tx, record, None, None, error, stamp),
     };
     let sender = Some(plan.sender.email.trim()).filter(|s| !s.is_empty());
     savepoint(tx)?;
@@ -170,7 +169,7 @@ fn apply_one(
                 task,
                 error: None,
             };
-            messages::write(tx, previous, &record, &outcome, stamp)?;
+            messages::write(tx, &record, &outcome, stamp)?;
             release(tx)?;
             Ok(ApplyResult {
                 key: record.key,
@@ -191,7 +190,7 @@ fn apply_one(
             };
             roll_back(tx)?;
             let sender = sender.map(str::to_string);
-            record_failure(tx, previous, record, sender, plan.rule, error, stamp)
+            record_failure(tx, record, sender, plan.rule, error, stamp)
         }
     }
 }
@@ -218,7 +217,6 @@ fn roll_back(conn: &Connection) -> Result<(), rusqlite::Error> {
 
 fn record_failure(
     conn: &Connection,
-    previous: Option<i64>,
     record: MessageRecord,
     sender: Option<String>,
     rule: Option<String>,
@@ -231,7 +229,7 @@ fn record_failure(
         task: None,
         error: Some(&error),
     };
-    messages::write(conn, previous, &record, &outcome, stamp)?;
+    messages::write(conn, &record, &outcome, stamp)?;
     Ok(ApplyResult {
         key: record.key,
         message_id: record.message_id,

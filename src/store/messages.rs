@@ -8,19 +8,17 @@ use super::{MailboxCursor, MessageRecord, MessageStatus, Store, StoreError};
 
 /// What is recorded about a key already seen.
 pub(super) struct Recorded {
-    pub id: i64,
     pub status: MessageStatus,
     pub rule: Option<String>,
     pub task: Option<i64>,
 }
 
 pub(super) fn recorded(conn: &Connection, key: &str) -> Result<Option<Recorded>, StoreError> {
-    let row: Option<(i64, String, Option<String>, Option<i64>)> = conn
-        .prepare_cached("SELECT id, status, rule, task_id FROM messages WHERE key = ?1")?
-        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+    let row: Option<(String, Option<String>, Option<i64>)> = conn
+        .prepare_cached("SELECT status, rule, task_id FROM messages WHERE key = ?1")?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    Ok(row.map(|(id, status, rule, task)| Recorded {
-        id,
+    Ok(row.map(|(status, rule, task)| Recorded {
         status: if status == "applied" {
             MessageStatus::Applied
         } else {
@@ -40,10 +38,10 @@ pub(super) struct Outcome<'a> {
     pub error: Option<&'a str>,
 }
 
-/// Writes the messages row: a new one, or the update of a failed one that was run again.
+/// Writes the messages row: a new one, or the update of a failed one that was run again (its
+/// key is already there; `received_at` keeps the first arrival).
 pub(super) fn write(
     conn: &Connection,
-    previous: Option<i64>,
     record: &MessageRecord,
     outcome: &Outcome,
     now: &str,
@@ -54,50 +52,30 @@ pub(super) fn write(
         "applied"
     };
     let raw = outcome.error.map(|_| record.raw.as_slice());
-    match previous {
-        Some(id) => {
-            conn.prepare_cached(
-                "UPDATE messages SET message_id = ?2, mailbox = ?3, source = ?4, subject = ?5, \
-                 sender = ?6, status = ?7, rule = ?8, task_id = ?9, error = ?10, raw = ?11, \
-                 attempts = attempts + 1, processed_at = ?12 WHERE id = ?1",
-            )?
-            .execute(params![
-                id,
-                record.message_id,
-                record.mailbox,
-                record.source,
-                record.subject,
-                outcome.sender,
-                status,
-                outcome.rule,
-                outcome.task,
-                outcome.error,
-                raw,
-                now
-            ])?;
-        }
-        None => {
-            conn.prepare_cached(
-                "INSERT INTO messages (key, message_id, mailbox, source, subject, sender, status, \
-                 rule, task_id, error, raw, attempts, received_at, processed_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?12)",
-            )?
-            .execute(params![
-                record.key,
-                record.message_id,
-                record.mailbox,
-                record.source,
-                record.subject,
-                outcome.sender,
-                status,
-                outcome.rule,
-                outcome.task,
-                outcome.error,
-                raw,
-                now
-            ])?;
-        }
-    }
+    conn.prepare_cached(
+        "INSERT INTO messages (key, message_id, mailbox, source, subject, sender, status, rule, \
+         task_id, error, raw, attempts, received_at, processed_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?12) \
+         ON CONFLICT (key) DO UPDATE SET message_id = excluded.message_id, \
+         mailbox = excluded.mailbox, source = excluded.source, subject = excluded.subject, \
+         sender = excluded.sender, status = excluded.status, rule = excluded.rule, \
+         task_id = excluded.task_id, error = excluded.error, raw = excluded.raw, \
+         attempts = attempts + 1, processed_at = excluded.processed_at",
+    )?
+    .execute(params![
+        record.key,
+        record.message_id,
+        record.mailbox,
+        record.source,
+        record.subject,
+        outcome.sender,
+        status,
+        outcome.rule,
+        outcome.task,
+        outcome.error,
+        raw,
+        now
+    ])?;
     Ok(())
 }
 
