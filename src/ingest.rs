@@ -98,7 +98,9 @@ fn message_files(dir: &Path) -> Result<(Vec<PathBuf>, bool), IngestError> {
         }
     }
     // Maildir names start with the delivery time, so name order is arrival order.
-    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()).then_with(|| a.cmp(b)));
+    // The keys are taken once per file: `Path::file_name` walks the path's components, and
+    // comparing by it took a twentieth of a 20,000-message ingest before the first message.
+    files.sort_by_cached_key(|p| (p.file_name().map(|n| n.to_os_string()), p.clone()));
     Ok((files, maildir))
 }
 
@@ -131,10 +133,12 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> 
 }
 
 /// Reads the messages of `sources` lazily, in order.
-pub fn read_all(sources: Vec<Source>) -> impl Iterator<Item = Result<Incoming, IngestError>> {
+pub fn read_all(
+    sources: Vec<Source>,
+) -> impl Iterator<Item = Result<Incoming, IngestError>> + Send {
     sources
         .into_iter()
-        .flat_map(|source| -> Box<dyn Iterator<Item = _>> {
+        .flat_map(|source| -> Box<dyn Iterator<Item = _> + Send> {
             match source {
                 Source::Stdin => {
                     let mut raw = Vec::new();

@@ -16,6 +16,8 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::context::{Envelope, SenderKind, ThreadMatch};
 use crate::message::{self, Message};
+use crate::parallel;
+use crate::plan::PlanError;
 use crate::plan::{ActionKind, Plan, PlannedAction};
 use crate::rules::{RuleSet, RuleTrace, Scan};
 use crate::store::{ApplyOptions, MailboxCursor, MessageRecord, Store, StoreError, TaskDirectory};
@@ -34,10 +36,10 @@ pub struct Incoming {
 pub use crate::store::ApplyResult as Outcome;
 pub use crate::store::ResultStatus as OutcomeStatus;
 
-/// Batches at least this large are parsed on a second thread while they are applied.
+/// Batches at least this large are parsed on other threads while they are applied.
 const PARSE_ALONGSIDE_FROM: usize = 8;
-/// Messages the parsing thread may be ahead of the applying one.
-const PARSE_AHEAD: usize = 16;
+/// Messages each parsing thread may be ahead of the applying one.
+pub const PARSE_AHEAD: usize = 16;
 
 /// A message after parsing, waiting for its plan.
 struct Prepared {
@@ -60,9 +62,7 @@ fn key_of(message_id: Option<&str>, raw: &[u8]) -> String {
             let digest = Sha256::digest(raw);
             let mut hex = String::with_capacity(71);
             hex.push_str("sha256:");
-            for byte in digest {
-                hex.push_str(&format!("{byte:02x}"));
-            }
+            crate::text::push_hex(&mut hex, &digest);
             hex
         }
     }
@@ -160,21 +160,19 @@ impl Pipeline {
     ) -> Result<Vec<Outcome>, StoreError> {
         let preparer = self.preparer();
         if batch.len() < PARSE_ALONGSIDE_FROM {
-            return self.apply_prepared(preparer.prepare(batch), cursor);
+            let prepared = batch.into_iter().map(|m| preparer.prepare(m));
+            return self.apply_prepared(prepared, cursor);
         }
-        // Parsing needs no store: a second thread parses message n + 1 while this one applies
-        // message n, in the same single transaction.
-        std::thread::scope(|scope| {
-            let (sender, prepared) = std::sync::mpsc::sync_channel(PARSE_AHEAD);
-            scope.spawn(move || {
-                for incoming in batch {
-                    if sender.send(preparer.prepare_message(incoming)).is_err() {
-                        return; // the batch failed; nothing more to parse
-                    }
-                }
-            });
-            self.apply_messages(prepared.into_iter(), cursor)
-        })
+        // Parsing needs no store: other threads parse the messages after message n while this
+        // one applies message n, in the same single transaction.
+        let prepare = |incoming| preparer.prepare(incoming);
+        parallel::map_in_order(
+            batch.into_iter(),
+            parallel::workers(),
+            PARSE_AHEAD,
+            prepare,
+            |prepared| self.apply_prepared(prepared, cursor),
+        )
     }
 
     /// What parses batches for this pipeline, on any thread.
@@ -185,38 +183,35 @@ impl Pipeline {
         }
     }
 
-    /// The second half of [`Pipeline::process_batch`]: plans and applies a batch that a
-    /// [`Preparer`] parsed, in one store transaction with `cursor`.
+    /// The second half of [`Pipeline::process_batch`]: plans and applies, in one store
+    /// transaction with `cursor`, messages that a [`Preparer`] parsed, taking each as it comes
+    /// (the next may still be being parsed on another thread).
     pub fn apply_prepared(
-        &mut self,
-        batch: PreparedBatch,
-        cursor: Option<&MailboxCursor>,
-    ) -> Result<Vec<Outcome>, StoreError> {
-        let PreparedBatch { messages, rules } = batch;
-        let current = Arc::ptr_eq(&rules, &self.rules);
-        let messages = messages.into_iter().map(|mut m| {
-            if !current {
-                // The rules were reloaded in between: the scan answers the old ones.
-                m.scan = None;
-            }
-            m
-        });
-        self.apply_messages(messages, cursor)
-    }
-
-    /// Plans and applies prepared messages (scanned by this pipeline's rules) as they come, in
-    /// one transaction with `cursor`.
-    fn apply_messages(
         &mut self,
         messages: impl Iterator<Item = PreparedMessage>,
         cursor: Option<&MailboxCursor>,
     ) -> Result<Vec<Outcome>, StoreError> {
-        // What planning needs of each message, kept here while its record goes to the store.
-        let waiting: RefCell<Vec<(Parsed, Option<Scan>, String)>> = RefCell::new(Vec::new());
+        // What planning needs of each message, kept here while its record goes to the store,
+        // and dropped once the message is planned: a long transaction holds only its results.
+        let waiting: RefCell<Vec<Option<Waiting>>> = RefCell::new(Vec::new());
+        let current_rules = self.rules.clone();
         let records = messages.map(|m| {
-            let mailbox = m.record.mailbox.clone();
-            waiting.borrow_mut().push((m.parsed, m.scan, mailbox));
-            m.record
+            let PreparedMessage {
+                record,
+                parsed,
+                mut decided,
+                rules,
+            } = m;
+            if !Arc::ptr_eq(&rules, &current_rules) {
+                // The rules were reloaded in between: the early decision is the old rules'.
+                decided = None;
+            }
+            waiting.borrow_mut().push(Some(Waiting {
+                parsed,
+                decided,
+                mailbox: record.mailbox.clone(),
+            }));
+            record
         });
         let Pipeline {
             store,
@@ -235,11 +230,11 @@ impl Pipeline {
         store.apply_batch_with(
             records,
             |index, directory| {
-                let mut waiting = waiting.borrow_mut();
-                let Some((parsed, scan, mailbox)) = waiting.get_mut(index) else {
+                let taken = waiting.borrow_mut().get_mut(index).and_then(Option::take);
+                let Some(waiting) = taken else {
                     return Ok(Err("the message was not prepared".to_string()));
                 };
-                planner.plan_one(parsed, scan.take(), mailbox, directory)
+                planner.plan_one(waiting, directory)
             },
             cursor,
             options,
@@ -298,41 +293,48 @@ pub struct Preparer {
     rules: Arc<RuleSet>,
 }
 
-/// A batch parsed by a [`Preparer`], for [`Pipeline::apply_prepared`].
-pub struct PreparedBatch {
-    messages: Vec<PreparedMessage>,
-    /// The rules that scanned it.
+/// One message parsed by a [`Preparer`], for [`Pipeline::apply_prepared`].
+pub struct PreparedMessage {
+    record: MessageRecord,
+    parsed: Parsed,
+    decided: Option<Decided>,
+    /// The rules that decided it.
     rules: Arc<RuleSet>,
 }
 
-/// One message parsed, with the prefilter's answers for it.
-struct PreparedMessage {
-    record: MessageRecord,
+/// The rules' work done on the preparing thread: the prefilter's answers, and the plan for
+/// the case that the message threads nowhere (most mail: new requests, notices, partners).
+struct Decided {
+    scan: Scan,
+    unthreaded: Result<Plan, PlanError>,
+}
+
+/// A prepared message waiting in a transaction for its plan.
+struct Waiting {
     parsed: Parsed,
-    scan: Option<Scan>,
+    decided: Option<Decided>,
+    mailbox: String,
 }
 
 impl Preparer {
-    pub fn prepare(&self, batch: Vec<Incoming>) -> PreparedBatch {
-        PreparedBatch {
-            messages: batch.into_iter().map(|m| self.prepare_message(m)).collect(),
-            rules: self.rules.clone(),
-        }
-    }
-
-    /// Parses one message and scans it with the rules. The record goes to the store and the
-    /// parsed message stays for planning: the raw bytes (which a failed message keeps) are
-    /// never copied.
-    fn prepare_message(&self, incoming: Incoming) -> PreparedMessage {
+    /// Parses one message, resolves its sender and runs the rules on it as if it threaded
+    /// nowhere. The record goes to the store and the parsed message stays for planning: the
+    /// raw bytes (which a failed message keeps) are never copied.
+    pub fn prepare(&self, incoming: Incoming) -> PreparedMessage {
         let Prepared { record, parsed } = self.prepare_one(incoming);
-        let scan = parsed.as_ref().ok().map(|(message, sender)| {
-            self.rules
-                .scan(&envelope(message, &record.mailbox, sender, None))
+        let decided = parsed.as_ref().ok().map(|(message, sender)| {
+            let env = envelope(message, &record.mailbox, sender, None);
+            let (scan, evaluation) = self.rules.decide_unthreaded(&env, self.config.unmatched);
+            Decided {
+                scan,
+                unthreaded: evaluation.plan,
+            }
         });
         PreparedMessage {
             record,
             parsed,
-            scan,
+            decided,
+            rules: self.rules.clone(),
         }
     }
 
@@ -408,24 +410,36 @@ impl Planner<'_> {
     /// The plan for one prepared message, or why it fails. Store errors abort the batch.
     fn plan_one(
         &self,
-        parsed: &Parsed,
-        scan: Option<Scan>,
-        mailbox: &str,
+        waiting: Waiting,
         directory: &dyn TaskDirectory,
     ) -> Result<Result<Plan, String>, StoreError> {
+        let Waiting {
+            parsed,
+            decided,
+            mailbox,
+        } = waiting;
         let (message, sender) = match parsed {
             Ok(p) => p,
-            Err(e) => return Ok(Err(e.clone())),
+            Err(e) => return Ok(Err(e)),
         };
-        let thread = resolve_thread(message, self.subject_tag, directory)?;
-        let envelope = envelope(message, mailbox, sender, Some(thread));
-        let unmatched = self.config.unmatched;
-        let evaluation = match scan {
-            Some(scan) => self.rules.decide_scanned(&envelope, unmatched, scan),
-            None => self.rules.decide(&envelope, unmatched),
+        let thread = resolve_thread(&message, self.subject_tag, directory)?;
+        let unthreaded = thread == Default::default();
+        let plan = match decided {
+            // The rules read nothing but the message, its sender, its mailbox and its thread:
+            // with no thread, this is the decision they made on the preparing thread.
+            Some(decided) if unthreaded => decided.unthreaded,
+            decided => {
+                let envelope = envelope(&message, &mailbox, &sender, Some(thread));
+                let unmatched = self.config.unmatched;
+                match decided {
+                    Some(d) => self.rules.decide_scanned(&envelope, unmatched, d.scan),
+                    None => self.rules.decide(&envelope, unmatched),
+                }
+                .plan
+            }
         };
-        Ok(evaluation.plan.map_err(|e| e.to_string()).map(|mut plan| {
-            guard_replies(&mut plan, message, self.own_addresses);
+        Ok(plan.map_err(|e| e.to_string()).map(|mut plan| {
+            guard_replies(&mut plan, &message, self.own_addresses);
             plan
         }))
     }

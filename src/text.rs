@@ -44,13 +44,30 @@ pub fn lowercase(s: &str) -> String {
         return s.to_lowercase();
     }
     let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            'A'..='Z' | 'А'..='Я' => out.push(shifted(ch, 0x20)),
-            '\0'..='\u{7f}' | 'а'..='џ' => out.push(ch),
-            'Ѐ'..='Џ' => out.push(shifted(ch, 0x50)),
-            _ => out.extend(ch.to_lowercase()),
+    let mut rest = s;
+    while !rest.is_empty() {
+        // A run of ASCII is copied and lower-cased in place, many bytes at a time.
+        let ascii = rest
+            .bytes()
+            .position(|b| !b.is_ascii())
+            .unwrap_or(rest.len());
+        let start = out.len();
+        out.push_str(&rest[..ascii]);
+        out[start..].make_ascii_lowercase();
+        let mut chars = rest[ascii..].chars();
+        for ch in chars.by_ref() {
+            match ch {
+                'А'..='Я' => out.push(shifted(ch, 0x20)),
+                'а'..='џ' => out.push(ch),
+                'Ѐ'..='Џ' => out.push(shifted(ch, 0x50)),
+                '\0'..='\u{7f}' => {
+                    out.push(ch.to_ascii_lowercase());
+                    break;
+                }
+                _ => out.extend(ch.to_lowercase()),
+            }
         }
+        rest = chars.as_str();
     }
     out
 }
@@ -58,6 +75,15 @@ pub fn lowercase(s: &str) -> String {
 /// `ch` moved up by `by` code points (a capital letter to its small letter).
 fn shifted(ch: char, by: u32) -> char {
     char::from_u32(ch as u32 + by).unwrap_or(ch)
+}
+
+/// Lower-case hexadecimal digits of `bytes`, appended to `out`.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)] as char);
+        out.push(DIGITS[usize::from(byte & 0xf)] as char);
+    }
 }
 
 /// Display width of `s` in a terminal (Cyrillic letters are one column, CJK two).
@@ -94,6 +120,13 @@ mod tests {
     #[test]
     fn single_line_removes_breaks() {
         assert_eq!(single_line("a\r\nBcc: x"), "a  Bcc: x");
+    }
+
+    #[test]
+    fn push_hex_writes_two_lower_case_digits_per_byte() {
+        let mut out = String::from("sha256:");
+        push_hex(&mut out, &[0x00, 0x0f, 0xa5, 0xff]);
+        assert_eq!(out, "sha256:000fa5ff");
     }
 
     #[test]

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::ingest::{expand, read_all, IngestError, Source};
-use crate::pipeline::{Explanation, Incoming, Outcome, OutcomeStatus, Pipeline};
+use crate::parallel;
+use crate::pipeline::{Explanation, Incoming, Outcome, OutcomeStatus, Pipeline, PARSE_AHEAD};
 
-/// Messages per store transaction: large enough to amortise the commit, small enough to keep
-/// memory flat on a big mbox.
-const BATCH: usize = 200;
+/// Messages per store transaction: each commit writes every index page the transaction
+/// touched and syncs the disk, so larger transactions write less. Memory does not grow with
+/// it: a message's parsed form is dropped once it is planned.
+const BATCH: usize = 1000;
 
 pub fn ingest(
     config_path: &Path,
@@ -52,44 +54,41 @@ pub fn ingest(
             }
         }
     };
-    // Reading and parsing need no store: one thread does them for the next batch while this
-    // one applies the batch before (one transaction per batch, as without the thread).
+    // Reading and parsing need no store: other threads do them while this one applies the
+    // messages before, in arrival order, each transaction taking BATCH messages as they come.
     let preparer = pipeline.preparer();
-    // A rendezvous: at most one batch parsed ahead, to keep memory flat.
-    let (batches, prepared) = std::sync::mpsc::sync_channel(0);
+    let mut unreadable = false;
+    // Reading stops at the first file that cannot be read; the messages before it are applied.
+    let messages =
+        read_all(sources).take_while(move |m| !std::mem::replace(&mut unreadable, m.is_err()));
+    let prepare = |message: Result<Incoming, IngestError>| {
+        message.map(|mut message| {
+            message.mailbox = mailbox.to_string();
+            preparer.prepare(message)
+        })
+    };
     // Ok(Err): a file could not be read; Err: the store failed.
-    let applied = std::thread::scope(|scope| -> anyhow::Result<Result<(), IngestError>> {
-        scope.spawn(move || {
-            let mut batch: Vec<Incoming> = Vec::with_capacity(BATCH);
-            for message in read_all(sources) {
-                let mut message = match message {
-                    Ok(message) => message,
-                    Err(e) => {
-                        let _ = batches.send(Err(e));
-                        return;
-                    }
-                };
-                message.mailbox = mailbox.to_string();
-                batch.push(message);
-                if batch.len() >= BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    if batches.send(Ok(preparer.prepare(full))).is_err() {
-                        return; // the applying side stopped
-                    }
+    let applied = parallel::map_in_order(
+        messages,
+        parallel::workers(),
+        PARSE_AHEAD,
+        prepare,
+        |prepared| -> anyhow::Result<Result<(), IngestError>> {
+            let mut prepared = prepared.peekable();
+            let mut unreadable = None;
+            while prepared.peek().is_some() {
+                let batch = prepared
+                    .by_ref()
+                    .take(BATCH)
+                    .map_while(|m| m.map_err(|e| unreadable = Some(e)).ok());
+                count(pipeline.apply_prepared(batch, None)?);
+                if let Some(e) = unreadable {
+                    return Ok(Err(e));
                 }
             }
-            if !batch.is_empty() {
-                let _ = batches.send(Ok(preparer.prepare(batch)));
-            }
-        });
-        for batch in prepared {
-            match batch {
-                Ok(batch) => count(pipeline.apply_prepared(batch, None)?),
-                Err(unreadable) => return Ok(Err(unreadable)),
-            }
-        }
-        Ok(Ok(()))
-    });
+            Ok(Ok(()))
+        },
+    );
     match applied {
         Ok(Ok(())) => {}
         Ok(Err(unreadable)) => return Err(unreadable.into()),

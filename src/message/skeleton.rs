@@ -5,9 +5,12 @@
 use mail_parser::{Encoding, PartType};
 
 /// Messages below this size are parsed as they are.
-pub const MIN_MESSAGE: usize = 1 << 20;
-/// Runs shorter than this (in bytes) are left in place.
-const MIN_RUN: usize = 64 << 10;
+pub const MIN_MESSAGE: usize = 16 << 10;
+/// Runs shorter than this (in bytes) are left in place: below it, decoding costs less than
+/// copying the message.
+const MIN_RUN: usize = 8 << 10;
+/// How far before a run [`Skeleton::cut`] looks for the part's `Content-Type`.
+const HEADER_WINDOW: usize = 2 << 10;
 /// A base64 line is cut only when it holds whole 4-character groups and is this long: every
 /// encoder writes 60-76 characters per line.
 const MIN_LINE: usize = 40;
@@ -72,7 +75,7 @@ impl Skeleton {
     /// Cuts the lines between a run's first and last line (both stay, so that the cut is
     /// inside the part's body), when they are worth it.
     fn cut(&mut self, raw: &[u8], copied: &mut usize, run: Run) {
-        if run.last_start < run.first_end + MIN_RUN {
+        if run.last_start < run.first_end + MIN_RUN || in_text_part(raw, run.first_end) {
             return;
         }
         self.bytes.extend_from_slice(&raw[*copied..run.first_end]);
@@ -99,6 +102,22 @@ impl Skeleton {
         }
         Some(out)
     }
+}
+
+/// Whether the part that a run starts in declares a `text/*` type (an HTML newsletter sent
+/// as base64): its text is needed, and cutting it would only make [`Skeleton::cut_sizes`]
+/// send the message to be parsed a second time, whole.
+fn in_text_part(raw: &[u8], run_start: usize) -> bool {
+    let window = &raw[run_start.saturating_sub(HEADER_WINDOW)..run_start];
+    const NAME: &[u8] = b"content-type:";
+    let Some(at) = window
+        .windows(NAME.len())
+        .rposition(|w| w.eq_ignore_ascii_case(NAME))
+    else {
+        return false;
+    };
+    let value = window[at + NAME.len()..].trim_ascii_start();
+    value.len() >= 5 && value[..5].eq_ignore_ascii_case(b"text/")
 }
 
 /// Consecutive whole base64 lines: the first ends at `first_end`, the last starts at
@@ -185,20 +204,13 @@ mod tests {
         assert_eq!(parsed.attachments[0].size, decoded);
     }
 
-    #[test]
-    fn a_cut_inside_a_text_part_falls_back_to_the_whole_message() {
-        // A huge base64 text body: it is the message's text, so nothing may be cut from it.
+    /// A long Russian text, base64-encoded in lines of 72 characters.
+    fn long_base64_text() -> String {
         let line = "0YLQtdC60YHRgiDRgtC10LrRgdGCINGC0LXQutGB0YIg0YLQtdC60YHRgiDRgtC10LrRgdGC\r\n";
-        let body = line.repeat(MIN_MESSAGE / line.len() + 10);
-        let raw = format!(
-            "From: a@b.example\r\nSubject: long text\r\nContent-Type: text/plain; charset=utf-8\r\n\
-             Content-Transfer-Encoding: base64\r\n\r\n{body}"
-        );
-        let skeleton = Skeleton::of(raw.as_bytes()).unwrap();
-        let cut = mail_parser::MessageParser::default()
-            .parse(&skeleton.bytes)
-            .unwrap();
-        assert!(skeleton.cut_sizes(&cut).is_none());
+        line.repeat(MIN_MESSAGE / line.len() + 10)
+    }
+
+    fn assert_long_text_body(raw: &str) {
         let parsed = crate::message::parse(raw.as_bytes()).unwrap();
         assert!(
             parsed.body.starts_with("текст текст"),
@@ -206,5 +218,34 @@ mod tests {
             &parsed.body[..40]
         );
         assert!(parsed.body.len() > MIN_MESSAGE / 2);
+    }
+
+    #[test]
+    fn a_base64_text_part_is_not_cut() {
+        let raw = format!(
+            "From: a@b.example\r\nSubject: long text\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}",
+            long_base64_text()
+        );
+        assert!(Skeleton::of(raw.as_bytes()).is_none());
+        assert_long_text_body(&raw);
+    }
+
+    #[test]
+    fn a_cut_inside_a_text_part_falls_back_to_the_whole_message() {
+        // A part without Content-Type is text/plain: the cut lands in the message's text, so
+        // the message is parsed whole.
+        let raw = format!(
+            "From: a@b.example\r\nSubject: long text\r\n\
+             Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+             --b\r\nContent-Transfer-Encoding: base64\r\n\r\n{}--b--\r\n",
+            long_base64_text()
+        );
+        let skeleton = Skeleton::of(raw.as_bytes()).unwrap();
+        let cut = mail_parser::MessageParser::default()
+            .parse(&skeleton.bytes)
+            .unwrap();
+        assert!(skeleton.cut_sizes(&cut).is_none());
+        assert_long_text_body(&raw);
     }
 }

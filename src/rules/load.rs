@@ -97,6 +97,7 @@ pub fn load(files: &[(PathBuf, String)]) -> Result<Loaded, RuleErrors> {
             src,
             lines,
             errors: &mut errors,
+            regexes: &mut HashMap::new(),
             kind: "",
             item: None,
         };
@@ -104,12 +105,14 @@ pub fn load(files: &[(PathBuf, String)]) -> Result<Loaded, RuleErrors> {
         declarations(&mut sink, doc, &mut loaded);
     }
     let mut names: HashMap<String, Place> = HashMap::new();
+    let mut regexes = HashMap::new();
     for (path, src, lines, doc) in &docs {
         let mut sink = Sink {
             file: path,
             src,
             lines,
             errors: &mut errors,
+            regexes: &mut regexes,
             kind: "",
             item: None,
         };

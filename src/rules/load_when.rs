@@ -29,12 +29,18 @@ const TEST_KEYS: [&str; 5] = ["is", "contains", "regex", "any", "exists"];
 
 /// A compiled regex with bounded memory (a rule file must not be able to exhaust it).
 pub fn compile_regex(sink: &mut Sink, span: &Span, pattern: &str) -> Option<Regex> {
+    if let Some(known) = sink.regexes.get(pattern) {
+        return Some(known.clone());
+    }
     match RegexBuilder::new(pattern)
         .size_limit(1 << 20)
         .dfa_size_limit(1 << 20)
         .build()
     {
-        Ok(r) => Some(r),
+        Ok(r) => {
+            sink.regexes.insert(pattern.to_string(), r.clone());
+            Some(r)
+        }
         Err(e) => {
             sink.error(span, format!("bad regex: {}", regex_error_text(&e)));
             None

@@ -206,6 +206,21 @@ impl RuleSet {
         facts.into_scan()
     }
 
+    /// [`RuleSet::decide`] and the prefilter's answers at once, for a message on the thread
+    /// that parses, before its thread is known: `env` says it threads nowhere. The decision
+    /// holds when the store then finds no thread either (the rules see exactly this `env`);
+    /// otherwise [`RuleSet::decide_scanned`] decides again from the scan.
+    pub fn decide_unthreaded(
+        &self,
+        env: &Envelope,
+        unmatched: crate::config::Unmatched,
+    ) -> (Scan, Evaluation) {
+        let mut facts = Facts::new(env, false);
+        facts.hits = Some(self.prefilter.hits(&facts));
+        let evaluation = evaluate::evaluate_facts(self, &facts, unmatched);
+        (facts.into_scan(), evaluation)
+    }
+
     /// [`RuleSet::decide`] for a message this rule set scanned, with the same message and
     /// sender in `env`.
     pub fn decide_scanned(

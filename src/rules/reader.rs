@@ -1,9 +1,11 @@
 //! Reading spanned TOML (`toml::de::DeTable`) with positioned errors: typed getters, unknown
 //! keys with "did you mean", and the error sink every loader writes to.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
 
+use regex::Regex;
 use toml::de::{DeString, DeTable, DeValue};
 use toml::Spanned;
 
@@ -19,6 +21,9 @@ pub struct Sink<'s> {
     /// Line starts of `src`, for the positions of errors and names.
     pub lines: &'s crate::text::LineIndex<'s>,
     pub errors: &'s mut Vec<RuleError>,
+    /// The regexes compiled so far, by pattern: rules repeat labels (`Email:`, `Сумма:`), and a
+    /// thousand rules should not compile and hold a thousand copies of the same automaton.
+    pub regexes: &'s mut HashMap<String, Regex>,
     pub kind: &'static str,
     pub item: Option<String>,
 }

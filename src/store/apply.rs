@@ -1,10 +1,10 @@
-//! Applying plans: one transaction per batch, one savepoint per message, so that each
-//! message's record, effects and outgoing mail commit together or not at all.
+//! Applying plans: one transaction per batch, and each message's record, effects and outgoing
+//! mail commit together or not at all (see [`Isolation`] for how messages are kept apart).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 use sha2::{Digest, Sha256};
 
 use super::messages::{self, Outcome};
@@ -118,13 +118,28 @@ where
     F: FnMut(usize, &dyn TaskDirectory) -> Result<Result<Plan, String>, StoreError>,
 {
     let stamp = timestamp(now);
-    // IMMEDIATE: take the write lock up front instead of failing half-way on an upgrade.
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let at = When { now, stamp: &stamp };
+    let mut tx = BatchTransaction::begin(conn)?;
     let records = records.into_iter();
     let mut results = Vec::with_capacity(records.size_hint().0);
+    // Until a message fails half-way, messages run without a savepoint of their own and
+    // what they did is logged; see [`Isolation`].
+    let mut log: Option<Vec<Logged>> = Some(Vec::new());
     for (index, record) in records.enumerate() {
         let plan_this = |tx: &Connection| plan_for(index, &ConnectionDirectory(tx));
-        results.push(apply_one(&tx, record, plan_this, opts, now, &stamp)?);
+        match apply_one(&tx, record, plan_this, opts, at, log.as_mut())? {
+            Step::Done(result) => results.push(result),
+            Step::FailedMidway(failed) => {
+                // Undo the batch so far, apply its messages again from the log (their plans
+                // hold: the store is in the same state before each of them), record this one
+                // as failed, and give every message after it a savepoint.
+                tx.restart()?;
+                for logged in log.take().unwrap_or_default() {
+                    logged.apply_again(&tx, opts, at)?;
+                }
+                results.push(failed.record(&tx, &stamp)?);
+            }
+        }
     }
     if let Some(cursor) = cursor {
         messages::write_cursor(&tx, cursor, &stamp)?;
@@ -133,52 +148,234 @@ where
     Ok(results)
 }
 
+/// The batch's clock: one time for every message of it.
+#[derive(Clone, Copy)]
+struct When<'a> {
+    now: DateTime<Utc>,
+    stamp: &'a str,
+}
+
+/// The batch's transaction, begun IMMEDIATE (the write lock is taken up front instead of
+/// failing half-way on an upgrade), rolled back when dropped uncommitted.
+struct BatchTransaction<'c> {
+    conn: &'c Connection,
+    open: bool,
+    /// SQLite's count of commits by other connections, when the transaction began.
+    data_version: i64,
+}
+
+impl<'c> BatchTransaction<'c> {
+    fn begin(conn: &'c Connection) -> Result<Self, rusqlite::Error> {
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        let data_version = data_version(conn)?;
+        Ok(BatchTransaction {
+            conn,
+            open: true,
+            data_version,
+        })
+    }
+
+    /// Rolls back everything done so far and begins again, on the store as it was: when
+    /// another process committed in between, the batch's plans may no longer hold, and the
+    /// batch fails as if the store had been locked (the daemon tries it again, from the start).
+    fn restart(&mut self) -> Result<(), StoreError> {
+        self.open = false;
+        self.conn.prepare_cached("ROLLBACK")?.execute([])?;
+        self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        self.open = true;
+        if data_version(self.conn)? != self.data_version {
+            return Err(StoreError::Busy {
+                path: String::new(),
+                detail: "another process wrote to the store while a batch was being applied \
+                         again after one of its messages failed"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn commit(mut self) -> Result<(), rusqlite::Error> {
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+fn data_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
+    conn.prepare_cached("PRAGMA data_version")?
+        .query_row([], |row| row.get(0))
+}
+
+impl std::ops::Deref for BatchTransaction<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for BatchTransaction<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            // Nothing to do about a failed rollback: SQLite rolls back an unfinished
+            // transaction itself when the connection closes or the next one begins.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// How one message's changes are kept apart from the batch's other messages.
+///
+/// A savepoint per message makes SQLite copy every page a message touches into a
+/// sub-journal first: a quarter of the applying thread's work. Messages rarely fail half-way,
+/// so a batch starts without savepoints, logging each message's plan (`Some(log)`); when one
+/// does fail, the batch is rolled back, applied again from the log, and goes on with a
+/// savepoint per message (`None`), so no batch is applied more than twice.
+type Isolation<'l> = Option<&'l mut Vec<Logged>>;
+
+/// A message applied without a savepoint, with what applying it again takes.
+enum Logged {
+    Applied { record: MessageRecord, plan: Plan },
+    Failed(FailedMessage),
+}
+
+impl Logged {
+    fn apply_again(self, tx: &Connection, opts: &ApplyOptions, at: When) -> Result<(), StoreError> {
+        match self {
+            Logged::Applied { record, plan } => match apply_plan(tx, &record, &plan, opts, at) {
+                Ok(_) => Ok(()),
+                Err(Failure::Store(e)) => Err(e),
+                // The same plan on the same store cannot fail differently the second time.
+                Err(Failure::Message(error)) => Err(StoreError::BadData(format!(
+                    "message {} failed when applied again: {error}",
+                    record.key
+                ))),
+            },
+            Logged::Failed(failed) => failed.record(tx, at.stamp).map(drop),
+        }
+    }
+}
+
+/// A message to record as failed, with its raw bytes.
+struct FailedMessage {
+    record: MessageRecord,
+    sender: Option<String>,
+    rule: Option<String>,
+    error: String,
+}
+
+impl FailedMessage {
+    /// Writes the failed record (with the raw bytes and the error).
+    fn record(&self, conn: &Connection, stamp: &str) -> Result<ApplyResult, StoreError> {
+        let record = &self.record;
+        let outcome = Outcome {
+            sender: self.sender.as_deref().or(record.from.as_deref()),
+            rule: self.rule.as_deref(),
+            task: None,
+            error: Some(&self.error),
+        };
+        messages::write(conn, record, &outcome, stamp)?;
+        Ok(ApplyResult {
+            key: record.key.clone(),
+            message_id: record.message_id.clone(),
+            rule: self.rule.clone(),
+            task: None,
+            status: ResultStatus::Failed,
+            error: Some(self.error.clone()),
+        })
+    }
+}
+
+/// Runs a message's plan and writes its record as applied; returns the last task acted on.
+fn apply_plan(
+    tx: &Connection,
+    record: &MessageRecord,
+    plan: &Plan,
+    opts: &ApplyOptions,
+    at: When,
+) -> Result<Option<i64>, Failure> {
+    let task = MessageApply::new(tx, plan, record, opts, at.now, at.stamp).run()?;
+    let outcome = Outcome {
+        sender: sender_of(plan),
+        rule: plan.rule.as_deref(),
+        task,
+        error: None,
+    };
+    messages::write(tx, record, &outcome, at.stamp)?;
+    Ok(task)
+}
+
+/// The sender recorded for a message: the plan's (after forward resolution), when it has one.
+fn sender_of(plan: &Plan) -> Option<&str> {
+    Some(plan.sender.email.trim()).filter(|s| !s.is_empty())
+}
+
+/// What became of one message.
+enum Step {
+    Done(ApplyResult),
+    /// It failed after some of its changes were made, with no savepoint to undo them.
+    FailedMidway(Box<FailedMessage>),
+}
+
 fn apply_one(
     tx: &Connection,
-    record: MessageRecord,
+    mut record: MessageRecord,
     plan_for: impl FnOnce(&Connection) -> Result<Result<Plan, String>, StoreError>,
     opts: &ApplyOptions,
-    now: DateTime<Utc>,
-    stamp: &str,
-) -> Result<ApplyResult, StoreError> {
+    at: When,
+    log: Isolation,
+) -> Result<Step, StoreError> {
     let previous = messages::recorded(tx, &record.key)?;
     if let Some(done) = previous.as_ref() {
         if done.status == MessageStatus::Applied {
-            return Ok(ApplyResult {
+            return Ok(Step::Done(ApplyResult {
                 key: record.key,
                 message_id: record.message_id,
                 rule: done.rule.clone(),
                 task: done.task,
                 status: ResultStatus::Duplicate,
                 error: None,
-            });
+            }));
         }
     }
     let plan = match plan_for(tx)? {
         Ok(plan) => plan,
-        Err(error) => return record_failure(tx, record, None, None, error, stamp),
-    };
-    let sender = Some(plan.sender.email.trim()).filter(|s| !s.is_empty());
-    savepoint(tx)?;
-    let applied = MessageApply::new(tx, &plan, &record, opts, now, stamp).run();
-    match applied {
-        Ok(task) => {
-            let outcome = Outcome {
-                sender,
-                rule: plan.rule.as_deref(),
-                task,
-                error: None,
+        Err(error) => {
+            let failed = FailedMessage {
+                record,
+                sender: None,
+                rule: None,
+                error,
             };
-            messages::write(tx, &record, &outcome, stamp)?;
-            release(tx)?;
-            Ok(ApplyResult {
-                key: record.key,
-                message_id: record.message_id,
-                rule: plan.rule,
+            let result = failed.record(tx, at.stamp)?;
+            if let Some(log) = log {
+                log.push(Logged::Failed(failed));
+            }
+            return Ok(Step::Done(result));
+        }
+    };
+    let isolated = log.is_none();
+    if isolated {
+        savepoint(tx)?;
+    }
+    match apply_plan(tx, &record, &plan, opts, at) {
+        Ok(task) => {
+            if isolated {
+                release(tx)?;
+            }
+            let result = ApplyResult {
+                key: record.key.clone(),
+                message_id: record.message_id.clone(),
+                rule: plan.rule.clone(),
                 task,
                 status: ResultStatus::Applied,
                 error: None,
-            })
+            };
+            if let Some(log) = log {
+                // Only a failed message keeps its raw bytes.
+                record.raw = Vec::new();
+                log.push(Logged::Applied { record, plan });
+            }
+            Ok(Step::Done(result))
         }
         Err(failure) => {
             let error = match failure {
@@ -188,13 +385,20 @@ fn apply_one(
                 // data: record it, do not stop the mailbox.
                 Failure::Store(e) => e.to_string(),
             };
+            let failed = FailedMessage {
+                sender: sender_of(&plan).map(str::to_string),
+                rule: plan.rule,
+                record,
+                error,
+            };
+            if !isolated {
+                return Ok(Step::FailedMidway(Box::new(failed)));
+            }
             roll_back(tx)?;
-            let sender = sender.map(str::to_string);
-            record_failure(tx, record, sender, plan.rule, error, stamp)
+            failed.record(tx, at.stamp).map(Step::Done)
         }
     }
 }
-
 /// Opens the message's savepoint. The statements are prepared once per connection: rusqlite's
 /// `Transaction::savepoint` parses the SQL text again for every message. A savepoint left open
 /// by an error return is discarded with the batch's transaction.
@@ -213,31 +417,6 @@ fn release(conn: &Connection) -> Result<(), rusqlite::Error> {
 fn roll_back(conn: &Connection) -> Result<(), rusqlite::Error> {
     conn.prepare_cached("ROLLBACK TO message")?.execute([])?;
     release(conn)
-}
-
-fn record_failure(
-    conn: &Connection,
-    record: MessageRecord,
-    sender: Option<String>,
-    rule: Option<String>,
-    error: String,
-    stamp: &str,
-) -> Result<ApplyResult, StoreError> {
-    let outcome = Outcome {
-        sender: sender.as_deref().or(record.from.as_deref()),
-        rule: rule.as_deref(),
-        task: None,
-        error: Some(&error),
-    };
-    messages::write(conn, &record, &outcome, stamp)?;
-    Ok(ApplyResult {
-        key: record.key,
-        message_id: record.message_id,
-        rule,
-        task: None,
-        status: ResultStatus::Failed,
-        error: Some(error),
-    })
 }
 
 /// The state of one message while its actions run.
@@ -724,7 +903,8 @@ impl<'a> MessageApply<'a> {
         hash.update(nanos.to_le_bytes());
         hash.update(self.record.key.as_bytes());
         let digest = hash.finalize();
-        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let mut hex = String::with_capacity(24);
+        crate::text::push_hex(&mut hex, &digest[..12]);
         let domain = self.opts.outgoing_domain.trim();
         let domain = if domain.is_empty() {
             "mailrules.invalid"

