@@ -198,14 +198,6 @@ impl RuleSet {
         evaluate::evaluate(self, env, unmatched, evaluate::Mode::Prefiltered, false)
     }
 
-    /// The prefilter's work for one message (it reads only the message and `env.sender`),
-    /// for [`RuleSet::decide_scanned`] once the thread is known.
-    pub fn scan(&self, env: &Envelope) -> Scan {
-        let mut facts = Facts::new(env, false);
-        facts.hits = Some(self.prefilter.hits(&facts));
-        facts.into_scan()
-    }
-
     /// [`RuleSet::decide`] and the prefilter's answers at once, for a message on the thread
     /// that parses, before its thread is known: `env` says it threads nowhere. The decision
     /// holds when the store then finds no thread either (the rules see exactly this `env`);

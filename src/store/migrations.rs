@@ -177,6 +177,12 @@ CREATE TABLE schedule_state (
   failed INTEGER NOT NULL
 );
 "#,
+    // 3: only failed messages are looked up by status (`failed`, `retry`): a partial index on
+    // them instead of an index that every applied message had to be added to.
+    r#"
+DROP INDEX messages_status;
+CREATE INDEX messages_failed ON messages(id) WHERE status = 'failed';
+"#,
 ];
 
 /// The schema version this program writes.

@@ -135,8 +135,18 @@ impl Mail {
         let fast_matched: Vec<&RuleTrace> = fast.rules.iter().filter(|t| t.matched).collect();
         let quiet_traced: Vec<&RuleTrace> = quiet.rules.iter().collect();
         assert_eq!(quiet_traced, fast_matched);
-        // The pipeline's path: the prefilter scanned before the thread was known.
-        let scanned = set.decide_scanned(&env, unmatched, set.scan(&env));
+        // The pipeline's path: the rules decided ahead, as if the message threaded nowhere;
+        // that decision is used when it does not, else the scan taken with it.
+        let unthreaded = Envelope {
+            thread: Default::default(),
+            task_status: None,
+            ..env.clone()
+        };
+        let (scan, ahead) = set.decide_unthreaded(&unthreaded, unmatched);
+        if env.thread == unthreaded.thread && env.task_status.is_none() {
+            assert_eq!(ahead, quiet, "the decision taken ahead differs");
+        }
+        let scanned = set.decide_scanned(&env, unmatched, scan);
         assert_eq!(scanned, quiet, "a scan taken ahead changes the decision");
         fast
     }
