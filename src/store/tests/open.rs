@@ -47,3 +47,38 @@ fn an_unopenable_path_names_the_file() {
     assert!(message.starts_with("cannot open store "), "{message}");
     assert!(message.contains("no-such-dir"), "{message}");
 }
+
+#[test]
+fn a_store_of_schema_2_upgrades_keeping_threads_and_failed_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mailrules.db");
+    {
+        // A store as the previous release left it: a thread link and a failed message.
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        for sql in &migrations::MIGRATIONS[..2] {
+            raw.execute_batch(sql).unwrap();
+        }
+        raw.pragma_update(None, "user_version", 2).unwrap();
+        raw.execute_batch(
+            "INSERT INTO tasks (title, status, created_at, updated_at) \
+               VALUES ('t', 'Новая', 'x', 'x');
+             INSERT INTO task_messages (message_id, task_id) VALUES ('a@example.com', 1);
+             INSERT INTO messages (key, mailbox, source, subject, status, error, raw, \
+               received_at, processed_at) \
+               VALUES ('bad@x', 'cli', 'f.eml', 's', 'failed', 'broken', x'41', 'x', 'x');",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.schema_version().unwrap(),
+        migrations::MIGRATIONS.len() as u32
+    );
+    assert_eq!(
+        store.task_for_message_ids(&["a@example.com"]).unwrap(),
+        Some(1)
+    );
+    let failed = store.failed_messages().unwrap();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].key, "bad@x");
+}
