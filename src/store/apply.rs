@@ -175,12 +175,22 @@ impl<'c> BatchTransaction<'c> {
         })
     }
 
-    /// Rolls back everything done so far and begins again, on the store as it was: when
-    /// another process committed in between, the batch's plans may no longer hold, and the
-    /// batch fails as if the store had been locked (the daemon tries it again, from the start).
+    /// Rolls back everything done so far and begins again, on the store as it was.
     fn restart(&mut self) -> Result<(), StoreError> {
+        self.roll_back()?;
+        self.begin_again()
+    }
+
+    fn roll_back(&mut self) -> Result<(), rusqlite::Error> {
         self.open = false;
         self.conn.prepare_cached("ROLLBACK")?.execute([])?;
+        Ok(())
+    }
+
+    /// Begins the rolled-back transaction again. When another process committed in between,
+    /// the batch's logged plans may no longer hold, and the batch fails as if the store had
+    /// been locked (the daemon tries it again, from the start).
+    fn begin_again(&mut self) -> Result<(), StoreError> {
         self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
         self.open = true;
         if data_version(self.conn)? != self.data_version {
@@ -969,5 +979,32 @@ fn missing(task: &TaskRef) -> String {
         }
         TaskRef::Number(n) => format!("no task #{n}"),
         TaskRef::Field { field, value } => format!("no task whose field {field:?} is {value:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_begun_again_after_another_process_wrote_fails_as_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mailrules.db");
+        let store = Store::open(&path).unwrap();
+        let other = Store::open(&path).unwrap();
+        let mut tx = BatchTransaction::begin(&store.conn).unwrap();
+        tx.roll_back().unwrap();
+        tx.begin_again().expect("nobody wrote in between");
+        tx.roll_back().unwrap();
+        other
+            .conn
+            .execute(
+                "INSERT INTO contacts (name, created_at) VALUES ('x', 'now')",
+                [],
+            )
+            .unwrap();
+        let err = tx.begin_again().unwrap_err();
+        assert!(matches!(err, StoreError::Busy { .. }), "{err}");
+        assert!(err.to_string().contains("another process wrote"), "{err}");
     }
 }
