@@ -300,8 +300,9 @@ async fn dovecot_with_mail(conversations: usize) -> Dovecot {
     dovecot
 }
 
-/// Waits until INBOX is empty and everything is where it belongs.
-async fn wait_for_drain(dovecot: &Dovecot, conversations: usize) {
+/// Waits until INBOX is empty, then checks that every message is where it belongs
+/// ([`assert_acknowledged`]).
+async fn wait_until_acknowledged(dovecot: &Dovecot, conversations: usize, copies_allowed: bool) {
     let expected = Effects::expected(conversations);
     let processed = (expected.messages - expected.failed) as usize;
     wait_until(DRAIN, "every message acknowledged", || async {
@@ -310,6 +311,16 @@ async fn wait_for_drain(dovecot: &Dovecot, conversations: usize) {
             && dovecot.count("Failed").await >= expected.failed as usize
     })
     .await;
+    assert_acknowledged(dovecot, conversations, copies_allowed).await;
+}
+
+/// SIGTERM: the daemon finishes what it holds and exits 0.
+fn terminate_cleanly(daemon: &mut Daemon) {
+    assert!(
+        daemon.terminate(WAIT).success(),
+        "{}",
+        trouble(&daemon.log())
+    );
 }
 
 /// Every message is in the folder its outcome sends it to: the applied ones in Processed,
@@ -435,13 +446,8 @@ async fn sigkill_at_random_moments_applies_every_message_exactly_once() {
             "only {kills} kills landed before the mailbox was done; make it bigger"
         );
         let mut daemon = Daemon::start(&work.config());
-        wait_for_drain(&dovecot, CONVERSATIONS).await;
-        assert_acknowledged(&dovecot, CONVERSATIONS, false).await;
-        assert!(
-            daemon.terminate(WAIT).success(),
-            "{}",
-            trouble(&daemon.log())
-        );
+        wait_until_acknowledged(&dovecot, CONVERSATIONS, false).await;
+        terminate_cleanly(&mut daemon);
         logs.push(daemon.log());
 
         assert_eq!(
@@ -488,13 +494,8 @@ async fn dovecot_restarted_mid_run_loses_and_repeats_nothing() {
             eprintln!("outage {outages}: {recorded} recorded when Dovecot stopped");
         }
         assert_eq!(outages, OUTAGES, "the mailbox was done before every outage");
-        wait_for_drain(&dovecot, CONVERSATIONS).await;
-        assert_acknowledged(&dovecot, CONVERSATIONS, true).await;
-        assert!(
-            daemon.terminate(WAIT).success(),
-            "{}",
-            trouble(&daemon.log())
-        );
+        wait_until_acknowledged(&dovecot, CONVERSATIONS, true).await;
+        terminate_cleanly(&mut daemon);
 
         let log = trouble(&daemon.log());
         assert_eq!(work.effects(), Effects::expected(CONVERSATIONS), "{log}");
@@ -558,13 +559,8 @@ async fn a_full_disk_stops_acknowledging_until_the_store_can_write_again() {
 
         // Space again: it resumes by itself and finishes the mailbox.
         daemon.unlimit_file_size();
-        wait_for_drain(&dovecot, CONVERSATIONS).await;
-        assert_acknowledged(&dovecot, CONVERSATIONS, false).await;
-        assert!(
-            daemon.terminate(WAIT).success(),
-            "{}",
-            trouble(&daemon.log())
-        );
+        wait_until_acknowledged(&dovecot, CONVERSATIONS, false).await;
+        terminate_cleanly(&mut daemon);
         let log = trouble(&daemon.log());
         assert_eq!(work.effects(), Effects::expected(CONVERSATIONS), "{log}");
         work.assert_no_duplicates();
@@ -582,11 +578,7 @@ async fn a_full_disk_stops_acknowledging_until_the_store_can_write_again() {
             async move { sent == Effects::expected(CONVERSATIONS).outbox }
         })
         .await;
-        assert!(
-            daemon.terminate(WAIT).success(),
-            "{}",
-            trouble(&daemon.log())
-        );
+        terminate_cleanly(&mut daemon);
         assert_each_reply_delivered_once(&smtp, &work);
     })
     .await;
@@ -608,8 +600,7 @@ async fn replies_refused_for_a_while_are_retried_with_backoff_and_delivered_once
         );
         let work = Workdir::new(&dovecot, &smtp_table(&smtp));
         let mut daemon = Daemon::start(&work.config());
-        wait_for_drain(&dovecot, CONVERSATIONS).await;
-        assert_acknowledged(&dovecot, CONVERSATIONS, false).await;
+        wait_until_acknowledged(&dovecot, CONVERSATIONS, false).await;
         wait_until(WAIT, "every reply refused once", || {
             let refused = work.count("SELECT COUNT(*) FROM outbox WHERE attempts = 1");
             async move { refused == CONVERSATIONS as i64 }
@@ -627,11 +618,7 @@ async fn replies_refused_for_a_while_are_retried_with_backoff_and_delivered_once
             async move { sent == CONVERSATIONS as i64 }
         })
         .await;
-        assert!(
-            daemon.terminate(WAIT).success(),
-            "{}",
-            trouble(&daemon.log())
-        );
+        terminate_cleanly(&mut daemon);
 
         assert_eq!(work.effects(), Effects::expected(CONVERSATIONS));
         assert_each_reply_delivered_once(&smtp, &work);
