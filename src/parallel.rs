@@ -3,11 +3,15 @@
 //! task an earlier message created).
 
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::OnceLock;
 
 /// Threads that prepare messages alongside the one that applies them: as many as the machine
-/// has cores, at most 4 (beyond that the applying thread is the limit).
+/// has cores, at most 4 (beyond that the applying thread is the limit). Worked out once: on
+/// Linux, `available_parallelism` reads the cgroup's CPU quota from files each time, and the
+/// daemon asks for every batch.
 pub fn workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4))
+    static WORKERS: OnceLock<usize> = OnceLock::new();
+    *WORKERS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4)))
 }
 
 /// Runs `work` on every item of `input` on `workers` threads, and hands `consume` the results
