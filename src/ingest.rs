@@ -178,11 +178,7 @@ pub fn read_all(
 }
 
 fn incoming(raw: Vec<u8>, source: String) -> Incoming {
-    Incoming {
-        raw,
-        mailbox: "cli".to_string(),
-        source,
-    }
+    Incoming::new(raw, "cli", source)
 }
 
 #[cfg(test)]

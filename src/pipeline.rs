@@ -30,6 +30,25 @@ pub struct Incoming {
     pub mailbox: String,
     /// Where it came from, for people: a file path, `imap:support uid 42`, `stdin`.
     pub source: String,
+    /// Why the server could not deliver it (then `raw` is empty): it is recorded as failed
+    /// under a key made of its source, so that nobody loses track of it.
+    pub unreadable: Option<String>,
+}
+
+impl Incoming {
+    pub fn new(raw: Vec<u8>, mailbox: &str, source: String) -> Incoming {
+        Incoming {
+            raw,
+            mailbox: mailbox.to_string(),
+            source,
+            unreadable: None,
+        }
+    }
+}
+
+/// The key under which a message the server could not deliver is recorded.
+pub fn unreadable_key(source: &str) -> String {
+    format!("unreadable:{source}")
 }
 
 pub use crate::store::ApplyResult as Outcome;
@@ -342,7 +361,26 @@ impl Preparer {
             raw,
             mailbox,
             source,
+            unreadable,
         } = incoming;
+        if let Some(error) = unreadable {
+            return Prepared {
+                record: MessageRecord {
+                    key: unreadable_key(&source),
+                    message_id: None,
+                    mailbox,
+                    source,
+                    subject: String::new(),
+                    from: None,
+                    from_name: None,
+                    date: None,
+                    attachments: Vec::new(),
+                    references: Vec::new(),
+                    raw,
+                },
+                parsed: Err(error),
+            };
+        }
         let max = self.config.limits.max_message_size;
         // Too large to parse: only its Message-ID is read, so that it keys the same record
         // as when it is parsed (after the limit is raised, `retry`).
@@ -536,11 +574,7 @@ mod tests {
                      To: support@acme.example\r\nSubject: Printer {request} is broken\r\n\
                      Message-ID: <{id}>\r\n{threading}\r\nIt does not print, message {n}.\r\n"
                 );
-                out.push(Incoming {
-                    raw: raw.into_bytes(),
-                    mailbox: "cli".into(),
-                    source: id,
-                });
+                out.push(Incoming::new(raw.into_bytes(), "cli", id));
             }
         }
         out
@@ -551,6 +585,32 @@ mod tests {
             .iter()
             .map(|o| (o.status, o.rule.clone(), o.task))
             .collect()
+    }
+
+    #[test]
+    fn a_message_the_server_could_not_deliver_is_recorded_as_failed_under_its_source() {
+        let mut pipeline = pipeline();
+        let source = "imap:support uid 7 (UIDVALIDITY 3)".to_string();
+        let mut unreadable = Incoming::new(Vec::new(), "support", source.clone());
+        unreadable.unreadable = Some("the server failed to deliver message UID 7".into());
+        let outcomes = pipeline
+            .process_batch(vec![unreadable.clone()], None)
+            .unwrap();
+        assert_eq!(outcomes[0].status, OutcomeStatus::Failed);
+        let failed = pipeline.store().failed_messages().unwrap();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(
+            failed[0].key,
+            "unreadable:imap:support uid 7 (UIDVALIDITY 3)"
+        );
+        assert_eq!(failed[0].source, source);
+        assert_eq!(
+            failed[0].error.as_deref(),
+            Some("the server failed to deliver message UID 7")
+        );
+        // Seen again (the daemon gave up on it a second time): still one record.
+        pipeline.process_batch(vec![unreadable], None).unwrap();
+        assert_eq!(pipeline.store().failed_messages().unwrap().len(), 1);
     }
 
     #[test]

@@ -424,7 +424,7 @@ async fn without_move_messages_are_copied_then_expunged() {
     );
     assert!(logs_for("nomove")
         .iter()
-        .any(|l| l.contains("moves: false") && l.contains("uidplus: true")));
+        .any(|l| l.contains("the server offers IDLE UIDPLUS") && !l.contains("MOVE")));
     daemon.stop().await;
 }
 
@@ -448,6 +448,178 @@ async fn delete_works_without_uidplus_too() {
     assert_eq!(dovecot.count("Processed").await, 0);
     assert!(logs_for("deleter")
         .iter()
-        .any(|l| l.contains("uidplus: false")));
+        .any(|l| l.contains("the server offers IDLE") && !l.contains("UIDPLUS")));
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn move_targets_resolve_under_the_servers_personal_namespace() {
+    // Folders under `INBOX.` with `.` between levels, as on Cyrus and Courier: the README's
+    // `move:Processed` must mean the user's folder "Processed", i.e. `INBOX.Processed`.
+    let dovecot = Dovecot::start_with_inbox_prefix();
+    dovecot.append("INBOX", &message("ns-good", "Hi", "")).await;
+    dovecot
+        .append("INBOX", &message("ns-bad", "Hi", "X-Test-Fail: yes\r\n"))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        dir.path(),
+        &[mailbox(
+            "prefixed",
+            &dovecot,
+            "on_success = \"move:Processed\"\non_failure = \"move:INBOX.Failed\"",
+        )],
+    );
+    let sink = FakeSink::default();
+    let daemon = start(config, sink.clone(), Notifier::default());
+    wait_for_count(&dovecot, "INBOX.Processed", 1).await;
+    wait_for_count(&dovecot, "INBOX.Failed", 1).await;
+    wait_for_count(&dovecot, "INBOX", 0).await;
+    assert_eq!(
+        dovecot.message_ids("INBOX.Processed").await,
+        ["ns-good@example.org"]
+    );
+    assert!(
+        logs_for("prefixed")
+            .iter()
+            .any(|l| l.contains("created folder INBOX.Processed")),
+        "the resolved name is the one logged"
+    );
+    assert!(!logs_for("prefixed").iter().any(|l| l.contains("ERROR")));
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_move_never_stops_later_mail_and_is_shown() {
+    let dovecot = Dovecot::start();
+    for id in ["stuck-1", "stuck-2"] {
+        dovecot.append("INBOX", &message(id, "Hi", "")).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Dovecot refuses to create (and so to move into) a folder with an empty level.
+    let config = config(
+        dir.path(),
+        &[mailbox("refused", &dovecot, "on_success = \"move:a..b\"")],
+    );
+    let sink = FakeSink::default();
+    let daemon = start(config, sink.clone(), Notifier::default());
+    wait_until(
+        WAIT,
+        "both committed and shown as unacknowledged",
+        || async {
+            daemon
+                .status
+                .snapshot()
+                .get("refused")
+                .is_some_and(|s| s.unacknowledged == 2)
+        },
+    )
+    .await;
+    // New mail is still processed while the first two wait.
+    dovecot.append("INBOX", &message("later-3", "Hi", "")).await;
+    wait_until(WAIT, "the later message committed", || async {
+        sink.applied().len() == 3
+    })
+    .await;
+    assert_eq!(
+        sink.applied(),
+        [
+            "<stuck-1@example.org>",
+            "<stuck-2@example.org>",
+            "<later-3@example.org>"
+        ],
+        "each applied once, although acknowledging was tried again and again"
+    );
+    assert_eq!(
+        dovecot.count("INBOX").await,
+        3,
+        "nothing moved, nothing lost"
+    );
+    let logs = logs_for("refused");
+    let refusals: Vec<&String> = logs
+        .iter()
+        .filter(|l| l.contains("cannot acknowledge"))
+        .collect();
+    assert!(!refusals.is_empty(), "the refusal is logged: {logs:#?}");
+    for line in logs.iter().filter(|l| l.contains("ERROR")) {
+        assert!(
+            !line.contains("code: "),
+            "the server's words, not Debug: {line}"
+        );
+        assert!(
+            !line.contains("info: Some"),
+            "the server's words, not Debug: {line}"
+        );
+    }
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("cannot create folder \"a..b\"") && l.contains("server said")),
+        "the refused CREATE is logged with the server's words: {logs:#?}"
+    );
+    assert!(daemon
+        .status
+        .summary()
+        .contains("committed but not yet moved"));
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_between_copy_and_expunge_no_message_is_copied_twice() {
+    let dovecot = Dovecot::start_with_capabilities("IMAP4rev1 IDLE UIDPLUS");
+    // The state a SIGKILL after `UID COPY` and before `UID EXPUNGE` leaves: committed (cursor
+    // at UID 3), copied into Processed, still in INBOX. Message 2 has no Message-ID.
+    dovecot
+        .append("INBOX", &message("copied-1", "Hi", ""))
+        .await;
+    let no_id = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: no id\r\n\
+                  Date: Mon, 23 Nov 2026 11:00:00 +0000\r\n\r\nno Message-ID here\r\n";
+    dovecot.append("INBOX", no_id).await;
+    dovecot
+        .append("INBOX", &message("copied-3", "Hi", ""))
+        .await;
+    dovecot
+        .append("Processed", &message("copied-1", "Hi", ""))
+        .await;
+    dovecot.append("Processed", no_id).await;
+    dovecot
+        .append("Processed", &message("copied-3", "Hi", ""))
+        .await;
+    dovecot.append("INBOX", &message("fresh-4", "Hi", "")).await;
+    let mut session = dovecot.session().await;
+    let uid_validity = session.select("INBOX").await.unwrap().uid_validity.unwrap();
+    session.logout().await.unwrap();
+    let sink = FakeSink::default();
+    sink.with(|f| {
+        f.applied = vec![
+            "<copied-1@example.org>".into(),
+            String::new(),
+            "<copied-3@example.org>".into(),
+        ];
+        f.cursors.insert(
+            "crashed".into(),
+            MailboxCursor {
+                mailbox: "crashed".into(),
+                uid_validity,
+                last_uid: 3,
+            },
+        );
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &[mailbox("crashed", &dovecot, "")]);
+    let daemon = start(config, sink.clone(), Notifier::default());
+    wait_for_count(&dovecot, "INBOX", 0).await;
+    wait_for_count(&dovecot, "Processed", 4).await;
+    let mut ids = dovecot.message_ids("Processed").await;
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            "copied-1@example.org",
+            "copied-3@example.org",
+            "fresh-4@example.org"
+        ],
+        "one copy each (the message without an id is the fourth)"
+    );
+    assert_eq!(dovecot.count("Processed").await, 4);
     daemon.stop().await;
 }

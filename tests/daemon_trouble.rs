@@ -39,6 +39,15 @@ async fn a_message_the_server_cannot_deliver_is_skipped_after_a_few_attempts() {
     assert!(logs_for("poisoned")
         .iter()
         .any(|l| l.contains("ERROR") && l.contains("uid=2") && l.contains("skipping it")));
+    // It is recorded as failed, with its UID, size and the error, for `mailrules failed`.
+    let failed = sink.with(|f| f.failed.clone());
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].starts_with("unreadable:imap:poisoned uid 2 (UIDVALIDITY "));
+    assert!(
+        failed[0].contains("message UID 2 (") && failed[0].contains(") 3 times; last error: "),
+        "{}",
+        failed[0]
+    );
     // It went where failures go, out of the way of new mail.
     wait_for_count(&dovecot, "Failed", 1).await;
     assert_eq!(dovecot.count("INBOX").await, 0);

@@ -316,17 +316,13 @@ fn one_hostile_message_does_not_hold_up_the_others_of_its_batch() {
     let (mut pipeline, _dir) = pipeline_with(THREAD_RULE, "50MB");
     let mut batch: Vec<Incoming> = hostile_messages()
         .into_iter()
-        .map(|(name, raw)| Incoming {
-            raw,
-            mailbox: "support".into(),
-            source: name.into(),
-        })
+        .map(|(name, raw)| Incoming::new(raw, "support", name.into()))
         .collect();
-    batch.push(Incoming {
-        raw: message("good", "", b"an ordinary request\r\n"),
-        mailbox: "support".into(),
-        source: "good".into(),
-    });
+    batch.push(Incoming::new(
+        message("good", "", b"an ordinary request\r\n"),
+        "support",
+        "good".into(),
+    ));
     let inputs = batch.len();
     let outcomes = bounded::within(HANG, "a batch of hostile messages", move || {
         pipeline.process_batch(batch, None).unwrap()

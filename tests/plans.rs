@@ -47,11 +47,7 @@ fn decision(case: &Path) -> Value {
         files.sort();
         let batch = files
             .iter()
-            .map(|f| Incoming {
-                raw: std::fs::read(f).unwrap(),
-                mailbox: "cli".into(),
-                source: f.display().to_string(),
-            })
+            .map(|f| Incoming::new(std::fs::read(f).unwrap(), "cli", f.display().to_string()))
             .collect();
         for outcome in pipeline.process_batch(batch, None).unwrap() {
             assert!(

@@ -5,20 +5,26 @@ use std::process::ExitCode;
 
 use crate::rules::RuleSet;
 
-pub fn check(config_path: &Path) -> anyhow::Result<ExitCode> {
+pub fn check(config_path: &Path, online: bool) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config_path)?;
-    match RuleSet::load_dir(&config.rules) {
+    let rules_ok = match RuleSet::load_dir(&config.rules) {
         Ok(rules) => {
             let s = rules.summary();
             println!(
                 "ok: {} rules, {} triggers, {} schedules in {} files",
                 s.rules, s.triggers, s.schedules, s.files
             );
-            Ok(ExitCode::SUCCESS)
+            true
         }
         Err(errors) => {
             println!("{errors}");
-            Ok(ExitCode::from(1))
+            false
         }
-    }
+    };
+    let online_ok = !online || super::check_online::check_online(&config)?;
+    Ok(if rules_ok && online_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

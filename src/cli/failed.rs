@@ -50,10 +50,14 @@ pub fn retry(config_path: &Path, ids: &[i64], json: bool) -> anyhow::Result<Exit
     }
     let batch: Vec<Incoming> = failed
         .into_iter()
-        .map(|(f, raw)| Incoming {
-            raw,
-            mailbox: f.mailbox.clone(),
-            source: f.source.clone(),
+        .map(|(f, raw)| {
+            let mut incoming = Incoming::new(raw, &f.mailbox, f.source.clone());
+            // Nothing of it was ever fetched: it stays failed, under the same record, until
+            // the server delivers it (it waits in the mailbox's on_failure folder).
+            if f.key.starts_with("unreadable:") {
+                incoming.unreadable = Some(f.error.clone().unwrap_or_default());
+            }
+            incoming
         })
         .collect();
     let mut pipeline = Pipeline::new(config, rules, store);

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod check;
+mod check_online;
 mod failed;
 mod ingest;
 mod outbox;
@@ -44,7 +45,12 @@ pub enum Command {
     /// The daemon: watch every configured mailbox, process mail, send queued mail, run schedules.
     Run,
     /// Load the configuration and the rules, and report every error.
-    Check,
+    Check {
+        /// Also log in to every mailbox and the SMTP server, resolve the folders mail is moved
+        /// to, and say what each server offers.
+        #[arg(long)]
+        online: bool,
+    },
     /// Process messages from .eml files, Maildir folders, mbox files or `-` (stdin).
     Ingest {
         #[arg(required = true)]
@@ -182,7 +188,7 @@ pub enum ReportFormat {
 pub fn main(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Run => run::run(&cli.config),
-        Command::Check => check::check(&cli.config),
+        Command::Check { online } => check::check(&cli.config, online),
         Command::Ingest {
             paths,
             mailbox,

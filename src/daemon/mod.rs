@@ -9,6 +9,7 @@ mod reload;
 mod shutdown;
 mod sink;
 mod status;
+mod unacknowledged;
 mod unreadable;
 mod watcher;
 

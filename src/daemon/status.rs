@@ -34,6 +34,8 @@ pub struct MailboxStatus {
     pub failed: u64,
     /// How many times the state changed into [`MailboxState::NeedsOperator`].
     pub operator_alerts: u64,
+    /// Messages committed whose acknowledgement the server refused (retried with backoff).
+    pub unacknowledged: usize,
 }
 
 impl Default for MailboxStatus {
@@ -43,6 +45,7 @@ impl Default for MailboxStatus {
             processed: 0,
             failed: 0,
             operator_alerts: 0,
+            unacknowledged: 0,
         }
     }
 }
@@ -97,6 +100,15 @@ impl StatusBoard {
         });
     }
 
+    pub(crate) fn set_unacknowledged(&self, mailbox: &str, count: usize) {
+        self.board.send_if_modified(|b| {
+            let entry = b.entry(mailbox.to_string()).or_default();
+            let changed = entry.unacknowledged != count;
+            entry.unacknowledged = count;
+            changed
+        });
+    }
+
     pub fn snapshot(&self) -> BTreeMap<String, MailboxStatus> {
         self.board.borrow().clone()
     }
@@ -136,7 +148,14 @@ fn summarize(board: &BTreeMap<String, MailboxStatus>) -> String {
             MailboxState::NeedsOperator { problem } => format!("needs attention: {problem}"),
             MailboxState::Stopped => "stopped".to_string(),
         };
-        parts.push(format!("{name} {state}"));
+        if status.unacknowledged > 0 {
+            parts.push(format!(
+                "{name} {state} ({} committed but not yet moved on the server)",
+                status.unacknowledged
+            ));
+        } else {
+            parts.push(format!("{name} {state}"));
+        }
     }
     format!(
         "{}; {processed} processed, {failed} failed",
@@ -168,5 +187,11 @@ mod tests {
             "sales needs attention: login rejected, support idle; 3 processed, 1 failed"
         );
         assert_eq!(board.snapshot()["sales"].operator_alerts, 1);
+        board.set_unacknowledged("support", 2);
+        assert_eq!(
+            board.summary(),
+            "sales needs attention: login rejected, support idle (2 committed but not yet moved \
+             on the server); 3 processed, 1 failed"
+        );
     }
 }

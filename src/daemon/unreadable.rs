@@ -13,6 +13,8 @@ pub(crate) struct Unreadable {
     suspect_through: Option<(u32, u32)>,
     /// Failed single-message fetches per (UIDVALIDITY, UID).
     failures: HashMap<(u32, u32), u32>,
+    /// What the last failed fetch ended with, for the record of a message given up.
+    last_error: String,
 }
 
 impl Unreadable {
@@ -24,8 +26,9 @@ impl Unreadable {
         }
     }
 
-    /// Notes that fetching `uids` failed.
-    pub(crate) fn fetch_failed(&mut self, uid_validity: u32, uids: &[u32]) {
+    /// Notes that fetching `uids` failed with `error`.
+    pub(crate) fn fetch_failed(&mut self, uid_validity: u32, uids: &[u32], error: &str) {
+        self.last_error = error.to_string();
         if let Some(&last) = uids.last() {
             let through = match self.suspect_through {
                 Some((v, old)) if v == uid_validity => old.max(last),
@@ -36,6 +39,11 @@ impl Unreadable {
         if let [uid] = uids {
             *self.failures.entry((uid_validity, *uid)).or_default() += 1;
         }
+    }
+
+    /// What the last failed fetch ended with.
+    pub(crate) fn last_error(&self) -> &str {
+        &self.last_error
     }
 
     /// Whether `uid` has failed often enough to be skipped.
@@ -62,7 +70,7 @@ mod tests {
     fn a_failed_batch_is_retried_one_by_one_and_a_poison_message_given_up() {
         let mut u = Unreadable::default();
         assert_eq!(u.batch_size(7, 1, 50), 50);
-        u.fetch_failed(7, &[1, 2, 3]);
+        u.fetch_failed(7, &[1, 2, 3], "connection lost");
         assert_eq!(u.batch_size(7, 1, 50), 1);
         assert_eq!(u.batch_size(7, 4, 50), 50);
         assert_eq!(
@@ -73,9 +81,10 @@ mod tests {
         u.done(7, 1);
         for _ in 0..GIVE_UP_AFTER {
             assert!(!u.given_up(7, 2));
-            u.fetch_failed(7, &[2]);
+            u.fetch_failed(7, &[2], "timeout");
         }
         assert!(u.given_up(7, 2));
+        assert_eq!(u.last_error(), "timeout");
         u.done(7, 2);
         assert!(!u.given_up(7, 2));
         u.done(7, 3);

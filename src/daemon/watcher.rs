@@ -13,9 +13,10 @@ use super::sink::{
     Incoming, MailboxCursor, Outcome, OutcomeStatus, SinkFailure, SinkHandle, Submitted,
 };
 use super::status::{MailboxState, StatusBoard};
+use super::unacknowledged::{Fate, Unacknowledged};
 use super::unreadable::{self, Unreadable};
 use crate::config::{ConfigError, Disposition, MailboxConfig};
-use crate::imap::{self, ErrorKind, Folder, ImapError, Wake};
+use crate::imap::{self, ErrorKind, Folder, FolderCheck, ImapError, Wake};
 
 /// Why a session ended early.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,15 @@ struct InFlight {
     submitted: Submitted,
 }
 
+/// How to acknowledge a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Acknowledging {
+    /// Fresh mail: nothing was done to it on the server yet.
+    First,
+    /// Mail an earlier attempt may have half acknowledged (see [`Folder::acknowledge_again`]).
+    Again,
+}
+
 pub(crate) struct Watcher {
     mailbox: MailboxConfig,
     sink: SinkHandle,
@@ -62,6 +72,9 @@ pub(crate) struct Watcher {
     backoff: Backoff,
     trouble: Option<Trouble>,
     unreadable: Unreadable,
+    unacknowledged: Unacknowledged,
+    /// The last refusal to acknowledge that was logged (the same one again is not news).
+    refusal_reported: Option<String>,
 }
 
 impl Watcher {
@@ -76,6 +89,8 @@ impl Watcher {
         status.register(&mailbox.name);
         Watcher {
             backoff: Backoff::new(&policy),
+            unacknowledged: Unacknowledged::new(policy.backoff_initial, policy.operator_retry),
+            refusal_reported: None,
             mailbox,
             sink,
             policy,
@@ -226,20 +241,35 @@ impl Watcher {
         drop(password);
         let (mut folder, selected) =
             Folder::select(connection, &self.mailbox.folder, timeouts).await?;
-        for disposition in [&self.mailbox.on_success, &self.mailbox.on_failure] {
+        for (key, disposition) in [
+            ("on_success", &self.mailbox.on_success),
+            ("on_failure", &self.mailbox.on_failure),
+        ] {
             if let Disposition::Move(target) = disposition {
-                if folder.ensure_folder(target).await? {
-                    info!(mailbox = %self.mailbox.name, "created folder {target}");
+                let resolved = folder.resolve(target);
+                match folder.ensure_folder(target).await? {
+                    FolderCheck::Exists => {}
+                    FolderCheck::Created => {
+                        info!(mailbox = %self.mailbox.name, "created folder {resolved}")
+                    }
+                    FolderCheck::Refused(words) => error!(
+                        mailbox = %self.mailbox.name,
+                        "cannot create folder \"{resolved}\" ({key} = \"move:{target}\"): the \
+                         server said: {words}; mail goes on being processed and stays in {} \
+                         until it can be moved",
+                        folder.name()
+                    ),
                 }
             }
         }
         let capabilities = folder.capabilities();
-        debug!(mailbox = %self.mailbox.name, "logged in; the server offers {capabilities:?}");
+        debug!(mailbox = %self.mailbox.name, "logged in; the server offers {capabilities}");
         let idle = self.mailbox.idle && capabilities.idle;
         let cursor = self.sink.mailbox_cursor(&self.mailbox.name).await?;
         self.connected(&folder, idle);
 
         let uid_validity = selected.uid_validity;
+        self.unacknowledged.set_uid_validity(uid_validity);
         let mut next_uid = match &cursor {
             Some(c) if c.uid_validity == uid_validity => c.last_uid.saturating_add(1),
             Some(c) => {
@@ -271,7 +301,7 @@ impl Watcher {
                     break;
                 }
                 if self
-                    .process_all(&mut folder, &uids, uid_validity, true)
+                    .process_all(&mut folder, &uids, uid_validity, Acknowledging::First)
                     .await?
                 {
                     folder.logout().await;
@@ -285,10 +315,17 @@ impl Watcher {
             if self.shutdown.is_triggered() {
                 break;
             }
+            self.acknowledge_waiting(&mut folder).await?;
+            // Wake up in time for the next try of refused acknowledgements.
+            let until_retry = self
+                .unacknowledged
+                .retry_at()
+                .map(|at| at.saturating_duration_since(tokio::time::Instant::now()));
             if idle {
-                let (back, wake) = folder
-                    .idle(self.policy.idle_refresh, self.shutdown.wait())
-                    .await?;
+                let refresh = until_retry.map_or(self.policy.idle_refresh, |d| {
+                    d.min(self.policy.idle_refresh)
+                });
+                let (back, wake) = folder.idle(refresh, self.shutdown.wait()).await?;
                 folder = back;
                 match wake {
                     Wake::Stopped => break,
@@ -301,8 +338,11 @@ impl Watcher {
                     Wake::Changed => {}
                 }
             } else {
+                let poll = until_retry.map_or(self.mailbox.poll_interval, |d| {
+                    d.min(self.mailbox.poll_interval)
+                });
                 tokio::select! {
-                    _ = tokio::time::sleep(self.mailbox.poll_interval) => {}
+                    _ = tokio::time::sleep(poll) => {}
                     _ = self.shutdown.wait() => break,
                 }
             }
@@ -337,11 +377,79 @@ impl Watcher {
             "{} message(s) were processed before the last stop but not acknowledged; doing it now",
             pending.len()
         );
-        self.process_all(folder, &pending, uid_validity, false)
+        self.process_all(folder, &pending, uid_validity, Acknowledging::Again)
             .await
     }
 
-    /// Processes `uids` (ascending) in batches, advancing the committed cursor if `advance`.
+    /// Tries again to acknowledge the messages the server refused before, if it is time.
+    async fn acknowledge_waiting(&mut self, folder: &mut Folder) -> Result<(), SessionError> {
+        let Some((processed, failed)) = self.unacknowledged.due(tokio::time::Instant::now()) else {
+            return Ok(());
+        };
+        let waiting = processed.len() + failed.len();
+        self.acknowledge_uids(folder, &processed, Fate::Processed, Acknowledging::Again)
+            .await?;
+        self.acknowledge_uids(folder, &failed, Fate::Failed, Acknowledging::Again)
+            .await?;
+        if self.unacknowledged.len() == 0 {
+            info!(
+                mailbox = %self.mailbox.name,
+                "acknowledged the {waiting} message(s) the server had refused before"
+            );
+            self.refusal_reported = None;
+        }
+        Ok(())
+    }
+
+    /// Applies the disposition for `fate` to `uids`. A refusal by the server (the target
+    /// folder cannot be used, a flag cannot be set) keeps them for a later try and lets
+    /// processing go on: their effects are committed. Connection trouble ends the session;
+    /// the next one finds them again below the committed cursor.
+    async fn acknowledge_uids(
+        &mut self,
+        folder: &mut Folder,
+        uids: &[u32],
+        fate: Fate,
+        how: Acknowledging,
+    ) -> Result<(), SessionError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let disposition = match fate {
+            Fate::Processed => &self.mailbox.on_success,
+            Fate::Failed => &self.mailbox.on_failure,
+        };
+        let done = match how {
+            Acknowledging::First => folder.acknowledge(uids, disposition).await,
+            Acknowledging::Again => folder.acknowledge_again(uids, disposition).await,
+        };
+        let name = &self.mailbox.name;
+        match done {
+            Ok(()) => self.unacknowledged.acknowledged(uids),
+            Err(e @ (ImapError::Folder { .. } | ImapError::Refused { .. })) => {
+                self.unacknowledged
+                    .refused(uids, fate, tokio::time::Instant::now());
+                let text = e.to_string();
+                if self.refusal_reported.as_ref() != Some(&text) {
+                    error!(
+                        mailbox = %name,
+                        "cannot acknowledge {} message(s) on the server: {text}; their effects \
+                         are committed, processing goes on, and acknowledging them is tried \
+                         again with backoff",
+                        uids.len()
+                    );
+                    self.refusal_reported = Some(text);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.status
+            .set_unacknowledged(name, self.unacknowledged.len());
+        Ok(())
+    }
+
+    /// Processes `uids` (ascending) in batches, advancing the committed cursor for fresh mail
+    /// (acknowledged [`Acknowledging::First`]).
     /// While one batch is on the processing thread the next one is fetched, and the one before
     /// is acknowledged. Checks for shutdown between batches: the batch being processed is
     /// finished and acknowledged, one merely fetched is dropped (it was not committed, so it
@@ -351,8 +459,9 @@ impl Watcher {
         folder: &mut Folder,
         uids: &[u32],
         uid_validity: u32,
-        advance: bool,
+        how: Acknowledging,
     ) -> Result<bool, SessionError> {
+        let advance = how == Acknowledging::First;
         let mut in_flight: Option<InFlight> = None;
         let mut rest = uids;
         while let Some(&first) = rest.first() {
@@ -377,10 +486,11 @@ impl Watcher {
             let fetched = match folder.fetch(chunk).await {
                 Ok(fetched) => fetched,
                 Err(e) => {
-                    self.unreadable.fetch_failed(uid_validity, chunk);
+                    self.unreadable
+                        .fetch_failed(uid_validity, chunk, &e.to_string());
                     if let Some(previous) = in_flight.take() {
                         // Acknowledge what is committed if the connection still allows it.
-                        let _ = self.finish(folder, previous).await;
+                        let _ = self.finish(folder, previous, how).await;
                     }
                     return Err(e.into());
                 }
@@ -394,7 +504,7 @@ impl Watcher {
             };
             if self.shutdown.is_triggered() {
                 if let Some((uids, outcomes)) = previous {
-                    self.acknowledge(folder, &uids, outcomes).await?;
+                    self.acknowledge(folder, &uids, outcomes, how).await?;
                 }
                 return Ok(true);
             }
@@ -402,11 +512,7 @@ impl Watcher {
             let name = &self.mailbox.name;
             let batch: Vec<Incoming> = fetched
                 .into_iter()
-                .map(|f| Incoming {
-                    raw: f.raw,
-                    mailbox: name.clone(),
-                    source: format!("imap:{name} uid {}", f.uid),
-                })
+                .map(|f| Incoming::new(f.raw, name, format!("imap:{name} uid {}", f.uid)))
                 .collect();
             let submitted = self
                 .sink
@@ -415,18 +521,23 @@ impl Watcher {
                 .map_err(SinkFailure::from)?;
             in_flight = Some(InFlight { uids, submitted });
             if let Some((uids, outcomes)) = previous {
-                self.acknowledge(folder, &uids, outcomes).await?;
+                self.acknowledge(folder, &uids, outcomes, how).await?;
             }
         }
         if let Some(last) = in_flight.take() {
-            self.finish(folder, last).await?;
+            self.finish(folder, last, how).await?;
         }
         Ok(self.shutdown.is_triggered())
     }
 
-    async fn finish(&mut self, folder: &mut Folder, batch: InFlight) -> Result<(), SessionError> {
+    async fn finish(
+        &mut self,
+        folder: &mut Folder,
+        batch: InFlight,
+        how: Acknowledging,
+    ) -> Result<(), SessionError> {
         let outcomes = batch.submitted.outcomes().await?;
-        self.acknowledge(folder, &batch.uids, outcomes).await
+        self.acknowledge(folder, &batch.uids, outcomes, how).await
     }
 
     /// Gives up on a message the server failed to deliver again and again: the cursor moves
@@ -438,18 +549,34 @@ impl Watcher {
         uid_validity: u32,
         cursor: Option<MailboxCursor>,
     ) -> Result<(), SessionError> {
+        let name = self.mailbox.name.clone();
         error!(
-            mailbox = %self.mailbox.name,
+            mailbox = %name,
             uid,
-            "the server failed to deliver this message {} times; skipping it (see the server's log)",
+            "the server failed to deliver this message {} times; recording it as failed and \
+             skipping it (see the server's log)",
             unreadable::GIVE_UP_AFTER
         );
-        self.sink.process_batch(Vec::new(), cursor).await?;
+        // Its size helps find it in the server's logs; asking may fail as well.
+        let size = match folder.size_of(uid).await {
+            Ok(Some(size)) => format!("{size} bytes"),
+            Ok(None) | Err(_) => "size unknown".to_string(),
+        };
+        let mut record = Incoming::new(
+            Vec::new(),
+            &name,
+            format!("imap:{name} uid {uid} (UIDVALIDITY {uid_validity})"),
+        );
+        record.unreadable = Some(format!(
+            "the server failed to deliver message UID {uid} ({size}) {} times; last error: {}",
+            unreadable::GIVE_UP_AFTER,
+            self.unreadable.last_error()
+        ));
+        self.sink.process_batch(vec![record], cursor).await?;
         self.unreadable.done(uid_validity, uid);
-        if let Err(e) = folder.acknowledge(&[uid], &self.mailbox.on_failure).await {
-            warn!(mailbox = %self.mailbox.name, uid, "cannot move the unreadable message: {e}");
-        }
-        Ok(())
+        self.status.count(&name, 0, 1);
+        self.acknowledge_uids(folder, &[uid], Fate::Failed, Acknowledging::First)
+            .await
     }
 
     /// Logs each committed message in its span, then acknowledges the batch on the server.
@@ -458,9 +585,10 @@ impl Watcher {
         folder: &mut Folder,
         fetched_uids: &[u32],
         outcomes: Vec<Outcome>,
+        how: Acknowledging,
     ) -> Result<(), SessionError> {
         self.committed();
-        let name = &self.mailbox.name;
+        let name = &self.mailbox.name.clone();
         if outcomes.len() != fetched_uids.len() {
             warn!(
                 mailbox = %name,
@@ -504,11 +632,9 @@ impl Watcher {
         if outcomes.iter().any(|o| o.status == OutcomeStatus::Applied) {
             self.outbox_wake.notify_one();
         }
-        folder
-            .acknowledge(&succeeded, &self.mailbox.on_success)
+        self.acknowledge_uids(folder, &succeeded, Fate::Processed, how)
             .await?;
-        folder
-            .acknowledge(&failed, &self.mailbox.on_failure)
+        self.acknowledge_uids(folder, &failed, Fate::Failed, how)
             .await?;
         debug!(
             mailbox = %name,

@@ -8,8 +8,11 @@ use rustls::ClientConfig;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::stream::ImapStream;
-use super::{timed, tls, within, ImapError, Timeouts};
+use async_imap::imap_proto::{MailboxDatum, Response};
+
+use super::namespace::Namespaces;
+use super::stream::{ImapStream, NamespaceTap};
+use super::{exchange, server_words, timed, tls, within, ImapError, Timeouts};
 use crate::config::{MailboxConfig, TlsMode};
 
 /// What the server can do, as far as the daemon cares.
@@ -20,12 +23,37 @@ pub struct Capabilities {
     pub moves: bool,
     /// RFC 4315 UIDPLUS (UID EXPUNGE).
     pub uidplus: bool,
+    /// RFC 2342 NAMESPACE.
+    pub namespace: bool,
 }
 
-/// A logged-in session and what the server offers.
+impl std::fmt::Display for Capabilities {
+    /// The capabilities the daemon uses, in the server's words: `IDLE MOVE UIDPLUS NAMESPACE`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let named = [
+            (self.idle, "IDLE"),
+            (self.moves, "MOVE"),
+            (self.uidplus, "UIDPLUS"),
+            (self.namespace, "NAMESPACE"),
+        ];
+        let offered: Vec<&str> = named
+            .iter()
+            .filter(|(has, _)| *has)
+            .map(|(_, n)| *n)
+            .collect();
+        if offered.is_empty() {
+            f.write_str("none of IDLE, MOVE, UIDPLUS, NAMESPACE")
+        } else {
+            f.write_str(&offered.join(" "))
+        }
+    }
+}
+
+/// A logged-in session, what the server offers and how it names folders.
 pub struct Connection {
     pub session: Session<ImapStream>,
     pub capabilities: Capabilities,
+    pub namespaces: Namespaces,
 }
 
 /// Connects and logs in to the server of `mailbox`. `password` is used for LOGIN only.
@@ -34,7 +62,10 @@ pub async fn connect(
     password: &str,
     timeouts: &Timeouts,
 ) -> Result<Connection, ImapError> {
-    let client = within(timeouts.connect, "connecting", open(mailbox)).await??;
+    let client = within(timeouts.connect, "connecting", open(mailbox))
+        .await
+        .map_err(|e| with_tls_hint(e, mailbox))??;
+    let tap = client.get_ref().tap();
     let session = match within(
         timeouts.command,
         "logging in",
@@ -46,7 +77,7 @@ pub async fn connect(
         Err((async_imap::error::Error::No(message), _)) => {
             return Err(ImapError::LoginRejected {
                 user: mailbox.user.clone(),
-                message,
+                message: server_words(&message),
             })
         }
         Err((e, _)) => return Err(ImapError::from_imap(e, "logging in")),
@@ -62,11 +93,85 @@ pub async fn connect(
         idle: caps.has_str("IDLE"),
         moves: caps.has_str("MOVE"),
         uidplus: caps.has_str("UIDPLUS"),
+        namespace: caps.has_str("NAMESPACE"),
     };
+    let namespaces = namespaces(&mut session, capabilities, &tap, timeouts).await?;
     Ok(Connection {
         session,
         capabilities,
+        namespaces,
     })
+}
+
+/// How the server names folders: its NAMESPACE answer, else the delimiter of `LIST "" ""`.
+async fn namespaces(
+    session: &mut Session<ImapStream>,
+    capabilities: Capabilities,
+    tap: &NamespaceTap,
+    timeouts: &Timeouts,
+) -> Result<Namespaces, ImapError> {
+    let mut news = false;
+    if capabilities.namespace {
+        tap.arm();
+        let asked = exchange(
+            session,
+            timeouts.command,
+            "NAMESPACE",
+            "asking for the namespaces",
+            &mut news,
+            |_| {},
+        )
+        .await;
+        let line = tap.take();
+        asked?;
+        if let Some(found) = line.as_deref().and_then(Namespaces::parse) {
+            return Ok(found);
+        }
+    }
+    let mut delimiter = None;
+    exchange(
+        session,
+        timeouts.command,
+        "LIST \"\" \"\"",
+        "asking for the hierarchy delimiter",
+        &mut news,
+        |response| {
+            if let Response::MailboxData(MailboxDatum::List { delimiter: d, .. }) = response {
+                delimiter = d.as_deref().and_then(|d| d.chars().next());
+            }
+        },
+    )
+    .await?;
+    Ok(Namespaces::flat(delimiter))
+}
+
+/// A TLS handshake that fails because the other side speaks plain IMAP, or a greeting that
+/// never comes because the other side waits for a TLS handshake, means `tls` and `port` do
+/// not fit together; say which to try.
+fn with_tls_hint(error: ImapError, mailbox: &MailboxConfig) -> ImapError {
+    let address = format!("{}:{}", mailbox.host, mailbox.port);
+    match (error, mailbox.tls) {
+        (ImapError::Tls { host, message }, TlsMode::Implicit)
+            if message.contains("corrupt message") =>
+        {
+            ImapError::Tls {
+                host,
+                message: format!(
+                    "{address} did not answer with TLS (it seems to speak plain IMAP there); \
+                     for port 143 set tls = \"starttls\", or use the implicit-TLS port, usually 993"
+                ),
+            }
+        }
+        (ImapError::Timeout { after, .. }, TlsMode::Starttls | TlsMode::None) => ImapError::Tls {
+            host: mailbox.host.clone(),
+            message: format!(
+                "{address} sent no IMAP greeting within {}s; if this is an implicit-TLS port \
+                 (usually 993), set tls = \"implicit\"",
+                after.as_secs()
+            ),
+        },
+        (error, _) => error,
+    }
 }
 
 /// TCP plus the configured protection, up to a client that has seen the greeting.
@@ -91,24 +196,29 @@ async fn open(mailbox: &MailboxConfig) -> Result<Client<ImapStream>, ImapError> 
         TlsMode::Starttls => {
             // Read the CA file before talking, so a bad ca_file is reported as such.
             let config = tls::client_config(mailbox.ca_file.as_deref())?;
-            let mut client = Client::new(ImapStream::Plain(tcp));
+            let mut client = Client::new(ImapStream::plain(tcp));
             read_greeting(&mut client).await?;
             client
                 .run_command_and_check_ok("STARTTLS", None)
                 .await
                 .map_err(|e| match e {
                     async_imap::error::Error::No(message)
-                    | async_imap::error::Error::Bad(message) => ImapError::NoStarttls { message },
+                    | async_imap::error::Error::Bad(message) => ImapError::NoStarttls {
+                        message: server_words(&message),
+                    },
                     e => ImapError::from_imap(e, "starting TLS"),
                 })?;
-            let ImapStream::Plain(tcp) = client.into_inner() else {
-                unreachable!("the stream was created plain just above")
-            };
+            let tcp = client
+                .into_inner()
+                .into_plain()
+                .ok_or_else(|| ImapError::NoStarttls {
+                    message: "the server sent data before the TLS handshake".into(),
+                })?;
             let stream = handshake(tcp, &mailbox.host, config).await?;
             Ok(Client::new(stream))
         }
         TlsMode::None => {
-            let mut client = Client::new(ImapStream::Plain(tcp));
+            let mut client = Client::new(ImapStream::plain(tcp));
             read_greeting(&mut client).await?;
             Ok(client)
         }
@@ -122,7 +232,7 @@ async fn handshake(
 ) -> Result<ImapStream, ImapError> {
     let name = tls::server_name(host)?;
     match TlsConnector::from(config).connect(name, tcp).await {
-        Ok(stream) => Ok(ImapStream::Tls(Box::new(stream))),
+        Ok(stream) => Ok(ImapStream::tls(stream)),
         Err(e) => {
             let rustls_error = e
                 .get_ref()

@@ -4,12 +4,14 @@
 use std::future::Future;
 use std::time::Duration;
 
-use async_imap::imap_proto::{AttributeValue, MailboxDatum, Response, Status};
+use async_imap::imap_proto::{AttributeValue, MailboxDatum, Response};
 use async_imap::types::UnsolicitedResponse;
 use async_imap::Session;
 
+use super::namespace::Namespaces;
 use super::stream::ImapStream;
-use super::{timed, uid_set, within, Capabilities, Connection, ImapError, Timeouts};
+use super::{exchange, server_words, timed, uid_set, within, Capabilities, Connection};
+use super::{ImapError, Timeouts};
 use crate::config::Disposition;
 
 /// What SELECT told us about the folder.
@@ -37,18 +39,31 @@ pub enum Wake {
     Stopped,
 }
 
+/// What became of a folder the daemon moves mail into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FolderCheck {
+    Exists,
+    Created,
+    /// The server would not create it, in its own words.
+    Refused(String),
+}
+
 /// A session with one folder selected.
 pub struct Folder {
-    session: Session<ImapStream>,
+    pub(super) session: Session<ImapStream>,
     capabilities: Capabilities,
+    namespaces: Namespaces,
+    /// The selected folder, in the server's naming.
     name: String,
+    uid_validity: u32,
     timeouts: Timeouts,
     /// The server announced new mail during one of our own commands.
     news: bool,
 }
 
 impl Folder {
-    /// Selects `name`; the server must report a UIDVALIDITY (every IMAP4rev1 server does).
+    /// Selects the folder a user calls `name` (resolved through the server's namespace); the
+    /// server must report a UIDVALIDITY (every IMAP4rev1 server does).
     pub async fn select(
         connection: Connection,
         name: &str,
@@ -57,7 +72,9 @@ impl Folder {
         let Connection {
             mut session,
             capabilities,
+            namespaces,
         } = connection;
+        let name = &namespaces.resolve(name);
         let mailbox = match within(
             timeouts.command,
             "selecting the folder",
@@ -69,7 +86,7 @@ impl Folder {
             Err(async_imap::error::Error::No(message)) => {
                 return Err(ImapError::Folder {
                     folder: name.to_string(),
-                    message,
+                    message: server_words(&message),
                 })
             }
             Err(e) => return Err(ImapError::from_imap(e, "selecting the folder")),
@@ -81,7 +98,9 @@ impl Folder {
         let folder = Folder {
             session,
             capabilities,
+            namespaces,
             name: name.to_string(),
+            uid_validity,
             timeouts,
             news: false,
         };
@@ -98,19 +117,60 @@ impl Folder {
         self.capabilities
     }
 
-    /// Creates `name` unless it exists. A refusal is not an error here: if the folder really
-    /// cannot be used, moving into it fails and says so.
-    pub async fn ensure_folder(&mut self, name: &str) -> Result<bool, ImapError> {
-        match within(
-            self.timeouts.command,
-            "creating a folder",
-            self.session.create(encode_mailbox_name(name)),
+    pub fn namespaces(&self) -> &Namespaces {
+        &self.namespaces
+    }
+
+    pub(super) fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    pub(super) fn uid_validity(&self) -> u32 {
+        self.uid_validity
+    }
+
+    /// The server's name for the folder a user calls `name`.
+    pub fn resolve(&self, name: &str) -> String {
+        self.namespaces.resolve(name)
+    }
+
+    /// Whether the folder a user calls `name` exists and can hold mail.
+    pub async fn exists(&mut self, name: &str) -> Result<bool, ImapError> {
+        let quoted = quote(&encode_mailbox_name(&self.resolve(name)));
+        let mut found = false;
+        self.exchange(
+            &format!("LIST \"\" {quoted}"),
+            "looking for a folder",
+            |r| {
+                if let Response::MailboxData(MailboxDatum::List {
+                    name_attributes, ..
+                }) = r
+                {
+                    found |= !name_attributes
+                        .iter()
+                        .any(|a| matches!(a, async_imap::imap_proto::NameAttribute::NoSelect));
+                }
+            },
         )
-        .await?
+        .await?;
+        Ok(found)
+    }
+
+    /// Makes sure the folder a user calls `name` exists, creating it if needed. A refusal is
+    /// reported, not an error: the daemon goes on processing and keeps the messages it cannot
+    /// move until the folder can be used.
+    pub async fn ensure_folder(&mut self, name: &str) -> Result<FolderCheck, ImapError> {
+        if self.exists(name).await? {
+            return Ok(FolderCheck::Exists);
+        }
+        let quoted = quote(&encode_mailbox_name(&self.resolve(name)));
+        match self
+            .exchange(&format!("CREATE {quoted}"), "creating a folder", |_| {})
+            .await
         {
-            Ok(()) => Ok(true),
-            Err(async_imap::error::Error::No(_)) => Ok(false),
-            Err(e) => Err(ImapError::from_imap(e, "creating a folder")),
+            Ok(()) => Ok(FolderCheck::Created),
+            Err(ImapError::Refused { message, .. }) => Ok(FolderCheck::Refused(message)),
+            Err(e) => Err(e),
         }
     }
 
@@ -136,7 +196,7 @@ impl Folder {
         Ok(found.into_iter().filter(|&u| u <= last).collect())
     }
 
-    async fn search(&mut self, criteria: &str) -> Result<Vec<u32>, ImapError> {
+    pub(super) async fn search(&mut self, criteria: &str) -> Result<Vec<u32>, ImapError> {
         let mut uids = Vec::new();
         self.exchange(&format!("UID SEARCH {criteria}"), "searching", |response| {
             if let Response::MailboxData(MailboxDatum::Search(found)) = response {
@@ -191,64 +251,43 @@ impl Folder {
         Ok(fetched)
     }
 
-    /// Runs one command, handing each untagged response to `each`, and succeeds only if the
-    /// server completes it with OK. The per-step time limit applies to every response, so a
-    /// large fetch on a slow link is not cut off while data keeps coming.
-    async fn exchange(
+    /// The size the server gives for message `uid`, if it has it.
+    pub async fn size_of(&mut self, uid: u32) -> Result<Option<u32>, ImapError> {
+        let mut size = None;
+        self.exchange(
+            &format!("UID FETCH {uid} (UID RFC822.SIZE)"),
+            "asking a message's size",
+            |r| {
+                if let Response::Fetch(_, attributes) = r {
+                    for attribute in attributes {
+                        if let AttributeValue::Rfc822Size(s) = attribute {
+                            size = Some(*s);
+                        }
+                    }
+                }
+            },
+        )
+        .await?;
+        Ok(size)
+    }
+
+    /// Runs one command on this session (see [`exchange`]).
+    pub(super) async fn exchange(
         &mut self,
         command: &str,
         doing: &'static str,
-        mut each: impl FnMut(&Response<'_>),
+        each: impl FnMut(&Response<'_>),
     ) -> Result<(), ImapError> {
         let limit = self.timeouts.command;
-        let tag = timed(limit, doing, self.session.run_command(command)).await?;
-        loop {
-            let response = within(limit, doing, self.session.read_response())
-                .await?
-                .map_err(|e| ImapError::from_imap(e.into(), doing))?;
-            let Some(response) = response else {
-                return Err(ImapError::Closed {
-                    message: format!("connection lost while {doing}"),
-                });
-            };
-            match response.parsed() {
-                Response::Done {
-                    tag: done,
-                    status,
-                    information,
-                    ..
-                } if *done == tag => {
-                    let message = information.as_deref().unwrap_or_default().to_string();
-                    return match status {
-                        Status::Ok => Ok(()),
-                        Status::No => Err(ImapError::from_imap(
-                            async_imap::error::Error::No(message),
-                            doing,
-                        )),
-                        _ => Err(ImapError::from_imap(
-                            async_imap::error::Error::Bad(message),
-                            doing,
-                        )),
-                    };
-                }
-                Response::Data {
-                    status: Status::Bye,
-                    information,
-                    ..
-                } => {
-                    return Err(ImapError::Closed {
-                        message: information
-                            .as_deref()
-                            .unwrap_or("the server said BYE")
-                            .to_string(),
-                    })
-                }
-                Response::MailboxData(MailboxDatum::Exists(_) | MailboxDatum::Recent(_)) => {
-                    self.news = true;
-                }
-                other => each(other),
-            }
-        }
+        exchange(
+            &mut self.session,
+            limit,
+            command,
+            doing,
+            &mut self.news,
+            each,
+        )
+        .await
     }
 
     /// Applies `disposition` to `uids`: their fate is committed, this only tidies the server.
@@ -269,6 +308,7 @@ impl Folder {
                 self.expunge(&set).await
             }
             Disposition::Move(target) if self.capabilities.moves => {
+                let target = &self.resolve(target);
                 let limit = self.timeouts.command;
                 let moved = within(
                     limit,
@@ -279,6 +319,7 @@ impl Folder {
                 moved.map_err(|e| self.target_error(e, target, "moving mail"))
             }
             Disposition::Move(target) => {
+                let target = &self.resolve(target);
                 let limit = self.timeouts.command;
                 let copied = within(
                     limit,
@@ -293,7 +334,7 @@ impl Folder {
         }
     }
 
-    fn target_error(
+    pub(super) fn target_error(
         &self,
         e: async_imap::error::Error,
         target: &str,
@@ -302,18 +343,18 @@ impl Folder {
         match e {
             async_imap::error::Error::No(message) => ImapError::Folder {
                 folder: target.to_string(),
-                message,
+                message: server_words(&message),
             },
             e => ImapError::from_imap(e, doing),
         }
     }
 
-    async fn add_flag(&mut self, set: &str, flag: &str) -> Result<(), ImapError> {
+    pub(super) async fn add_flag(&mut self, set: &str, flag: &str) -> Result<(), ImapError> {
         let command = format!("UID STORE {set} +FLAGS.SILENT ({flag})");
         self.exchange(&command, "setting flags", |_| {}).await
     }
 
-    async fn expunge(&mut self, set: &str) -> Result<(), ImapError> {
+    pub(super) async fn expunge(&mut self, set: &str) -> Result<(), ImapError> {
         if self.capabilities.uidplus {
             let command = format!("UID EXPUNGE {set}");
             self.exchange(&command, "expunging", |_| {}).await
@@ -346,7 +387,9 @@ impl Folder {
         let Folder {
             session,
             capabilities,
+            namespaces,
             name,
+            uid_validity,
             timeouts,
             news,
         } = self;
@@ -391,7 +434,9 @@ impl Folder {
             Folder {
                 session,
                 capabilities,
+                namespaces,
                 name,
+                uid_validity,
                 timeouts,
                 news,
             },
@@ -407,6 +452,11 @@ impl Folder {
     pub fn name(&self) -> &str {
         &self.name
     }
+}
+
+/// `text` as an IMAP quoted string.
+pub(super) fn quote(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// A folder name as IMAP wants it: non-ASCII names in modified UTF-7 (RFC 3501 5.1.3).

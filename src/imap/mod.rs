@@ -4,14 +4,20 @@
 
 mod connect;
 mod folder;
+mod namespace;
+mod recovery;
 mod stream;
 pub mod tls;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use async_imap::imap_proto::{MailboxDatum, Response, ResponseCode, Status};
+use async_imap::Session;
+
 pub use connect::{connect, Capabilities, Connection};
-pub use folder::{Fetched, Folder, Selected, Wake};
+pub use folder::{Fetched, Folder, FolderCheck, Selected, Wake};
+pub use namespace::Namespaces;
 pub use stream::ImapStream;
 
 /// How long one network step may take before the connection is given up.
@@ -63,11 +69,16 @@ pub enum ImapError {
     Folder { folder: String, message: String },
     #[error("the server closed the connection: {message}")]
     Closed { message: String },
-    #[error("IMAP {doing} failed: {source}")]
+    /// The server answered NO or BAD; `message` is in its own words.
+    #[error("the server refused {doing}: {message}")]
+    Refused {
+        doing: &'static str,
+        message: String,
+    },
+    #[error("IMAP failed while {doing}: {message}")]
     Protocol {
         doing: &'static str,
-        #[source]
-        source: async_imap::error::Error,
+        message: String,
     },
 }
 
@@ -88,6 +99,7 @@ impl ImapError {
             | ImapError::Timeout { .. }
             | ImapError::Closed { .. }
             | ImapError::Tls { .. }
+            | ImapError::Refused { .. }
             | ImapError::Protocol { .. } => ErrorKind::Transient,
             ImapError::Certificate { .. }
             | ImapError::CaFile { .. }
@@ -129,9 +141,152 @@ impl ImapError {
             async_imap::error::Error::ConnectionLost => ImapError::Closed {
                 message: format!("connection lost while {doing}"),
             },
-            source => ImapError::Protocol { doing, source },
+            async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text) => {
+                ImapError::Refused {
+                    doing,
+                    message: server_words(&text),
+                }
+            }
+            async_imap::error::Error::Io(e) => ImapError::Protocol {
+                doing,
+                message: e.to_string(),
+            },
+            async_imap::error::Error::Parse(_) => ImapError::Protocol {
+                doing,
+                message: "the server's answer could not be read".into(),
+            },
+            other => ImapError::Protocol {
+                doing,
+                message: other.to_string(),
+            },
         }
     }
+}
+
+/// The server's own words from a NO or BAD answer. Our IMAP library hands them over as
+/// `code: Some(TryCreate), info: Some("Mailbox does not exist")`; people should read
+/// `[TRYCREATE] Mailbox does not exist`. Text in any other form is returned as it is.
+pub(crate) fn server_words(text: &str) -> String {
+    let Some(rest) = text.strip_prefix("code: ") else {
+        return text.to_string();
+    };
+    let Some((code, info)) = rest.split_once(", info: ") else {
+        return text.to_string();
+    };
+    let code = code
+        .strip_prefix("Some(")
+        .map(|c| {
+            c.chars()
+                .take_while(|ch| ch.is_ascii_alphanumeric())
+                .collect::<String>()
+        })
+        .and_then(|name| code_name_from_text(&name))
+        .map(|name| format!("[{name}] "))
+        .unwrap_or_default();
+    let info = info
+        .strip_prefix("Some(\"")
+        .and_then(|i| i.strip_suffix("\")"))
+        .map(|i| i.replace("\\\"", "\"").replace("\\\\", "\\"))
+        .unwrap_or_default();
+    let words = format!("{code}{info}");
+    if words.trim().is_empty() {
+        "(no explanation given)".to_string()
+    } else {
+        words.trim().to_string()
+    }
+}
+
+/// Runs one command on `session`, handing each untagged response to `each`, and succeeds
+/// only if the server completes it with OK (a NO or BAD carries the server's own words). The
+/// time limit applies to every response, so a large fetch on a slow link is not cut off while
+/// data keeps coming. New-mail announcements set `news`.
+pub(crate) async fn exchange(
+    session: &mut Session<ImapStream>,
+    limit: Duration,
+    command: &str,
+    doing: &'static str,
+    news: &mut bool,
+    mut each: impl FnMut(&Response<'_>),
+) -> Result<(), ImapError> {
+    let tag = timed(limit, doing, session.run_command(command)).await?;
+    loop {
+        let response = within(limit, doing, session.read_response())
+            .await?
+            .map_err(|e| ImapError::from_imap(e.into(), doing))?;
+        let Some(response) = response else {
+            return Err(ImapError::Closed {
+                message: format!("connection lost while {doing}"),
+            });
+        };
+        match response.parsed() {
+            Response::Done {
+                tag: done,
+                status,
+                information,
+                code,
+            } if *done == tag => {
+                let code = code
+                    .as_ref()
+                    .and_then(response_code_name)
+                    .map(|name| format!("[{name}] "))
+                    .unwrap_or_default();
+                let words = format!("{code}{}", information.as_deref().unwrap_or_default());
+                return match status {
+                    Status::Ok => Ok(()),
+                    Status::No => Err(ImapError::from_imap(
+                        async_imap::error::Error::No(words),
+                        doing,
+                    )),
+                    _ => Err(ImapError::from_imap(
+                        async_imap::error::Error::Bad(words),
+                        doing,
+                    )),
+                };
+            }
+            Response::Data {
+                status: Status::Bye,
+                information,
+                ..
+            } => {
+                return Err(ImapError::Closed {
+                    message: information
+                        .as_deref()
+                        .unwrap_or("the server said BYE")
+                        .to_string(),
+                })
+            }
+            Response::MailboxData(MailboxDatum::Exists(_) | MailboxDatum::Recent(_)) => {
+                *news = true;
+                each(response.parsed());
+            }
+            other => each(other),
+        }
+    }
+}
+
+/// The name of a response code worth showing with the server's words; codes that carry data
+/// for the client (UIDVALIDITY, CAPABILITY, …) are left out.
+fn response_code_name(code: &ResponseCode<'_>) -> Option<&'static str> {
+    Some(match code {
+        ResponseCode::Alert => "ALERT",
+        ResponseCode::Parse => "PARSE",
+        ResponseCode::ReadOnly => "READ-ONLY",
+        ResponseCode::TryCreate => "TRYCREATE",
+        ResponseCode::BadCharset(_) => "BADCHARSET",
+        _ => return None,
+    })
+}
+
+/// The same names, from the library's rendering of a code (see [`server_words`]).
+fn code_name_from_text(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "Alert" => "ALERT",
+        "Parse" => "PARSE",
+        "ReadOnly" => "READ-ONLY",
+        "TryCreate" => "TRYCREATE",
+        "BadCharset" => "BADCHARSET",
+        _ => return None,
+    })
 }
 
 /// A UID set in IMAP syntax with runs collapsed: `[1,2,3,7]` → `1:3,7`.
@@ -170,6 +325,35 @@ mod tests {
         assert_eq!(uid_set(&[7, 1, 2, 3, 9, 10]), "1:3,7,9:10");
         assert_eq!(uid_set(&[5]), "5");
         assert_eq!(uid_set(&[]), "");
+    }
+
+    #[test]
+    fn the_servers_own_words_are_shown_not_the_librarys_rendering() {
+        assert_eq!(
+            server_words("code: Some(TryCreate), info: Some(\"Mailbox does not exist\")"),
+            "[TRYCREATE] Mailbox does not exist"
+        );
+        assert_eq!(
+            server_words("code: None, info: Some(\"Error in IMAP command received by server.\")"),
+            "Error in IMAP command received by server."
+        );
+        assert_eq!(
+            server_words("code: None, info: Some(\"say \\\"hi\\\"\")"),
+            "say \"hi\""
+        );
+        assert_eq!(
+            server_words("code: None, info: None"),
+            "(no explanation given)"
+        );
+        assert_eq!(server_words("Permission denied"), "Permission denied");
+        let refused = ImapError::from_imap(
+            async_imap::error::Error::No("code: None, info: Some(\"Permission denied\")".into()),
+            "creating a folder",
+        );
+        assert_eq!(
+            refused.to_string(),
+            "the server refused creating a folder: Permission denied"
+        );
     }
 
     #[test]

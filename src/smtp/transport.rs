@@ -83,6 +83,22 @@ impl Mailer {
         })
     }
 
+    /// Connects, starts TLS and logs in as a delivery would, without sending anything.
+    pub async fn check_login(&self) -> Result<(), SmtpError> {
+        match tokio::time::timeout(self.deadline, self.transport.test_connection()).await {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err(SmtpError::Unreachable {
+                server: self.server.clone(),
+                message: "the connection was closed right after login".into(),
+            }),
+            Ok(Err(e)) => Err(self.classify(&e)),
+            Err(_) => Err(SmtpError::Unreachable {
+                server: self.server.clone(),
+                message: format!("no complete answer within {:?}", self.deadline),
+            }),
+        }
+    }
+
     /// The configured sender.
     pub fn from(&self) -> &Mailbox {
         &self.from

@@ -30,21 +30,30 @@ pub struct Dovecot {
 
 impl Dovecot {
     pub fn start() -> Dovecot {
-        Dovecot::launch(false, None)
+        Dovecot::launch(false, None, "")
     }
 
     /// With a freshly generated self-signed certificate for 127.0.0.1.
     pub fn start_with_tls() -> Dovecot {
-        Dovecot::launch(true, None)
+        Dovecot::launch(true, None, "")
     }
 
     /// Advertising only `capabilities` after login (e.g. without MOVE or UIDPLUS), as an
     /// older server would.
     pub fn start_with_capabilities(capabilities: &str) -> Dovecot {
-        Dovecot::launch(false, Some(capabilities))
+        Dovecot::launch(false, Some(capabilities), "")
     }
 
-    fn launch(tls: bool, capabilities: Option<&str>) -> Dovecot {
+    /// With the user's folders under `INBOX.`, delimiter `.`, as Cyrus and Courier have them.
+    pub fn start_with_inbox_prefix() -> Dovecot {
+        Dovecot::launch(
+            false,
+            None,
+            "namespace inbox {\n  inbox = yes\n  prefix = INBOX.\n  separator = .\n}\n",
+        )
+    }
+
+    fn launch(tls: bool, capabilities: Option<&str>, extra: &str) -> Dovecot {
         dovecot_binary(); // fails early with a clear message when Dovecot is missing
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
@@ -98,7 +107,7 @@ impl Dovecot {
              service anvil {{\n  chroot =\n}}\n\
              service imap-login {{\n  chroot =\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n\
              inet_listener imaps {{\n    address = 127.0.0.1\n    port = {}\n  }}\n}}\n\
-             service stats {{\n  chroot =\n}}\n",
+             service stats {{\n  chroot =\n}}\n{extra}",
             mail_user.0,
             mail_user.1,
             tls_port.unwrap_or(0),

@@ -72,6 +72,20 @@ impl BatchSink for FakeSink {
         }
         let mut outcomes = Vec::new();
         for incoming in batch {
+            if let Some(error) = &incoming.unreadable {
+                // As the pipeline does: recorded as failed under its source.
+                let key = mailrules::pipeline::unreadable_key(&incoming.source);
+                fake.failed.push(format!("{key}: {error}"));
+                outcomes.push(Outcome {
+                    message_id: None,
+                    key,
+                    rule: None,
+                    task: None,
+                    status: OutcomeStatus::Failed,
+                    error: Some(error.clone()),
+                });
+                continue;
+            }
             let key = header(&incoming.raw, "Message-ID").unwrap_or_default();
             let fail = header(&incoming.raw, "X-Test-Fail").is_some();
             let status = if fail {
