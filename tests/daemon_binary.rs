@@ -370,3 +370,82 @@ async fn schedules_fire_while_running_once_per_task() {
     daemon.signal("TERM");
     assert!(daemon.wait_exit(WAIT).success(), "{}", daemon.log());
 }
+
+/// `mailrules check --online` with the given config: (exit code, stdout then stderr).
+fn check_online(config: &Path) -> (Option<i32>, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mailrules"))
+        .arg("--config")
+        .arg(config)
+        .args(["check", "--online"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    (
+        output.status.code(),
+        format!("{}{stderr}", String::from_utf8_lossy(&output.stdout)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_online_logs_in_resolves_the_folders_and_shows_what_waits() {
+    let dovecot = Dovecot::start_with_inbox_prefix();
+    let smtp = SmtpServer::start();
+    let work = Workdir::new(&dovecot, "", RULES_FIRST);
+    let config = std::fs::read_to_string(work.config()).unwrap();
+    let smtp_table = format!(
+        "[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nfrom = \"support@acme.example\"\n",
+        smtp.port
+    );
+    std::fs::write(work.config(), format!("{config}\n{smtp_table}")).unwrap();
+    let (code, out) = check_online(&work.config());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("ok: logged in; the server offers IDLE"),
+        "{out}"
+    );
+    assert!(
+        out.contains("personal prefix \"INBOX.\", delimiter \".\""),
+        "{out}"
+    );
+    assert!(
+        out.contains("on_success = \"move:Processed\" is folder \"INBOX.Processed\""),
+        "{out}"
+    );
+    assert!(out.contains("smtp (127.0.0.1:"), "{out}");
+    assert!(out.contains("ok: connected"), "{out}");
+
+    // Committed but not moved: as a crash before the acknowledgement leaves it.
+    dovecot.append("INBOX", &message("waiting", "Hi", "")).await;
+    let mut daemon = Daemon::start(&work.config());
+    wait_for_count(&dovecot, "INBOX.Processed", 1, WAIT).await;
+    assert_eq!(daemon.terminate(WAIT).code(), Some(0), "{}", daemon.log());
+    dovecot
+        .append("INBOX", &message("waiting-2", "Hi", ""))
+        .await;
+    let store = work.store();
+    let last_uid: i64 = store
+        .query_row("SELECT last_uid FROM mailbox_state", [], |r| r.get(0))
+        .unwrap();
+    drop(store);
+    let writable = rusqlite::Connection::open(work.path().join("mailrules.db")).unwrap();
+    writable
+        .execute("UPDATE mailbox_state SET last_uid = ?1", [last_uid + 1])
+        .unwrap();
+    drop(writable);
+    let (code, out) = check_online(&work.config());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("warning: 1 message(s) are processed (committed) but still in \"INBOX\""),
+        "{out}"
+    );
+
+    // A wrong password: exit 1, the server's words, never the password.
+    std::fs::write(dovecot.password_file(), "hunter2\n").unwrap();
+    let (code, out) = check_online(&work.config());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("error: the server rejected the login"),
+        "{out}"
+    );
+    assert!(!out.contains("hunter2"), "{out}");
+}

@@ -167,6 +167,11 @@ async fn a_wrong_password_is_reported_once_and_retried_until_fixed() {
         errors[0].contains("rejected the login") && errors[0].contains("check user and password")
     );
     assert!(
+        errors[0].contains("Authentication failed") && !errors[0].contains("info: Some"),
+        "the server's own words, not a Debug rendering: {}",
+        errors[0]
+    );
+    assert!(
         captured_logs().iter().all(|l| !l.contains("hunter2")),
         "the password never reaches the logs"
     );
@@ -237,4 +242,41 @@ async fn a_self_signed_certificate_is_refused_unless_ca_file_names_it() {
     })
     .await;
     daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_setting_that_does_not_fit_the_port_says_which_to_try() {
+    let dovecot = Dovecot::start_with_tls();
+    let tls_port = dovecot.tls_port.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Implicit TLS against the plain port.
+    let implicit_on_plain =
+        mailbox("implicit", &dovecot, "").replace("tls = \"none\"", "tls = \"implicit\"");
+    // STARTTLS against the implicit-TLS port: no greeting ever comes.
+    let starttls_on_tls = mailbox("starttls", &dovecot, "")
+        .replace(
+            &format!("port = {}", dovecot.port),
+            &format!("port = {tls_port}"),
+        )
+        .replace("tls = \"none\"", "tls = \"starttls\"");
+    let config = config(dir.path(), &[implicit_on_plain, starttls_on_tls]);
+    let sink = FakeSink::default();
+    let daemon = start(config, sink.clone(), Notifier::default());
+    let problem_of = |name: &'static str, hint: &'static str| {
+        let daemon = &daemon;
+        async move {
+            daemon
+                .wait_for_state(name, hint, |s| {
+                    matches!(s, MailboxState::Reconnecting { problem } if problem.contains(hint))
+                })
+                .await;
+        }
+    };
+    problem_of("implicit", "set tls = \"starttls\"").await;
+    problem_of("starttls", "set tls = \"implicit\"").await;
+    for line in logs_for("implicit").iter().chain(&logs_for("starttls")) {
+        assert!(!line.contains("InvalidContentType"), "{line}");
+    }
+    daemon.stop().await;
+    assert!(sink.applied().is_empty());
 }

@@ -45,11 +45,10 @@ pub fn check_online(config: &Config) -> anyhow::Result<bool> {
     }
     if let Some(smtp) = &config.smtp {
         println!("smtp ({}:{}):", smtp.host, smtp.port);
-        let checked = Mailer::new(smtp).map_err(|e| e.to_string());
-        let checked = checked.and_then(|mailer| {
-            runtime
-                .block_on(mailer.check_login())
-                .map_err(|e| e.to_string())
+        // The mailer's connection pool lives on the runtime: build and drop it there.
+        let checked = runtime.block_on(async {
+            let mailer = Mailer::new(smtp)?;
+            mailer.check_login().await
         });
         match checked {
             Ok(()) => match &smtp.user {

@@ -64,7 +64,8 @@ pub async fn connect(
 ) -> Result<Connection, ImapError> {
     let client = within(timeouts.connect, "connecting", open(mailbox))
         .await
-        .map_err(|e| with_tls_hint(e, mailbox))??;
+        .and_then(|opened| opened)
+        .map_err(|e| with_tls_hint(e, mailbox))?;
     let tap = client.get_ref().tap();
     let session = match within(
         timeouts.command,
