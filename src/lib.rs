@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod logging;
 pub mod message;
 pub mod outbox;
+pub mod outgoing;
 pub mod parallel;
 pub mod pipeline;
 pub mod plan;

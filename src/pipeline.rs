@@ -1,11 +1,11 @@
 //! One message's straight line: parse → resolve sender and thread → match rules → plan →
 //! apply in the store. Shared by `ingest`, `retry`, `explain` and the daemon.
 //!
-//! The pipeline owns the only store connection that writes. Everything before `apply` is pure;
-//! the store calls back into [`Pipeline::plan_one`] inside its transaction so that a reply
-//! threads onto a task created by an earlier message of the same batch.
+//! The pipeline owns the only store connection that writes. Everything before `apply` is pure.
+//! It drives one store [`Batch`](crate::store::Batch) per batch of mail: admit each message,
+//! plan it against the batch (so a reply threads onto a task an earlier message of the same
+//! batch created), apply it, and commit with the mailbox cursor.
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -17,9 +17,10 @@ use crate::config::Config;
 use crate::context::{Envelope, SenderKind, ThreadMatch};
 use crate::message::{self, Message};
 use crate::parallel;
-use crate::plan::{ActionKind, Plan, PlanError, PlannedAction};
+use crate::plan::{ActionKind, NoPlan, Plan, PlanError, PlannedAction};
 use crate::rules::{RuleSet, RuleTrace, Scan};
-use crate::store::{ApplyOptions, MailboxCursor, MessageRecord, Store, StoreError, TaskDirectory};
+use crate::store::TaskDirectory;
+use crate::store::{Admission, ApplyOptions, MailboxCursor, MessageRecord, Store, StoreError};
 use crate::thread::{resolve_sender, resolve_thread, ResolvedSender};
 
 /// One message to process, as fetched.
@@ -66,7 +67,7 @@ struct Prepared {
 }
 
 /// What planning reads: the parsed message and its sender, or why it could not be parsed.
-type Parsed = Result<(Message, ResolvedSender), String>;
+type Parsed = Result<(Message, ResolvedSender), NoPlan>;
 
 /// The unique key of a message: its Message-ID, else a hash of its bytes.
 pub fn message_key(message: Option<&Message>, raw: &[u8]) -> String {
@@ -117,14 +118,8 @@ impl Pipeline {
         let subject_tag = Regex::new(&config.threading.subject_tag)
             .unwrap_or_else(|_| Regex::new(r"\[#(\d+)\]").expect("the default tag is valid"));
         let own_addresses = own_addresses(&config);
-        let outgoing_domain = config
-            .smtp
-            .as_ref()
-            .and_then(|s| crate::smtp::from_address(&s.from).ok())
-            .and_then(|a| a.rsplit_once('@').map(|(_, d)| d.to_string()))
-            .unwrap_or_else(|| "mailrules.local".to_string());
         let options = ApplyOptions {
-            outgoing_domain,
+            outgoing_domain: crate::outgoing::message_id_domain(&config),
             reply_from: own_addresses.clone(),
             limits: config.limits.clone(),
             now: None,
@@ -146,12 +141,6 @@ impl Pipeline {
         self.rules = rules;
     }
 
-    /// How the pipeline applies plans (identity, limits, clock, triggers): schedules apply
-    /// their firings the same way.
-    pub fn apply_options(&self) -> ApplyOptions {
-        self.options.clone()
-    }
-
     pub fn rules(&self) -> &Arc<RuleSet> {
         &self.rules
     }
@@ -160,8 +149,15 @@ impl Pipeline {
         &self.store
     }
 
-    pub fn store_mut(&mut self) -> &mut Store {
-        &mut self.store
+    /// Runs the schedules of the current rules on the store at `now`, through the store's
+    /// batch like mail, with the same triggers and limits.
+    pub fn run_schedules(
+        &mut self,
+        now: chrono::DateTime<chrono::Utc>,
+        which: crate::automation::Which,
+    ) -> Result<Vec<crate::automation::ScheduleFiring>, StoreError> {
+        let rules = self.rules.clone();
+        crate::automation::run_with(&mut self.store, &rules, &self.options, now, which)
     }
 
     /// Lets tests and the schedule runner fix the clock.
@@ -202,35 +198,14 @@ impl Pipeline {
     }
 
     /// The second half of [`Pipeline::process_batch`]: plans and applies, in one store
-    /// transaction with `cursor`, messages that a [`Preparer`] parsed, taking each as it comes
-    /// (the next may still be being parsed on another thread).
+    /// batch with `cursor`, messages that a [`Preparer`] parsed, taking each as it comes (the
+    /// next may still be being parsed on another thread). A message's parsed form is dropped
+    /// once it is planned: a long batch holds only its results.
     pub fn apply_prepared(
         &mut self,
         messages: impl Iterator<Item = PreparedMessage>,
         cursor: Option<&MailboxCursor>,
     ) -> Result<Vec<Outcome>, StoreError> {
-        // What planning needs of each message, kept here while its record goes to the store,
-        // and dropped once the message is planned: a long transaction holds only its results.
-        let waiting: RefCell<Vec<Option<Waiting>>> = RefCell::new(Vec::new());
-        let current_rules = self.rules.clone();
-        let records = messages.map(|m| {
-            let PreparedMessage {
-                record,
-                parsed,
-                mut decided,
-                rules,
-            } = m;
-            if !Arc::ptr_eq(&rules, &current_rules) {
-                // The rules were reloaded in between: the early decision is the old rules'.
-                decided = None;
-            }
-            waiting.borrow_mut().push(Some(Waiting {
-                parsed,
-                decided,
-                mailbox: record.mailbox.clone(),
-            }));
-            record
-        });
         let Pipeline {
             store,
             config,
@@ -245,18 +220,30 @@ impl Pipeline {
             subject_tag,
             own_addresses,
         };
-        store.apply_batch_with(
-            records,
-            |index, directory| {
-                let taken = waiting.borrow_mut().get_mut(index).and_then(Option::take);
-                let Some(waiting) = taken else {
-                    return Ok(Err("the message was not prepared".to_string()));
-                };
-                planner.plan_one(waiting, directory)
-            },
-            cursor,
-            options,
-        )
+        let mut batch = store.begin_batch(options)?;
+        let mut outcomes = Vec::with_capacity(messages.size_hint().0);
+        for message in messages {
+            let PreparedMessage {
+                record,
+                parsed,
+                decided,
+                rules: decided_by,
+            } = message;
+            let admitted = match batch.admit(record)? {
+                Admission::Duplicate(outcome) => {
+                    outcomes.push(outcome);
+                    continue;
+                }
+                Admission::New(admitted) => admitted,
+            };
+            // After a reload in between, the early decision is the old rules'.
+            let decided = decided.filter(|_| std::ptr::eq(&*decided_by, planner.rules));
+            let mailbox = &admitted.record().mailbox;
+            let plan = planner.plan_one(parsed, decided, mailbox, &batch.directory())?;
+            outcomes.push(batch.apply(admitted, plan)?);
+        }
+        batch.commit(cursor)?;
+        Ok(outcomes)
     }
 
     /// The dry run behind `mailrules explain`: reads the store, writes nothing.
@@ -327,13 +314,6 @@ struct Decided {
     unthreaded: Result<Plan, PlanError>,
 }
 
-/// A prepared message waiting in a transaction for its plan.
-struct Waiting {
-    parsed: Parsed,
-    decided: Option<Decided>,
-    mailbox: String,
-}
-
 impl Preparer {
     /// Parses one message, resolves its sender and runs the rules on it as if it threaded
     /// nowhere. The record goes to the store and the parsed message stays for planning: the
@@ -378,7 +358,7 @@ impl Preparer {
                     references: Vec::new(),
                     raw,
                 },
-                parsed: Err(error),
+                parsed: Err(NoPlan::Unreadable(error)),
             };
         }
         let max = self.config.limits.max_message_size;
@@ -388,12 +368,12 @@ impl Preparer {
             .then(|| message::message_id(&raw))
             .flatten();
         let parsed = if raw.len() > max {
-            Err(format!(
+            Err(NoPlan::Unreadable(format!(
                 "message is {} bytes, over the limit of {max} bytes (limits.max_message_size)",
                 raw.len()
-            ))
+            )))
         } else {
-            message::parse(&raw).map_err(|e| e.to_string())
+            message::parse(&raw).map_err(|e| NoPlan::Unreadable(e.to_string()))
         };
         let key = match &parsed {
             Ok(m) => message_key(Some(m), &raw),
@@ -444,17 +424,14 @@ struct Planner<'a> {
 }
 
 impl Planner<'_> {
-    /// The plan for one prepared message, or why it fails. Store errors abort the batch.
+    /// The plan for one prepared message, or why it has none. Store errors abort the batch.
     fn plan_one(
         &self,
-        waiting: Waiting,
+        parsed: Parsed,
+        decided: Option<Decided>,
+        mailbox: &str,
         directory: &dyn TaskDirectory,
-    ) -> Result<Result<Plan, String>, StoreError> {
-        let Waiting {
-            parsed,
-            decided,
-            mailbox,
-        } = waiting;
+    ) -> Result<Result<Plan, NoPlan>, StoreError> {
         let (message, sender) = match parsed {
             Ok(p) => p,
             Err(e) => return Ok(Err(e)),
@@ -466,7 +443,7 @@ impl Planner<'_> {
             // with no thread, this is the decision they made on the preparing thread.
             Some(decided) if unthreaded => decided.unthreaded,
             decided => {
-                let envelope = envelope(&message, &mailbox, &sender, Some(thread));
+                let envelope = envelope(&message, mailbox, &sender, Some(thread));
                 let unmatched = self.config.unmatched;
                 match decided {
                     Some(d) => self.rules.decide_scanned(&envelope, unmatched, d.scan),
@@ -475,7 +452,7 @@ impl Planner<'_> {
                 .plan
             }
         };
-        Ok(plan.map_err(|e| e.to_string()).map(|mut plan| {
+        Ok(plan.map_err(NoPlan::from).map(|mut plan| {
             guard_replies(&mut plan, &message, self.own_addresses);
             plan
         }))
@@ -519,7 +496,7 @@ fn own_addresses(config: &Config) -> Vec<String> {
     if let Some(from) = config
         .smtp
         .as_ref()
-        .and_then(|s| crate::smtp::from_address(&s.from).ok())
+        .and_then(|s| crate::outgoing::bare_address(&s.from))
     {
         out.push(from);
     }

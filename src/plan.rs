@@ -161,3 +161,16 @@ pub struct PlanError {
     pub rule: String,
     pub message: String,
 }
+
+/// Why a message gets no plan at all; it is recorded as failed with this text (and its raw
+/// bytes, for `mailrules retry`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoPlan {
+    /// The bytes are not a message we can read (or are over the size limit), or the server
+    /// could not deliver them: the reason, in words.
+    #[error("{0}")]
+    Unreadable(String),
+    /// The rules decided it cannot be applied (a required value missing, a bad value).
+    #[error(transparent)]
+    Rules(#[from] PlanError),
+}

@@ -12,7 +12,6 @@ mod triggers;
 mod tests;
 
 pub use schedules::{
-    entry_if_matching, run_all, run_due, run_schedules, run_with, ScheduleFiring, Which,
-    SCHEDULE_TICK,
+    entry_if_matching, run_schedules, run_with, ScheduleFiring, Which, SCHEDULE_TICK,
 };
 pub use triggers::{event_values, RuleTriggers};

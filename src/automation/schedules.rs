@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::pipeline::Pipeline;
 use crate::plan::{ActionKind, PlannedAction};
 use crate::rules::{holds, EventValues, RuleSet, Schedule};
 use crate::store::{
@@ -40,32 +39,6 @@ pub struct ScheduleFiring {
     pub summary: String,
     #[serde(flatten)]
     pub outcome: FiringOutcome,
-}
-
-/// Runs the due schedules of the pipeline's rules on its store, at `now`.
-pub fn run_due(
-    pipeline: &mut Pipeline,
-    now: DateTime<Utc>,
-) -> Result<Vec<ScheduleFiring>, StoreError> {
-    run_pipeline(pipeline, now, Which::Due)
-}
-
-/// Runs every schedule of the pipeline's rules once, at `now`, whenever they last ran.
-pub fn run_all(
-    pipeline: &mut Pipeline,
-    now: DateTime<Utc>,
-) -> Result<Vec<ScheduleFiring>, StoreError> {
-    run_pipeline(pipeline, now, Which::All)
-}
-
-fn run_pipeline(
-    pipeline: &mut Pipeline,
-    now: DateTime<Utc>,
-    which: Which,
-) -> Result<Vec<ScheduleFiring>, StoreError> {
-    let rules = pipeline.rules().clone();
-    let opts = pipeline.apply_options();
-    run_with(pipeline.store_mut(), &rules, &opts, now, which)
 }
 
 /// Runs schedules on `store`: for each schedule to run, every task whose state it matches
@@ -246,8 +219,7 @@ fn summarize(actions: &[PlannedAction], task: i64) -> String {
 /// The daemon's schedule runner: calls `run` with the current time at once and then every
 /// `tick`, until `stop` resolves (the daemon's `shutdown.wait()`, or for a watch channel
 /// `async move { let _ = rx.wait_for(|s| *s).await; }`). `run` is where the store is written;
-/// in the daemon it hands [`run_due`] to the processing thread (the only store writer)
-/// through `SinkHandle::call`. Failures are logged and tried again at the next tick: a
+/// in the daemon it asks the processing thread (the only store writer) to run them. Failures are logged and tried again at the next tick: a
 /// schedule never stops the daemon.
 pub async fn run_schedules<F, Fut>(tick: Duration, mut run: F, stop: impl Future<Output = ()>)
 where

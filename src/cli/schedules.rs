@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::table::Table;
-use crate::automation::{run_all, run_due, ScheduleFiring};
+use crate::automation::{ScheduleFiring, Which};
 use crate::pipeline::Pipeline;
 use crate::store::FiringOutcome;
 
@@ -93,9 +93,9 @@ pub fn run(
     let store = super::open_store(&config)?;
     let mut pipeline = Pipeline::new(config, rules, store);
     let firings = if all {
-        run_all(&mut pipeline, now)?
+        pipeline.run_schedules(now, Which::All)?
     } else {
-        run_due(&mut pipeline, now)?
+        pipeline.run_schedules(now, Which::Due)?
     };
     let failed = firings
         .iter()

@@ -223,7 +223,7 @@ pub async fn run_with<S: BatchSink>(
 /// (when `[smtp]` is configured) and the schedule runner. A service runs
 /// until `context.shutdown` triggers and returns `Err(DaemonError::Service(..))` only for
 /// failures the daemon cannot survive (that stops the whole daemon, exit 1). Services that
-/// change tasks write through `context.sink.call(..)`: the processing thread is the writer.
+/// change tasks ask the processing thread (`context.sink`), the one writer, to do it.
 fn spawn_services(
     tasks: &mut JoinSet<TaskResult>,
     context: ServiceContext,
@@ -260,16 +260,10 @@ async fn run_schedules(context: ServiceContext) -> TaskResult {
         let outbox_wake = outbox_wake.clone();
         let failing = failing.clone();
         async move {
-            let result = sink
-                .call(move |sink| match sink.downcast_mut::<PipelineSink>() {
-                    Some(sink) => crate::automation::run_due(sink.pipeline_mut(), now)
-                        .map_err(|e| e.to_string()),
-                    // A sink without a pipeline (the tests' fakes) has no rules, so no schedules.
-                    None => Ok(Vec::new()),
-                })
-                .await
-                .map_err(|_| "the processing thread has stopped".to_string())
-                .and_then(|r| r);
+            let result = match sink.run_schedules(now).await {
+                Ok(ran) => ran.map_err(|e| e.to_string()),
+                Err(gone) => Err(gone.to_string()),
+            };
             let firings = match result {
                 Ok(firings) => firings,
                 Err(e) => {

@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use super::sink::{BatchSink, Incoming, MailboxCursor, Outcome, SinkError};
+use crate::automation::{ScheduleFiring, Which};
 use crate::pipeline::Pipeline;
 use crate::rules::RuleSet;
 
@@ -19,11 +22,6 @@ impl PipelineSink {
             pipeline,
             rules_dir,
         }
-    }
-
-    /// For services that run on the processing thread through `SinkHandle::call`.
-    pub fn pipeline_mut(&mut self) -> &mut Pipeline {
-        &mut self.pipeline
     }
 }
 
@@ -42,6 +40,12 @@ impl BatchSink for PipelineSink {
     ) -> Result<Vec<Outcome>, SinkError> {
         self.pipeline
             .process_batch(batch, cursor)
+            .map_err(|e| SinkError(e.to_string()))
+    }
+
+    fn run_schedules(&mut self, now: DateTime<Utc>) -> Result<Vec<ScheduleFiring>, SinkError> {
+        self.pipeline
+            .run_schedules(now, Which::Due)
             .map_err(|e| SinkError(e.to_string()))
     }
 

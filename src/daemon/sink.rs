@@ -1,9 +1,10 @@
 //! Where fetched mail goes: the [`BatchSink`] (the pipeline: parse, rules, store), run on one
 //! dedicated thread because the store is synchronous and must have exactly one writer.
 
-use std::any::Any;
-
+use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::automation::ScheduleFiring;
 
 pub use crate::pipeline::{Incoming, Outcome, OutcomeStatus};
 pub use crate::store::MailboxCursor;
@@ -27,10 +28,9 @@ pub trait BatchSink: Send + 'static {
     /// Loads the rules again. `Ok` carries a one-line summary; `Err` every problem found (as
     /// `FILE:LINE:COL: message`), in which case the rules in use stay as they were.
     fn reload_rules(&mut self) -> Result<String, Vec<String>>;
+    /// Runs the schedules that are due at `now`, in the store like a batch.
+    fn run_schedules(&mut self, now: DateTime<Utc>) -> Result<Vec<ScheduleFiring>, SinkError>;
 }
-
-/// Work run on the processing thread against the sink (see [`SinkHandle::call`]).
-type Job = Box<dyn FnOnce(&mut dyn Any) + Send>;
 
 enum Request {
     Cursor {
@@ -45,7 +45,10 @@ enum Request {
     Reload {
         reply: oneshot::Sender<Result<String, Vec<String>>>,
     },
-    Call(Job),
+    Schedules {
+        now: DateTime<Utc>,
+        reply: oneshot::Sender<Result<Vec<ScheduleFiring>, SinkError>>,
+    },
 }
 
 /// The processing thread stopped (it panicked): the daemon cannot go on.
@@ -104,7 +107,9 @@ pub fn spawn_sink<S: BatchSink>(
                     Request::Reload { reply } => {
                         let _ = reply.send(sink.reload_rules());
                     }
-                    Request::Call(job) => job(&mut sink),
+                    Request::Schedules { now, reply } => {
+                        let _ = reply.send(sink.run_schedules(now));
+                    }
                 }
             }
         })?;
@@ -159,18 +164,14 @@ impl SinkHandle {
         answer.await.map_err(|_| SinkGone)
     }
 
-    /// Runs `job` on the processing thread with the sink itself (downcast it to the concrete
-    /// type, e.g. `PipelineSink`): how other services write to the store without a second
-    /// writer. Runs after everything submitted before it.
-    pub async fn call<R: Send + 'static>(
+    /// Runs the schedules due at `now` on the processing thread (the only store writer),
+    /// after everything submitted before.
+    pub async fn run_schedules(
         &self,
-        job: impl FnOnce(&mut dyn Any) -> R + Send + 'static,
-    ) -> Result<R, SinkGone> {
+        now: DateTime<Utc>,
+    ) -> Result<Result<Vec<ScheduleFiring>, SinkError>, SinkGone> {
         let (reply, answer) = oneshot::channel();
-        self.send(Request::Call(Box::new(move |sink: &mut dyn Any| {
-            let _ = reply.send(job(sink));
-        })))
-        .await?;
+        self.send(Request::Schedules { now, reply }).await?;
         answer.await.map_err(|_| SinkGone)
     }
 
@@ -183,10 +184,16 @@ impl SinkHandle {
 mod tests {
     use super::*;
 
-    /// Counts batches; nothing else.
-    struct Counting(usize);
+    /// Notes what it was asked to do, in order.
+    struct Journal(std::sync::Arc<std::sync::Mutex<Vec<&'static str>>>);
 
-    impl BatchSink for Counting {
+    impl Journal {
+        fn note(&self, what: &'static str) {
+            self.0.lock().unwrap().push(what);
+        }
+    }
+
+    impl BatchSink for Journal {
         fn mailbox_cursor(&mut self, _: &str) -> Result<Option<MailboxCursor>, SinkError> {
             Ok(None)
         }
@@ -195,24 +202,27 @@ mod tests {
             _: Vec<Incoming>,
             _: Option<&MailboxCursor>,
         ) -> Result<Vec<Outcome>, SinkError> {
-            self.0 += 1;
+            self.note("batch");
             Ok(Vec::new())
         }
         fn reload_rules(&mut self) -> Result<String, Vec<String>> {
             Ok(String::new())
         }
+        fn run_schedules(&mut self, _: DateTime<Utc>) -> Result<Vec<ScheduleFiring>, SinkError> {
+            self.note("schedules");
+            Ok(Vec::new())
+        }
     }
 
     #[tokio::test]
-    async fn calls_run_in_order_after_submitted_batches() {
-        let (handle, thread) = spawn_sink(Counting(0)).unwrap();
+    async fn schedules_run_in_order_after_submitted_batches() {
+        let journal = std::sync::Arc::default();
+        let (handle, thread) = spawn_sink(Journal(std::sync::Arc::clone(&journal))).unwrap();
         let first = handle.submit(Vec::new(), None).await.unwrap();
         let second = handle.submit(Vec::new(), None).await.unwrap();
-        let seen = handle
-            .call(|sink| sink.downcast_mut::<Counting>().map(|c| c.0))
-            .await
-            .unwrap();
-        assert_eq!(seen, Some(2));
+        let fired = handle.run_schedules(Utc::now()).await.unwrap().unwrap();
+        assert!(fired.is_empty());
+        assert_eq!(*journal.lock().unwrap(), ["batch", "batch", "schedules"]);
         first.outcomes().await.unwrap();
         second.outcomes().await.unwrap();
         drop(handle);

@@ -9,13 +9,9 @@ mod events;
 mod extract;
 mod glob;
 mod load;
-mod load_action;
-mod load_extract;
-mod load_when;
 mod model;
 mod planner;
 mod prefilter;
-mod reader;
 mod template;
 mod value_when;
 

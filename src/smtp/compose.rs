@@ -11,6 +11,7 @@ use lettre::message::header::{
 use lettre::message::Mailbox;
 
 use super::SmtpError;
+use crate::outgoing::{safe_message_id, thread_references};
 
 /// What the mail is, which decides its `Auto-Submitted` value (RFC 3834).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,22 +58,12 @@ pub struct OutgoingMail {
     pub date: DateTime<Utc>,
 }
 
-/// References longer than this keep the first id (the thread root) and the newest ones, as
-/// RFC 5322 section 3.6.4 suggests, so that a long thread cannot grow the header without bound.
-const MAX_REFERENCES: usize = 20;
-
 /// Parses the configured `from` (`Поддержка ACME <support@example.com>` or a bare address).
 pub fn parse_from(from: &str) -> Result<Mailbox, SmtpError> {
     crate::text::single_line(from)
         .trim()
         .parse::<Mailbox>()
         .map_err(|e| SmtpError::Config(format!("[smtp] from {from:?} is not an address: {e}")))
-}
-
-/// The bare, lower-cased address of the configured `from`: one of "our own addresses" for the
-/// loop guard, and its domain is the one our Message-IDs end in.
-pub fn from_address(from: &str) -> Result<String, SmtpError> {
-    Ok(parse_from(from)?.email.to_string().to_lowercase())
 }
 
 /// Builds the message. Fails (permanently) only when the recipient is not a valid address.
@@ -84,7 +75,7 @@ pub fn compose(mail: &OutgoingMail, from: &Mailbox) -> Result<lettre::Message, S
             to_text.trim()
         ))
     })?;
-    let message_id = safe_id(&mail.message_id).ok_or_else(|| {
+    let message_id = safe_message_id(&mail.message_id).ok_or_else(|| {
         SmtpError::Unsendable(format!("unusable Message-ID {:?}", mail.message_id))
     })?;
 
@@ -104,10 +95,10 @@ pub fn compose(mail: &OutgoingMail, from: &Mailbox) -> Result<lettre::Message, S
             "All".to_string(),
         ));
 
-    if let Some(parent) = mail.in_reply_to.as_deref().and_then(safe_id) {
+    if let Some(parent) = mail.in_reply_to.as_deref().and_then(safe_message_id) {
         builder = builder.header(InReplyTo::from(format!("<{parent}>")));
     }
-    let references = thread_references(mail);
+    let references = references_of(mail);
     if !references.is_empty() {
         let joined: Vec<String> = references.iter().map(|id| format!("<{id}>")).collect();
         builder = builder.header(References::from(joined.join(" ")));
@@ -119,38 +110,11 @@ pub fn compose(mail: &OutgoingMail, from: &Mailbox) -> Result<lettre::Message, S
         .map_err(|e| SmtpError::Unsendable(e.to_string()))
 }
 
-/// The References we send: the stored thread plus the message we answer, safe ids only,
-/// without duplicates, trimmed to [`MAX_REFERENCES`].
-fn thread_references(mail: &OutgoingMail) -> Vec<String> {
-    let mut ids: Vec<String> = Vec::new();
-    let parent = mail.in_reply_to.iter();
-    for id in mail.references.iter().chain(parent) {
-        if let Some(id) = safe_id(id) {
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
-        }
-    }
-    if ids.len() > MAX_REFERENCES {
-        let tail = ids.split_off(ids.len() - (MAX_REFERENCES - 1));
-        ids.truncate(1);
-        ids.extend(tail);
-    }
-    ids
-}
-
-/// A message id reduced to what may stand between `<` and `>`: printable ASCII without
-/// spaces or brackets. `None` when nothing usable is left.
-fn safe_id(id: &str) -> Option<String> {
-    let id = id.trim().trim_start_matches('<').trim_end_matches('>');
-    let cleaned: String = id
-        .chars()
-        .filter(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | '"' | '\\'))
-        .collect();
-    if cleaned.is_empty() || !cleaned.contains('@') {
-        return None;
-    }
-    Some(cleaned)
+/// The References we send: the stored thread plus the message we answer (see
+/// [`thread_references`]).
+fn references_of(mail: &OutgoingMail) -> Vec<String> {
+    let thread = mail.references.iter().map(String::as_str);
+    thread_references(thread, mail.in_reply_to.as_deref())
 }
 
 /// Line endings as the wire wants them, and no stray controls other than tab and newline.
@@ -339,20 +303,16 @@ mod tests {
         };
         let lines = header_lines(&bytes(&mail));
         let refs: Vec<&str> = header(&lines, "References")[0].split_whitespace().collect();
-        assert_eq!(refs.len(), MAX_REFERENCES);
+        assert_eq!(refs.len(), crate::outgoing::MAX_REFERENCES);
         assert_eq!(refs[0], "<m0@x.example>");
         assert_eq!(refs[1], "<m31@x.example>");
         assert_eq!(*refs.last().unwrap(), "<m49@x.example>");
     }
 
     #[test]
-    fn the_from_address_is_bare_and_lower_case() {
-        assert_eq!(
-            from_address("Поддержка ACME <Support@ACME.example>").unwrap(),
-            "support@acme.example"
-        );
+    fn a_from_without_an_address_is_a_config_error() {
         assert!(matches!(
-            from_address("Поддержка без адреса"),
+            parse_from("Поддержка без адреса"),
             Err(SmtpError::Config(_))
         ));
     }

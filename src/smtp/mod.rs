@@ -4,7 +4,7 @@
 mod compose;
 mod transport;
 
-pub use compose::{compose, from_address, parse_from, MailKind, OutgoingMail};
+pub use compose::{compose, parse_from, MailKind, OutgoingMail};
 pub use transport::Mailer;
 
 /// Why a mail was not sent. Never contains the SMTP password.

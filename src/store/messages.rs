@@ -30,7 +30,7 @@ pub(super) fn recorded(conn: &Connection, key: &str) -> Result<Option<Recorded>,
 }
 
 /// The fate to write for a message.
-pub(super) struct Outcome<'a> {
+pub(super) struct RecordedOutcome<'a> {
     pub sender: Option<&'a str>,
     pub rule: Option<&'a str>,
     pub task: Option<i64>,
@@ -43,7 +43,7 @@ pub(super) struct Outcome<'a> {
 pub(super) fn write(
     conn: &Connection,
     record: &MessageRecord,
-    outcome: &Outcome,
+    outcome: &RecordedOutcome,
     now: &str,
 ) -> Result<(), StoreError> {
     let status = if outcome.error.is_some() {

@@ -1,7 +1,7 @@
 //! The SQLite store: tasks, contacts, comments, analytics, processed messages and the outbox.
 //!
 //! The only module that runs SQL. Everything a message does is written by
-//! [`Store::apply_batch`] in one transaction; the CLI and the workers read and update through
+//! a [`Batch`] (one transaction); the CLI and the workers read and update through
 //! the small query functions in the submodules.
 
 use std::path::{Path, PathBuf};
@@ -10,10 +10,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{config::DbConfig, Connection, ErrorCode, OptionalExtension};
 
 use crate::message::Attachment;
-use crate::plan::Plan;
+use crate::outgoing::bare_message_id;
+use crate::plan::{NoPlan, Plan};
 
+mod actions;
 mod analytics;
-mod apply;
+mod batch;
 mod contacts;
 mod messages;
 mod migrations;
@@ -23,6 +25,7 @@ mod tasks;
 mod triggers;
 
 pub use analytics::{AnalyticsRow, Period, Report, ReportRow};
+pub use batch::{Admission, Admitted, Batch};
 pub use messages::FailedMessage;
 pub use outbox::OutboxRow;
 pub use schedules::{
@@ -170,7 +173,7 @@ pub struct ApplyItem {
     pub record: MessageRecord,
     /// The plan, or why there is none (unparseable message, extraction failure, ...): the
     /// message is then recorded as failed with that error and its raw bytes.
-    pub plan: Result<Plan, String>,
+    pub plan: Result<Plan, NoPlan>,
 }
 
 /// What is kept about a processed message.
@@ -379,14 +382,6 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 /// The form timestamps are stored and shown in.
 pub(crate) fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// A Message-ID as stored: without `<>` and surrounding spaces.
-fn bare_message_id(id: &str) -> &str {
-    id.trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .trim()
 }
 
 #[cfg(test)]

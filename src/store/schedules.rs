@@ -8,13 +8,14 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::apply::{Failure, MessageApply};
+use super::actions::MessageApply;
+use super::batch::Batch;
 use super::contacts::PRIMARY_ADDRESS;
 use super::tasks::TaskState;
-use super::{timestamp, ApplyOptions, MessageRecord, Store, StoreError};
+use super::{ApplyOptions, MessageRecord, Store, StoreError};
 use crate::context::{SenderKind, ThreadMatch};
 use crate::message::Address;
 use crate::plan::{Plan, PlannedAction};
@@ -189,38 +190,14 @@ impl Store {
         firings: Vec<FiringRequest>,
         opts: &ApplyOptions,
     ) -> Result<Vec<FiringOutcome>, StoreError> {
-        let now = opts.now.unwrap_or_else(Utc::now);
-        let stamp = timestamp(now);
-        let path = self.path.clone();
-        let run = || -> Result<Vec<FiringOutcome>, StoreError> {
-            let mut tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut outcomes = Vec::with_capacity(firings.len());
-            for firing in firings {
-                outcomes.push(fire(&mut tx, schedule, firing, opts, now, &stamp)?);
-            }
-            let count = |applied: bool| {
-                outcomes
-                    .iter()
-                    .filter(|o| match o {
-                        FiringOutcome::Applied => applied,
-                        FiringOutcome::Failed(_) => !applied,
-                        FiringOutcome::AlreadyFired => false,
-                    })
-                    .count() as i64
-            };
-            tx.prepare_cached(
-                "INSERT INTO schedule_state (schedule, last_run_at, fired, failed) \
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (schedule) DO UPDATE SET \
-                 last_run_at = excluded.last_run_at, fired = excluded.fired, \
-                 failed = excluded.failed",
-            )?
-            .execute(params![schedule, stamp, count(true), count(false)])?;
-            tx.commit()?;
-            Ok(outcomes)
-        };
-        run().map_err(|e| e.at(&path))
+        let mut batch = self.begin_batch(opts)?;
+        let mut outcomes = Vec::with_capacity(firings.len());
+        for firing in firings {
+            outcomes.push(batch.fire(schedule, firing)?);
+        }
+        batch.record_schedule_run(schedule, &outcomes)?;
+        batch.commit(None)?;
+        Ok(outcomes)
     }
 
     /// When each schedule that ever ran last ran, and what it did.
@@ -275,79 +252,96 @@ impl Store {
     }
 }
 
-fn fire(
-    tx: &mut rusqlite::Transaction,
-    schedule: &str,
-    firing: FiringRequest,
-    opts: &ApplyOptions,
-    now: DateTime<Utc>,
-    stamp: &str,
-) -> Result<FiringOutcome, StoreError> {
-    let previous: Option<String> = tx
-        .prepare_cached(
-            "SELECT status FROM schedule_runs WHERE schedule = ?1 AND task_id = ?2 AND entry = ?3",
-        )?
-        .query_row(params![schedule, firing.task, firing.entry], |r| r.get(0))
-        .optional()?;
-    if previous.as_deref() == Some("applied") {
-        return Ok(FiringOutcome::AlreadyFired);
-    }
-    let outcome = match firing.actions {
-        Err(error) => FiringOutcome::Failed(error),
-        Ok(actions) => {
-            let record = MessageRecord {
-                key: format!("schedule:{schedule}:{}:{}", firing.task, firing.entry),
-                mailbox: "schedule".into(),
-                source: format!("schedule {schedule}"),
-                ..MessageRecord::default()
-            };
-            let plan = Plan {
-                rule: Some(schedule.to_string()),
-                sender: Address::default(),
-                sender_kind: SenderKind::Staff,
-                thread: ThreadMatch {
-                    task: Some(firing.task),
-                    via: None,
-                },
-                actions,
-            };
-            let mut savepoint = tx.savepoint()?;
-            match MessageApply::new(&savepoint, &plan, &record, opts, now, stamp).run() {
-                Ok(_) => {
-                    savepoint.commit()?;
-                    FiringOutcome::Applied
-                }
-                Err(failure) => {
-                    let error = match failure {
-                        Failure::Message(error) => error,
-                        Failure::Store(e) if e.is_environmental() => return Err(e),
-                        Failure::Store(e) => e.to_string(),
-                    };
-                    savepoint.rollback()?;
-                    savepoint.commit()?;
-                    FiringOutcome::Failed(error)
+impl Batch<'_> {
+    /// Applies one firing in a savepoint of its own (with the triggers it fires) and records
+    /// it; an entry already applied is skipped, a failed one is tried again.
+    fn fire(&mut self, schedule: &str, firing: FiringRequest) -> Result<FiringOutcome, StoreError> {
+        let previous: Option<String> = self
+            .tx
+            .prepare_cached(
+                "SELECT status FROM schedule_runs WHERE schedule = ?1 AND task_id = ?2 AND entry = ?3",
+            )?
+            .query_row(params![schedule, firing.task, firing.entry], |r| r.get(0))
+            .optional()?;
+        if previous.as_deref() == Some("applied") {
+            return Ok(FiringOutcome::AlreadyFired);
+        }
+        let outcome = match firing.actions {
+            Err(error) => FiringOutcome::Failed(error),
+            Ok(actions) => {
+                let record = MessageRecord {
+                    key: format!("schedule:{schedule}:{}:{}", firing.task, firing.entry),
+                    mailbox: "schedule".into(),
+                    source: format!("schedule {schedule}"),
+                    ..MessageRecord::default()
+                };
+                let plan = Plan {
+                    rule: Some(schedule.to_string()),
+                    sender: Address::default(),
+                    sender_kind: SenderKind::Staff,
+                    thread: ThreadMatch {
+                        task: Some(firing.task),
+                        via: None,
+                    },
+                    actions,
+                };
+                let (opts, now, stamp) = (self.opts, self.now, self.stamp.clone());
+                let ran = self.isolated(|conn| {
+                    MessageApply::new(conn, &plan, &record, opts, now, &stamp).run()
+                })?;
+                match ran {
+                    Ok(_) => FiringOutcome::Applied,
+                    Err(error) => FiringOutcome::Failed(error),
                 }
             }
-        }
-    };
-    let (status, error) = match &outcome {
-        FiringOutcome::Failed(e) => ("failed", Some(e.as_str())),
-        _ => ("applied", None),
-    };
-    tx.prepare_cached(
-        "INSERT INTO schedule_runs (schedule, task_id, entry, status, summary, error, fired_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (schedule, task_id, entry) DO UPDATE \
-         SET status = excluded.status, summary = excluded.summary, error = excluded.error, \
-         attempts = attempts + 1, fired_at = excluded.fired_at",
-    )?
-    .execute(params![
-        schedule,
-        firing.task,
-        firing.entry,
-        status,
-        firing.summary,
-        error,
-        stamp
-    ])?;
-    Ok(outcome)
+        };
+        let (status, error) = match &outcome {
+            FiringOutcome::Failed(e) => ("failed", Some(e.as_str())),
+            _ => ("applied", None),
+        };
+        self.tx
+            .prepare_cached(
+                "INSERT INTO schedule_runs (schedule, task_id, entry, status, summary, error, \
+                 fired_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (schedule, task_id, \
+                 entry) DO UPDATE SET status = excluded.status, summary = excluded.summary, \
+                 error = excluded.error, attempts = attempts + 1, fired_at = excluded.fired_at",
+            )?
+            .execute(params![
+                schedule,
+                firing.task,
+                firing.entry,
+                status,
+                firing.summary,
+                error,
+                self.stamp
+            ])?;
+        Ok(outcome)
+    }
+
+    /// Records that `schedule` ran now, with how many firings applied and failed.
+    fn record_schedule_run(
+        &mut self,
+        schedule: &str,
+        outcomes: &[FiringOutcome],
+    ) -> Result<(), StoreError> {
+        let count = |applied: bool| {
+            outcomes
+                .iter()
+                .filter(|o| match o {
+                    FiringOutcome::Applied => applied,
+                    FiringOutcome::Failed(_) => !applied,
+                    FiringOutcome::AlreadyFired => false,
+                })
+                .count() as i64
+        };
+        self.tx
+            .prepare_cached(
+                "INSERT INTO schedule_state (schedule, last_run_at, fired, failed) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (schedule) DO UPDATE SET \
+                 last_run_at = excluded.last_run_at, fired = excluded.fired, \
+                 failed = excluded.failed",
+            )?
+            .execute(params![schedule, self.stamp, count(true), count(false)])?;
+        Ok(())
+    }
 }

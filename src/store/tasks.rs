@@ -232,7 +232,7 @@ pub(super) fn add_comment(conn: &Connection, c: &NewComment, now: &str) -> Resul
 /// Ties a Message-ID (incoming or ours) to a task, for threading. The first task to claim an
 /// id keeps it.
 pub(super) fn link_message_id(conn: &Connection, id: &str, task: i64) -> Result<(), StoreError> {
-    let id = super::bare_message_id(id);
+    let id = crate::outgoing::bare_message_id(id);
     if id.is_empty() {
         return Ok(());
     }

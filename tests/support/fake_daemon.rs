@@ -113,6 +113,14 @@ impl BatchSink for FakeSink {
         Ok(outcomes)
     }
 
+    /// A fake has no rules, so no schedules.
+    fn run_schedules(
+        &mut self,
+        _: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<mailrules::automation::ScheduleFiring>, SinkError> {
+        Ok(Vec::new())
+    }
+
     fn reload_rules(&mut self) -> Result<String, Vec<String>> {
         self.with(|f| {
             f.reloads += 1;

@@ -223,7 +223,7 @@ fn failures_in_the_middle_of_a_batch_undo_only_themselves() {
     };
     let unplannable = ApplyItem {
         record: record("unplannable@x"),
-        plan: Err("no plan".into()),
+        plan: Err(NoPlan::Unreadable("no plan".into())),
     };
     let results = store
         .apply_batch(

@@ -2,11 +2,11 @@
 
 use toml::de::{DeTable, DeValue};
 
-use super::error::{nearest, unknown_word};
-use super::model::{Action, ActionSpec, AnalyticsDecl, TaskSpec};
 use super::reader::{self, entries, Sink, Span};
-use super::template::Template;
 use crate::plan::IfMissing;
+use crate::rules::error::{nearest, unknown_word};
+use crate::rules::model::{Action, ActionSpec, AnalyticsDecl, TaskSpec};
+use crate::rules::template::Template;
 
 pub const ACTIONS: [&str; 7] = [
     "create_task",

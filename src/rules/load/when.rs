@@ -4,11 +4,11 @@
 use regex::{Regex, RegexBuilder};
 use toml::de::{DeTable, DeValue};
 
-use super::error::unknown_word;
-use super::glob::Glob;
-use super::model::{Condition, Leaf, Test, ThreadKind, ValueCondition, ValueWhen, When};
 use super::reader::{self, entries, Sink, Span, Value};
 use crate::context::SenderKind;
+use crate::rules::error::unknown_word;
+use crate::rules::glob::Glob;
+use crate::rules::model::{Condition, Leaf, Test, ThreadKind, ValueCondition, ValueWhen, When};
 
 pub const WHEN_KEYS: [&str; 12] = [
     "from",

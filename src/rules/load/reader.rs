@@ -9,7 +9,7 @@ use regex::Regex;
 use toml::de::{DeString, DeTable, DeValue};
 use toml::Spanned;
 
-use super::error::{unknown_word, RuleError};
+use crate::rules::error::{unknown_word, RuleError};
 
 pub type Span = Range<usize>;
 pub type Value<'i> = Spanned<DeValue<'i>>;

@@ -3,11 +3,11 @@
 use regex::Regex;
 use toml::de::{DeTable, DeValue};
 
-use super::convert::convert;
-use super::error::unknown_word;
-use super::load_when::compile_regex;
-use super::model::{ExtractHow, Extractor, Source, ValueType};
 use super::reader::{self, entries, Sink, Span};
+use super::when::compile_regex;
+use crate::rules::convert::convert;
+use crate::rules::error::unknown_word;
+use crate::rules::model::{ExtractHow, Extractor, Source, ValueType};
 
 const EXTRACT_KEYS: [&str; 10] = [
     "after", "between", "regex", "line", "header", "from", "type", "map", "default", "required",

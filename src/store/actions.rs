@@ -1,30 +1,39 @@
-//! Applying plans: one transaction per batch, and each message's record, effects and outgoing
-//! mail commit together or not at all (see [`Isolation`] for how messages are kept apart).
-
-use std::sync::atomic::{AtomicU64, Ordering};
+//! Running a plan's actions inside a batch: tasks, fields, comments, analytics rows and
+//! queued mail, and the triggers each change fires. Used for every message and every
+//! schedule firing; the batch (`batch.rs`) decides what is kept when this fails.
 
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
-use sha2::{Digest, Sha256};
 
-use super::messages::{self, Outcome};
 use super::outbox::{self, NewOutgoing};
 use super::tasks::{self, NewComment, NewTask};
 use super::triggers::{EventKind, TaskEvent, MAX_TRIGGER_DEPTH};
-use super::{
-    analytics, contacts, timestamp, ApplyItem, ApplyOptions, ApplyResult, ConnectionDirectory,
-    MailboxCursor, MessageRecord, MessageStatus, ResultStatus, Store, StoreError, TaskDirectory,
-};
+use super::{analytics, contacts, ApplyOptions, MessageRecord, StoreError};
+use crate::outgoing::thread_references;
+use crate::outgoing::{bare_address, bare_message_id, new_message_id, tagged_subject};
 use crate::plan::{ActionKind, FieldValue, IfMissing, Plan, PlannedAction, TaskRef, Text};
 use crate::text::single_line;
 
-/// Why one message could not be applied.
+/// Why a plan's actions could not run.
 pub(super) enum Failure {
     /// The message's own fault (a missing task, a bad value): it is recorded as failed and
     /// the batch goes on.
     Message(String),
     /// The store's fault: the whole batch fails.
     Store(StoreError),
+}
+
+impl Failure {
+    /// The text a failed message is recorded with, or the store error that fails the batch.
+    /// Anything SQLite refused other than the environment (a constraint, a type) is about
+    /// this message's data: it is recorded, the mailbox does not stop.
+    pub(super) fn into_message(self) -> Result<String, StoreError> {
+        match self {
+            Failure::Message(error) => Ok(error),
+            Failure::Store(e) if e.is_environmental() => Err(e),
+            Failure::Store(e) => Ok(e.to_string()),
+        }
+    }
 }
 
 impl From<StoreError> for Failure {
@@ -37,396 +46,6 @@ impl From<rusqlite::Error> for Failure {
     fn from(e: rusqlite::Error) -> Self {
         Failure::Store(e.into())
     }
-}
-
-impl Store {
-    /// Applies a batch of messages in one transaction, one savepoint per message.
-    ///
-    /// A key already applied is reported as Duplicate and changes nothing; a key recorded as
-    /// failed is run again. A message whose plan cannot be applied (no task with
-    /// `if_missing = "fail"`, a parent that does not exist, ...) leaves no trace but its
-    /// failed record (error and raw bytes), and the batch goes on. `cursor` is written in the
-    /// same transaction. `Err` (disk full, read-only, locked) means nothing was committed.
-    pub fn apply_batch(
-        &mut self,
-        items: Vec<ApplyItem>,
-        cursor: Option<&MailboxCursor>,
-        opts: &ApplyOptions,
-    ) -> Result<Vec<ApplyResult>, StoreError> {
-        let (records, mut plans): (Vec<MessageRecord>, Vec<Option<Result<Plan, String>>>) =
-            items.into_iter().map(|i| (i.record, Some(i.plan))).unzip();
-        self.apply_batch_with(
-            records,
-            |index, _| {
-                Ok(plans[index]
-                    .take()
-                    .unwrap_or_else(|| Err("planned twice".into())))
-            },
-            cursor,
-            opts,
-        )
-    }
-
-    /// Like [`Store::apply_batch`], but each message is planned inside the transaction, just
-    /// before it is applied: `plan_for(index, directory)` sees (through `directory`) what the
-    /// batch's earlier messages wrote, so a reply threads onto a task created moments before.
-    /// It is not called for duplicates. An `Err` from it fails the whole batch.
-    ///
-    /// `records` may be produced while the batch is applied (parsed on another thread): each
-    /// is taken just before it is applied.
-    pub fn apply_batch_with<F>(
-        &mut self,
-        records: impl IntoIterator<Item = MessageRecord>,
-        plan_for: F,
-        cursor: Option<&MailboxCursor>,
-        opts: &ApplyOptions,
-    ) -> Result<Vec<ApplyResult>, StoreError>
-    where
-        F: FnMut(usize, &dyn TaskDirectory) -> Result<Result<Plan, String>, StoreError>,
-    {
-        let now = opts.now.unwrap_or_else(Utc::now);
-        apply_all(&mut self.conn, records, plan_for, cursor, opts, now)
-            .map_err(|e| e.at(&self.path))
-    }
-
-    /// Records one message as failed (unparseable, oversized, ...) with its raw bytes.
-    pub fn record_failed(
-        &mut self,
-        record: MessageRecord,
-        error: &str,
-    ) -> Result<ApplyResult, StoreError> {
-        let item = ApplyItem {
-            record,
-            plan: Err(error.to_string()),
-        };
-        let mut results = self.apply_batch(vec![item], None, &ApplyOptions::default())?;
-        results
-            .pop()
-            .ok_or_else(|| StoreError::BadData("a batch of one gave no result".into()))
-    }
-}
-
-fn apply_all<F>(
-    conn: &mut Connection,
-    records: impl IntoIterator<Item = MessageRecord>,
-    mut plan_for: F,
-    cursor: Option<&MailboxCursor>,
-    opts: &ApplyOptions,
-    now: DateTime<Utc>,
-) -> Result<Vec<ApplyResult>, StoreError>
-where
-    F: FnMut(usize, &dyn TaskDirectory) -> Result<Result<Plan, String>, StoreError>,
-{
-    let stamp = timestamp(now);
-    let at = When { now, stamp: &stamp };
-    let mut tx = BatchTransaction::begin(conn)?;
-    let records = records.into_iter();
-    let mut results = Vec::with_capacity(records.size_hint().0);
-    // Until a message fails half-way, messages run without a savepoint of their own and
-    // what they did is logged; see [`Isolation`].
-    let mut log: Option<Vec<Logged>> = Some(Vec::new());
-    for (index, record) in records.enumerate() {
-        let plan_this = |tx: &Connection| plan_for(index, &ConnectionDirectory(tx));
-        match apply_one(&tx, record, plan_this, opts, at, log.as_mut())? {
-            Step::Done(result) => results.push(result),
-            Step::FailedMidway(failed) => {
-                // Undo the batch so far, apply its messages again from the log (their plans
-                // hold: the store is in the same state before each of them), record this one
-                // as failed, and give every message after it a savepoint.
-                tx.restart()?;
-                for logged in log.take().unwrap_or_default() {
-                    logged.apply_again(&tx, opts, at)?;
-                }
-                results.push(failed.record(&tx, &stamp)?);
-            }
-        }
-    }
-    if let Some(cursor) = cursor {
-        messages::write_cursor(&tx, cursor, &stamp)?;
-    }
-    tx.commit()?;
-    Ok(results)
-}
-
-/// The batch's clock: one time for every message of it.
-#[derive(Clone, Copy)]
-struct When<'a> {
-    now: DateTime<Utc>,
-    stamp: &'a str,
-}
-
-/// The batch's transaction, begun IMMEDIATE (the write lock is taken up front instead of
-/// failing half-way on an upgrade), rolled back when dropped uncommitted.
-struct BatchTransaction<'c> {
-    conn: &'c Connection,
-    open: bool,
-    /// SQLite's count of commits by other connections, when the transaction began.
-    data_version: i64,
-}
-
-impl<'c> BatchTransaction<'c> {
-    fn begin(conn: &'c Connection) -> Result<Self, rusqlite::Error> {
-        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        let data_version = data_version(conn)?;
-        Ok(BatchTransaction {
-            conn,
-            open: true,
-            data_version,
-        })
-    }
-
-    /// Rolls back everything done so far and begins again, on the store as it was.
-    fn restart(&mut self) -> Result<(), StoreError> {
-        self.roll_back()?;
-        self.begin_again()
-    }
-
-    fn roll_back(&mut self) -> Result<(), rusqlite::Error> {
-        self.open = false;
-        self.conn.prepare_cached("ROLLBACK")?.execute([])?;
-        Ok(())
-    }
-
-    /// Begins the rolled-back transaction again. When another process committed in between,
-    /// the batch's logged plans may no longer hold, and the batch fails as if the store had
-    /// been locked (the daemon tries it again, from the start).
-    fn begin_again(&mut self) -> Result<(), StoreError> {
-        self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        self.open = true;
-        if data_version(self.conn)? != self.data_version {
-            return Err(StoreError::Busy {
-                path: String::new(),
-                detail: "another process wrote to the store while a batch was being applied \
-                         again after one of its messages failed"
-                    .into(),
-            });
-        }
-        Ok(())
-    }
-
-    fn commit(mut self) -> Result<(), rusqlite::Error> {
-        self.conn.prepare_cached("COMMIT")?.execute([])?;
-        self.open = false;
-        Ok(())
-    }
-}
-
-fn data_version(conn: &Connection) -> Result<i64, rusqlite::Error> {
-    conn.prepare_cached("PRAGMA data_version")?
-        .query_row([], |row| row.get(0))
-}
-
-impl std::ops::Deref for BatchTransaction<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        self.conn
-    }
-}
-
-impl Drop for BatchTransaction<'_> {
-    fn drop(&mut self) {
-        if self.open {
-            // Nothing to do about a failed rollback: SQLite rolls back an unfinished
-            // transaction itself when the connection closes or the next one begins.
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
-    }
-}
-
-/// How one message's changes are kept apart from the batch's other messages.
-///
-/// A savepoint per message makes SQLite copy every page a message touches into a
-/// sub-journal first: a quarter of the applying thread's work. Messages rarely fail half-way,
-/// so a batch starts without savepoints, logging each message's plan (`Some(log)`); when one
-/// does fail, the batch is rolled back, applied again from the log, and goes on with a
-/// savepoint per message (`None`), so no batch is applied more than twice.
-type Isolation<'l> = Option<&'l mut Vec<Logged>>;
-
-/// A message applied without a savepoint, with what applying it again takes.
-enum Logged {
-    Applied { record: MessageRecord, plan: Plan },
-    Failed(FailedMessage),
-}
-
-impl Logged {
-    fn apply_again(self, tx: &Connection, opts: &ApplyOptions, at: When) -> Result<(), StoreError> {
-        match self {
-            Logged::Applied { record, plan } => match apply_plan(tx, &record, &plan, opts, at) {
-                Ok(_) => Ok(()),
-                Err(Failure::Store(e)) => Err(e),
-                // The same plan on the same store cannot fail differently the second time.
-                Err(Failure::Message(error)) => Err(StoreError::BadData(format!(
-                    "message {} failed when applied again: {error}",
-                    record.key
-                ))),
-            },
-            Logged::Failed(failed) => failed.record(tx, at.stamp).map(drop),
-        }
-    }
-}
-
-/// A message to record as failed, with its raw bytes.
-struct FailedMessage {
-    record: MessageRecord,
-    sender: Option<String>,
-    rule: Option<String>,
-    error: String,
-}
-
-impl FailedMessage {
-    /// Writes the failed record (with the raw bytes and the error).
-    fn record(&self, conn: &Connection, stamp: &str) -> Result<ApplyResult, StoreError> {
-        let record = &self.record;
-        let outcome = Outcome {
-            sender: self.sender.as_deref().or(record.from.as_deref()),
-            rule: self.rule.as_deref(),
-            task: None,
-            error: Some(&self.error),
-        };
-        messages::write(conn, record, &outcome, stamp)?;
-        Ok(ApplyResult {
-            key: record.key.clone(),
-            message_id: record.message_id.clone(),
-            rule: self.rule.clone(),
-            task: None,
-            status: ResultStatus::Failed,
-            error: Some(self.error.clone()),
-        })
-    }
-}
-
-/// Runs a message's plan and writes its record as applied; returns the last task acted on.
-fn apply_plan(
-    tx: &Connection,
-    record: &MessageRecord,
-    plan: &Plan,
-    opts: &ApplyOptions,
-    at: When,
-) -> Result<Option<i64>, Failure> {
-    let task = MessageApply::new(tx, plan, record, opts, at.now, at.stamp).run()?;
-    let outcome = Outcome {
-        sender: sender_of(plan),
-        rule: plan.rule.as_deref(),
-        task,
-        error: None,
-    };
-    messages::write(tx, record, &outcome, at.stamp)?;
-    Ok(task)
-}
-
-/// The sender recorded for a message: the plan's (after forward resolution), when it has one.
-fn sender_of(plan: &Plan) -> Option<&str> {
-    Some(plan.sender.email.trim()).filter(|s| !s.is_empty())
-}
-
-/// What became of one message.
-enum Step {
-    Done(ApplyResult),
-    /// It failed after some of its changes were made, with no savepoint to undo them.
-    FailedMidway(Box<FailedMessage>),
-}
-
-fn apply_one(
-    tx: &Connection,
-    mut record: MessageRecord,
-    plan_for: impl FnOnce(&Connection) -> Result<Result<Plan, String>, StoreError>,
-    opts: &ApplyOptions,
-    at: When,
-    log: Isolation,
-) -> Result<Step, StoreError> {
-    let previous = messages::recorded(tx, &record.key)?;
-    if let Some(done) = previous.as_ref() {
-        if done.status == MessageStatus::Applied {
-            return Ok(Step::Done(ApplyResult {
-                key: record.key,
-                message_id: record.message_id,
-                rule: done.rule.clone(),
-                task: done.task,
-                status: ResultStatus::Duplicate,
-                error: None,
-            }));
-        }
-    }
-    let plan = match plan_for(tx)? {
-        Ok(plan) => plan,
-        Err(error) => {
-            let failed = FailedMessage {
-                record,
-                sender: None,
-                rule: None,
-                error,
-            };
-            let result = failed.record(tx, at.stamp)?;
-            if let Some(log) = log {
-                log.push(Logged::Failed(failed));
-            }
-            return Ok(Step::Done(result));
-        }
-    };
-    let isolated = log.is_none();
-    if isolated {
-        savepoint(tx)?;
-    }
-    match apply_plan(tx, &record, &plan, opts, at) {
-        Ok(task) => {
-            if isolated {
-                release(tx)?;
-            }
-            let result = ApplyResult {
-                key: record.key.clone(),
-                message_id: record.message_id.clone(),
-                rule: plan.rule.clone(),
-                task,
-                status: ResultStatus::Applied,
-                error: None,
-            };
-            if let Some(log) = log {
-                // Only a failed message keeps its raw bytes.
-                record.raw = Vec::new();
-                log.push(Logged::Applied { record, plan });
-            }
-            Ok(Step::Done(result))
-        }
-        Err(failure) => {
-            let error = match failure {
-                Failure::Message(error) => error,
-                Failure::Store(e) if e.is_environmental() => return Err(e),
-                // Anything else SQLite refused (a constraint, a type) is about this message's
-                // data: record it, do not stop the mailbox.
-                Failure::Store(e) => e.to_string(),
-            };
-            let failed = FailedMessage {
-                sender: sender_of(&plan).map(str::to_string),
-                rule: plan.rule,
-                record,
-                error,
-            };
-            if !isolated {
-                return Ok(Step::FailedMidway(Box::new(failed)));
-            }
-            roll_back(tx)?;
-            failed.record(tx, at.stamp).map(Step::Done)
-        }
-    }
-}
-/// Opens the message's savepoint. The statements are prepared once per connection: rusqlite's
-/// `Transaction::savepoint` parses the SQL text again for every message. A savepoint left open
-/// by an error return is discarded with the batch's transaction.
-fn savepoint(conn: &Connection) -> Result<(), rusqlite::Error> {
-    conn.prepare_cached("SAVEPOINT message")?.execute([])?;
-    Ok(())
-}
-
-/// Keeps the message's changes in the batch's transaction.
-fn release(conn: &Connection) -> Result<(), rusqlite::Error> {
-    conn.prepare_cached("RELEASE message")?.execute([])?;
-    Ok(())
-}
-
-/// Undoes the message's changes and closes its savepoint.
-fn roll_back(conn: &Connection) -> Result<(), rusqlite::Error> {
-    conn.prepare_cached("ROLLBACK TO message")?.execute([])?;
-    release(conn)
 }
 
 /// The state of one message while its actions run.
@@ -803,29 +422,10 @@ impl<'a> MessageApply<'a> {
             )?;
         }
         // Templates may carry line breaks from the message; a header must not.
-        let mut subject = single_line(&subject.render(Some(task)));
-        let tag = format!("[#{task}]");
-        if !subject.contains(&tag) {
-            subject = format!("{} {tag}", subject.trim_end());
-        }
-        let in_reply_to = self
-            .record
-            .message_id
-            .as_deref()
-            .map(super::bare_message_id);
-        let mut references: Vec<String> = Vec::new();
-        for id in self
-            .record
-            .references
-            .iter()
-            .map(String::as_str)
-            .chain(in_reply_to)
-        {
-            let id = super::bare_message_id(id);
-            if !id.is_empty() && !references.iter().any(|r| r == id) {
-                references.push(id.to_string());
-            }
-        }
+        let subject = tagged_subject(&subject.render(Some(task)), task);
+        let in_reply_to = self.record.message_id.as_deref().map(bare_message_id);
+        let thread = self.record.references.iter().map(String::as_str);
+        let references = thread_references(thread, in_reply_to);
         let our_id = self.new_message_id(task);
         let row = NewOutgoing {
             kind: "reply",
@@ -903,25 +503,9 @@ impl<'a> MessageApply<'a> {
             .any(|ours| ours.trim().eq_ignore_ascii_case(address))
     }
 
-    /// `<random-hex.N@outgoing_domain>` without the brackets.
+    /// A new Message-ID for mail this message sends about `task`.
     fn new_message_id(&self, task: i64) -> String {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let mut hash = Sha256::new();
-        hash.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-        hash.update(std::process::id().to_le_bytes());
-        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-        hash.update(nanos.to_le_bytes());
-        hash.update(self.record.key.as_bytes());
-        let digest = hash.finalize();
-        let mut hex = String::with_capacity(24);
-        crate::text::push_hex(&mut hex, &digest[..12]);
-        let domain = self.opts.outgoing_domain.trim();
-        let domain = if domain.is_empty() {
-            "mailrules.invalid"
-        } else {
-            domain
-        };
-        format!("{hex}.{task}@{domain}")
+        new_message_id(&self.record.key, task, &self.opts.outgoing_domain)
     }
 }
 
@@ -955,20 +539,6 @@ fn render_nonempty(text: Option<&Text>, task: Option<i64>) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-/// `Name <a@b>` or `a@b` → `a@b` (lower-case); None when it is not an address.
-fn bare_address(text: &str) -> Option<String> {
-    let inner = match (text.rfind('<'), text.rfind('>')) {
-        (Some(open), Some(close)) if open < close => &text[open + 1..close],
-        _ => text,
-    };
-    let address = inner.trim();
-    let (local, domain) = address.rsplit_once('@')?;
-    let valid = !local.is_empty()
-        && !domain.is_empty()
-        && !address.chars().any(|c| c.is_whitespace() || c.is_control());
-    valid.then(|| address.to_lowercase())
-}
-
 /// What could not be found, for the failure message.
 fn missing(task: &TaskRef) -> String {
     match task {
@@ -979,32 +549,5 @@ fn missing(task: &TaskRef) -> String {
         }
         TaskRef::Number(n) => format!("no task #{n}"),
         TaskRef::Field { field, value } => format!("no task whose field {field:?} is {value:?}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_batch_begun_again_after_another_process_wrote_fails_as_busy() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mailrules.db");
-        let store = Store::open(&path).unwrap();
-        let other = Store::open(&path).unwrap();
-        let mut tx = BatchTransaction::begin(&store.conn).unwrap();
-        tx.roll_back().unwrap();
-        tx.begin_again().expect("nobody wrote in between");
-        tx.roll_back().unwrap();
-        other
-            .conn
-            .execute(
-                "INSERT INTO contacts (name, created_at) VALUES ('x', 'now')",
-                [],
-            )
-            .unwrap();
-        let err = tx.begin_again().unwrap_err();
-        assert!(matches!(err, StoreError::Busy { .. }), "{err}");
-        assert!(err.to_string().contains("another process wrote"), "{err}");
     }
 }

@@ -6,15 +6,20 @@ use std::path::{Path, PathBuf};
 
 use toml::de::{DeTable, DeValue};
 
+mod action;
+mod extract;
+mod reader;
+mod when;
+
+use self::action::{Owner, Scope, RULE_BUILTINS};
+use self::extract::extractors;
+use self::reader::{entries, Sink, Span};
+use self::when::value_names;
 use super::error::{unknown_word, RuleError, RuleErrors};
-use super::load_action::{self, Owner, Scope, RULE_BUILTINS};
-use super::load_extract::extractors;
-use super::load_when::{self, value_names};
 use super::model::{
     AnalyticsDecl, Condition, FieldDecl, FieldType, Rule, Schedule, Test, Trigger, TriggerEvent,
     ValueType, When,
 };
-use super::reader::{self, entries, Sink, Span};
 use crate::text::LineIndex;
 
 const TOP_KEYS: [&str; 5] = ["rule", "trigger", "schedule", "field", "analytics"];
@@ -307,7 +312,7 @@ fn rule(
     let priority = reader::integer(sink, table, "priority").unwrap_or(0);
     let continues = reader::boolean(sink, table, "continue").unwrap_or(false);
     let when = reader::table(sink, table, "when")
-        .map(|(t, _)| load_when::when(sink, t))
+        .map(|(t, _)| when::when(sink, t))
         .unwrap_or_default();
     let extract = reader::table(sink, table, "extract")
         .map(|(t, _)| extractors(sink, t))
@@ -368,7 +373,7 @@ fn do_actions(
     scope: &Scope,
 ) -> Vec<super::model::Action> {
     match reader::get(table, "do") {
-        Some(value) => load_action::actions(sink, value, scope),
+        Some(value) => action::actions(sink, value, scope),
         None => {
             sink.error(span, "missing `do`: at least one action is needed");
             Vec::new()
@@ -420,7 +425,7 @@ fn trigger(
                 .filter(|_| on == Some(TriggerEvent::Analytics));
             let columns: Option<Vec<&str>> =
                 declared.map(|d| d.columns.iter().map(|(c, _)| c.as_str()).collect());
-            load_when::value_when(sink, t, &[], columns.as_deref())
+            when::value_when(sink, t, &[], columns.as_deref())
         })
         .unwrap_or_default();
     let vars = event_vars(
@@ -483,7 +488,7 @@ fn schedule(
                     }
                 }
             }
-            load_when::value_when(sink, t, &["in_status_for", "field_older_than"], None)
+            when::value_when(sink, t, &["in_status_for", "field_older_than"], None)
         }
         None => Default::default(),
     };
