@@ -81,6 +81,7 @@ impl ImapServer {
     /// Stops the server and starts it again on the same port with the same mail; returns when
     /// the user can log in again.
     pub fn restart(&mut self) {
+        let started = Instant::now();
         match self {
             ImapServer::Dovecot(s) => {
                 s.stop();
@@ -95,6 +96,7 @@ impl ImapServer {
                 s.start_again();
             }
         }
+        eprintln!("{:?} restarted in {:?}", self.kind(), started.elapsed());
     }
 
     /// The server's own log, for a failure message (Cyrus and Courier log to syslog, so
