@@ -420,7 +420,7 @@ async fn idle(kind: Kind) {
 /// `batch_size = 20` (default 200, more than the whole mailbox) makes the catch-up a series of
 /// commit-then-acknowledge steps for the kills to fall between.
 async fn sigkill_during_catch_up(kind: Kind) {
-    const KILLS: usize = 4;
+    const KILLS: usize = 6;
     let server = server_with_waiting_mail(kind).await;
     let work = Workdir::new(&server, "batch_size = 20");
     let total = Effects::expected().messages;
@@ -429,13 +429,16 @@ async fn sigkill_during_catch_up(kind: Kind) {
     let mut kills = 0;
     while kills < KILLS {
         let mut daemon = Daemon::start(&work.config());
-        // Each kill once this run has committed a batch, at a random moment of the next
-        // 100 ms: anywhere in fetching, applying, committing or acknowledging the batches
-        // after it. The whole mailbox takes well under a second on Dovecot (debug build), so
-        // the store is watched closely and nothing slow comes between the moment and the kill.
+        // Each kill once this run has committed a batch: every other one within 15 ms of
+        // the commit, while that batch is being acknowledged (a MOVE, or on Courier a UID COPY
+        // then a UID EXPUNGE), the others at a random moment of the next 100 ms, anywhere in
+        // fetching, applying, committing or acknowledging. The whole mailbox takes well under
+        // a second on Dovecot (debug build), so the store is watched closely and nothing slow
+        // comes between the moment and the kill.
         let at_least = (work.recorded() + 1).min(total);
         work.wait_until_recorded(at_least).await;
-        tokio::time::sleep(rng.millis(0, 100)).await;
+        let within = if kills % 2 == 0 { 15 } else { 100 };
+        tokio::time::sleep(rng.millis(0, within)).await;
         daemon.kill();
         logs.push(daemon.log());
         if server.count("INBOX").await == 0 {
