@@ -359,7 +359,7 @@ fn id_text(flag: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -367,7 +367,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn greets(port: u16) -> bool {
+pub fn greets(port: u16) -> bool {
     let Ok(mut tcp) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };
