@@ -1,11 +1,9 @@
 //! The command line's contract (shared/spec/cli.md): errors, exit codes, failed and retry.
 
-mod support;
-
 use std::io::Write;
 use std::process::Stdio;
 
-use support::workdir::{fixture, Workdir};
+use crate::support::workdir::{fixture, Workdir};
 
 const SURVEY_RULE: &str = r#"
 [[field]]

@@ -1,15 +1,13 @@
 //! The daemon against a real Dovecot, with an in-process fake pipeline: fetching, committing
 //! then acknowledging, IDLE and polling, several mailboxes, shutdown and rules reload.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::dovecot::{message, wait_until, Dovecot};
+use crate::support::fake_daemon::*;
+use crate::support::logs::captured_logs;
+use crate::support::systemd::FakeSystemd;
 use mailrules::daemon::{MailboxCursor, MailboxState, Notifier, RetryPolicy};
-use support::dovecot::{message, wait_until, Dovecot};
-use support::fake_daemon::*;
-use support::logs::captured_logs;
-use support::systemd::FakeSystemd;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_appended_before_and_after_start_is_processed_once_and_moved() {

@@ -1,17 +1,15 @@
 //! `mailrules run` as users run it: the real binary, pipeline and store against a private
 //! Dovecot. SIGKILL mid-batch, SIGTERM, systemd notifications and rules edited while running.
 
-#[path = "support/smtp.rs"]
-mod smtp_support;
-mod support;
+use crate::support::smtp as smtp_support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::daemon_process::Daemon;
+use crate::support::dovecot::{message, wait_until, Dovecot, USER};
+use crate::support::systemd::FakeSystemd;
 use smtp_support::SmtpServer;
-use support::daemon_process::Daemon;
-use support::dovecot::{message, wait_until, Dovecot, USER};
-use support::systemd::FakeSystemd;
 
 const WAIT: Duration = Duration::from_secs(30);
 /// Hundreds of messages through a debug build on a shared machine.

@@ -1,15 +1,13 @@
 //! The daemon against a real Dovecot when things go wrong: a message the server cannot deliver,
 //! a store that cannot be written, a server restart, a wrong password, an untrusted certificate.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
+use crate::support::dovecot::{message, wait_until, Dovecot};
+use crate::support::fake_daemon::*;
+use crate::support::logs::captured_logs;
 use mailrules::daemon::{MailboxState, Notifier};
-use support::dovecot::{message, wait_until, Dovecot};
-use support::fake_daemon::*;
-use support::logs::captured_logs;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_the_server_cannot_deliver_is_skipped_after_a_few_attempts() {
@@ -178,7 +176,11 @@ async fn a_wrong_password_is_reported_once_and_retried_until_fixed() {
     assert_eq!(sink.applied().len(), 0);
 
     // The operator fixes the file; the next slow retry gets in without a restart.
-    std::fs::write(&password_file, format!("{}\n", support::dovecot::PASSWORD)).unwrap();
+    std::fs::write(
+        &password_file,
+        format!("{}\n", crate::support::dovecot::PASSWORD),
+    )
+    .unwrap();
     wait_for_count(&dovecot, "Processed", 1).await;
     assert_eq!(sink.applied(), ["<patient@example.org>"]);
     daemon.stop().await;
@@ -253,7 +255,7 @@ async fn a_tls_setting_that_does_not_fit_the_port_says_which_to_try() {
     let implicit_on_plain =
         mailbox("implicit", &dovecot, "").replace("tls = \"none\"", "tls = \"implicit\"");
     // STARTTLS against the implicit-TLS port: no greeting ever comes.
-    let starttls_on_tls = mailbox("starttls", &dovecot, "")
+    let starttls_on_tls = mailbox("starttls-on-tls", &dovecot, "")
         .replace(
             &format!("port = {}", dovecot.port),
             &format!("port = {tls_port}"),
@@ -273,8 +275,11 @@ async fn a_tls_setting_that_does_not_fit_the_port_says_which_to_try() {
         }
     };
     problem_of("implicit", "set tls = \"starttls\"").await;
-    problem_of("starttls", "set tls = \"implicit\"").await;
-    for line in logs_for("implicit").iter().chain(&logs_for("starttls")) {
+    problem_of("starttls-on-tls", "set tls = \"implicit\"").await;
+    for line in logs_for("implicit")
+        .iter()
+        .chain(&logs_for("starttls-on-tls"))
+    {
         assert!(!line.contains("InvalidContentType"), "{line}");
     }
     daemon.stop().await;

@@ -4,18 +4,16 @@
 //! when its store is locked. At the end every message is applied exactly once and
 //! acknowledged on the server, and every reply delivered once.
 
-#[path = "support/smtp.rs"]
-mod smtp_support;
-mod support;
+use crate::support::smtp as smtp_support;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::daemon_process::{trouble, Daemon};
+use crate::support::dovecot::{header, wait_until, Dovecot, USER};
+use crate::support::dovecot_outage::stop_dropping_clients;
+use crate::support::maildir_fill::fill_inbox;
 use smtp_support::{ServerOptions, SmtpServer};
-use support::daemon_process::{trouble, Daemon};
-use support::dovecot::{header, wait_until, Dovecot, USER};
-use support::dovecot_outage::stop_dropping_clients;
-use support::maildir_fill::fill_inbox;
 
 /// What one whole fault test may take before it counts as a hang (debug build, two shared
 /// cores, other tests running beside it).

@@ -3,18 +3,16 @@
 //! every input, and a failed message keeps its bytes for `retry`). The inputs are generated
 //! here, not committed.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::support::bounded::{self, HANG};
+use crate::support::workdir::Workdir;
 use mailrules::config::Config;
 use mailrules::pipeline::{Incoming, OutcomeStatus, Pipeline};
 use mailrules::rules::RuleSet;
 use mailrules::store::Store;
 use serde_json::Value;
-use support::bounded::{self, HANG};
-use support::workdir::Workdir;
 
 /// A plain message with a unique Message-ID, `extra` headers and `body`.
 fn message(id: &str, extra: &str, body: &[u8]) -> Vec<u8> {

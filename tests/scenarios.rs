@@ -3,10 +3,8 @@
 //! Triggers and schedules (scenarios 3, 4 and 6) are followed further in
 //! tests/scenarios_automation.rs.
 
-mod support;
-
+use crate::support::workdir::{fixture, Workdir};
 use serde_json::Value;
-use support::workdir::{fixture, Workdir};
 
 fn ingested() -> Workdir {
     let w = Workdir::with_shipped_rules();

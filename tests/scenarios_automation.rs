@@ -2,11 +2,9 @@
 //! what the mail rules changed, and the shipped schedules (run with
 //! `schedules run --now --at TIME`) act once per task per entry into their state.
 
-mod support;
-
+use crate::support::workdir::{fixture, Workdir};
 use chrono::{Duration, SecondsFormat, Utc};
 use serde_json::Value;
-use support::workdir::{fixture, Workdir};
 
 fn ingested() -> Workdir {
     let w = Workdir::with_shipped_rules();

@@ -5,17 +5,15 @@
 //! store are searched for the passwords. The store and its WAL and shared-memory files are
 //! created owner-only even under a permissive umask.
 
-#[path = "support/smtp.rs"]
-mod smtp_support;
-mod support;
+use crate::support::smtp as smtp_support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+use crate::support::dovecot::{wait_until, Dovecot, USER};
 use smtp_support::{free_port, SmtpServer};
-use support::dovecot::{wait_until, Dovecot, USER};
 
 /// Wrong for Dovecot, so the login is refused with it in hand.
 const IMAP_SECRET: &str = "imap-Secret-7f3a9c-wrong";

@@ -5,16 +5,14 @@
 //! and checks what a user sees: the store has each effect once, INBOX is empty, the user's
 //! Processed and Failed folders hold each message exactly once, new mail comes in promptly.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use support::daemon_process::{trouble, Daemon};
-use support::dovecot::{wait_until, USER};
-use support::imap_server::{ImapServer, Kind};
-use support::workdir::root;
+use crate::support::daemon_process::{trouble, Daemon};
+use crate::support::dovecot::{wait_until, USER};
+use crate::support::imap_server::{ImapServer, Kind};
+use crate::support::workdir::root;
 
 /// What one test may take before it counts as a hang (debug build, two shared cores, other
 /// tests and other developers' builds beside it).

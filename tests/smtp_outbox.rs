@@ -2,8 +2,7 @@
 //! `apply_batch` are delivered once, retried while the server is down or greylisting, failed
 //! with the server's answer after their attempts, and suppressed ones are never sent.
 
-#[path = "support/smtp.rs"]
-mod smtp_support;
+use crate::support::smtp as smtp_support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,15 +2,13 @@
 //! server, and the client's answer to that reply (its number removed from the subject)
 //! threads back to the task through our Message-ID. An autoresponder gets no reply.
 
-#[path = "support/smtp.rs"]
-mod smtp_support;
-mod support;
+use crate::support::smtp as smtp_support;
 
+use crate::support::workdir::Workdir;
 use mailrules::config::Config;
 use mailrules::outbox::send_due_once;
 use mailrules::store::Store;
 use smtp_support::SmtpServer;
-use support::workdir::Workdir;
 
 /// The shipped rules, with `[smtp]` pointing at `server`.
 fn workdir_for(server: &SmtpServer) -> Workdir {

@@ -1,8 +1,7 @@
 //! The SMTP side against a real server: delivery, encoding on the wire, TLS with certificate
 //! checks, and how server answers are classified.
 
-#[path = "support/smtp.rs"]
-mod smtp_support;
+use crate::support::smtp as smtp_support;
 
 use chrono::{TimeZone, Utc};
 use mailrules::config::TlsMode;

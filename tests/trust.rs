@@ -4,12 +4,10 @@
 //! change nothing, and a reply threads onto a task only through Message-IDs we stored (the
 //! task's own mail and our outgoing mail), not through one that merely looks like ours.
 
-mod support;
-
 use std::path::PathBuf;
 
+use crate::support::workdir::Workdir;
 use serde_json::Value;
-use support::workdir::Workdir;
 
 /// Marks staff mail: whatever `sender = "staff"` matches is a task with status "staff".
 const RULES: &str = r#"

@@ -136,10 +136,6 @@ impl Courier {
         courier
     }
 
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// Starts the server (again) with the same config, port and mail; waits until the user
     /// can log in (authdaemond may come up after couriertcpd greets).
     pub fn start_again(&mut self) {

@@ -105,10 +105,6 @@ impl Cyrus {
         cyrus
     }
 
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// Starts `master` (again) with the same config, port and mail; waits until the user can
     /// log in (the first login creates the INBOX).
     pub fn start_again(&mut self) {

@@ -99,16 +99,6 @@ impl ImapServer {
         eprintln!("{:?} restarted in {:?}", self.kind(), started.elapsed());
     }
 
-    /// The server's own log, for a failure message (Cyrus and Courier log to syslog, so
-    /// this is only what their start-up printed).
-    pub fn log(&self) -> String {
-        match self {
-            ImapServer::Dovecot(s) => s.log(),
-            ImapServer::Cyrus(s) => s.log(),
-            ImapServer::Courier(s) => s.log(),
-        }
-    }
-
     /// A logged-in session of our own, for putting mail in and looking at folders.
     pub async fn session(&self) -> Session<tokio::net::TcpStream> {
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port()))

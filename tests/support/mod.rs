@@ -1,5 +1,4 @@
-//! Shared helpers for the integration tests. Each test file uses what it needs.
-#![allow(dead_code)]
+//! Shared helpers for the integration tests.
 
 pub mod bounded;
 pub mod courier;
@@ -11,5 +10,6 @@ pub mod fake_daemon;
 pub mod imap_server;
 pub mod logs;
 pub mod maildir_fill;
+pub mod smtp;
 pub mod systemd;
 pub mod workdir;

@@ -1,0 +1,26 @@
+//! The integration tests: one test binary whose modules each drive one part of mailrules as
+//! users meet it (the built binary, the daemon against real IMAP and SMTP servers, real-world
+//! and hostile mail). One binary, as ripgrep's tests/ are, so the shared `support` helpers and
+//! the library are compiled and linked once. Run one part with `cargo test --test integration
+//! MODULE::` (e.g. `faults::`).
+
+mod support;
+
+mod cli;
+mod corpus;
+mod daemon;
+mod daemon_binary;
+mod daemon_trouble;
+mod faults;
+mod fuzz_regressions;
+mod hostile;
+mod plans;
+mod rules_docs;
+mod scenarios;
+mod scenarios_automation;
+mod secrets;
+mod servers;
+mod smtp_outbox;
+mod smtp_scenario;
+mod smtp_transport;
+mod trust;
