@@ -3,7 +3,7 @@
 //! Never edit a migration that has shipped: append a new one. The position in [`MIGRATIONS`]
 //! (from 1) is the schema version it brings the store to.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 use super::StoreError;
 
@@ -190,27 +190,44 @@ pub fn latest_version() -> u32 {
     MIGRATIONS.len() as u32
 }
 
-/// Brings the store up to [`latest_version`]; returns how many migrations ran. Each migration
-/// runs in its own transaction together with the version bump, so a crash leaves the store at
-/// a known version.
+/// Brings the store up to [`latest_version`]; returns how many migrations ran here. Each
+/// migration runs in its own transaction together with the version bump, so a crash leaves the
+/// store at a known version.
+///
+/// Any number of processes may open a store at once (systemd starting the daemon while someone
+/// runs `mailrules task list` on a new store): each migration runs under the write lock
+/// (`BEGIN IMMEDIATE`, which waits out the busy timeout while another process holds it) and
+/// reads the version again inside it, so whoever comes second finds the migration done and
+/// runs nothing. A store that is up to date is recognised without taking the write lock, so
+/// opening one never waits for a daemon's batch.
 pub fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
-    let current = version(conn)?;
     let latest = latest_version();
+    let mut ran = 0;
+    while !up_to_date(version(conn)?, latest)? {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = version(&tx)?;
+        if up_to_date(current, latest)? {
+            // Another process migrated while this one waited for the lock.
+            break;
+        }
+        tx.execute_batch(MIGRATIONS[current as usize])?;
+        tx.pragma_update(None, "user_version", current + 1)?;
+        tx.commit()?;
+        ran += 1;
+    }
+    Ok(ran)
+}
+
+/// Whether a store at schema `current` needs no migration; a store written by a newer program
+/// is an error (its tables may mean something this one does not know).
+fn up_to_date(current: u32, latest: u32) -> Result<bool, StoreError> {
     if current > latest {
         return Err(StoreError::TooNew {
             found: current,
             supported: latest,
         });
     }
-    let mut ran = 0;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index as u32 + 1)?;
-        tx.commit()?;
-        ran += 1;
-    }
-    Ok(ran)
+    Ok(current == latest)
 }
 
 /// The schema version recorded in the store file.
