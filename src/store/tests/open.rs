@@ -82,3 +82,36 @@ fn a_store_of_schema_2_upgrades_keeping_threads_and_failed_messages() {
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].key, "bad@x");
 }
+
+#[test]
+fn many_connections_opening_a_new_store_at_once_all_succeed() {
+    const OPENERS: usize = 8;
+    for round in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mailrules.db");
+        let start = std::sync::Barrier::new(OPENERS);
+        let opened: Vec<Result<u32, String>> = std::thread::scope(|s| {
+            let openers: Vec<_> = (0..OPENERS)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        let store = Store::open(&path).map_err(|e| e.to_string())?;
+                        store.schema_version().map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            openers.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        for result in opened {
+            assert_eq!(
+                result,
+                Ok(migrations::latest_version()),
+                "round {round}: every opener gets the migrated store"
+            );
+        }
+        // The schema was created once: the store works as any other.
+        let mut store = Store::open(&path).unwrap();
+        new_task(&mut store, "t@x", "c@example.com", at(20, 10));
+        assert_eq!(store.task_list(None).unwrap().len(), 1);
+    }
+}
