@@ -183,6 +183,20 @@ CREATE TABLE schedule_state (
 DROP INDEX messages_status;
 CREATE INDEX messages_failed ON messages(id) WHERE status = 'failed';
 "#,
+    // 4: the reply limits count the earlier replies to a recipient that were or will be sent.
+    // Through outbox_recipient that walked every row to the recipient in the window, the
+    // suppressed ones too: a robot sender whose thousands of replies were suppressed made every
+    // message slower than the last. These indexes hold only the replies that count, so a check
+    // reads at most as many entries as its limit, whatever the outbox holds. The WHERE clause
+    // must stay word for word the one of the queries in `store::outbox` (SQLite uses a partial
+    // index only for a query whose WHERE clause contains the index's).
+    r#"
+CREATE INDEX outbox_counted_replies ON outbox(recipient, created_at)
+  WHERE kind = 'reply' AND status IN ('queued', 'sending', 'sent');
+CREATE INDEX outbox_counted_task_replies ON outbox(recipient, task_id, created_at)
+  WHERE kind = 'reply' AND status IN ('queued', 'sending', 'sent');
+DROP INDEX outbox_recipient;
+"#,
 ];
 
 /// The schema version this program writes.

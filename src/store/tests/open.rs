@@ -115,3 +115,47 @@ fn many_connections_opening_a_new_store_at_once_all_succeed() {
         assert_eq!(store.task_list(None).unwrap().len(), 1);
     }
 }
+
+#[test]
+fn a_store_of_schema_3_upgrades_keeping_its_replies_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mailrules.db");
+    {
+        // The previous release's store: ten replies sent to one address today.
+        let mut old = Store::open(&path).unwrap();
+        for n in 0..10 {
+            let p = plan(
+                "c@example.com",
+                None,
+                vec![create_task("A"), current(reply())],
+            );
+            apply_one(&mut old, item(&format!("old{n}@x"), p), at(20, 10));
+        }
+        let raw = &old.conn;
+        raw.execute_batch(
+            "DROP INDEX outbox_counted_replies; DROP INDEX outbox_counted_task_replies;
+             CREATE INDEX outbox_recipient ON outbox(recipient, created_at);
+             UPDATE outbox SET status = 'sent';
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+    }
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.schema_version().unwrap(),
+        migrations::latest_version()
+    );
+    let p = plan(
+        "c@example.com",
+        None,
+        vec![create_task("A"), current(reply())],
+    );
+    apply_one(&mut store, item("new@x", p), at(20, 11));
+    let row = store.outbox_list().unwrap()[0].clone();
+    assert_eq!(row.status, "suppressed");
+    assert!(
+        row.reason.as_deref().unwrap().contains("already got 10"),
+        "{:?}",
+        row.reason
+    );
+}
