@@ -197,6 +197,27 @@ CREATE INDEX outbox_counted_task_replies ON outbox(recipient, task_id, created_a
   WHERE kind = 'reply' AND status IN ('queued', 'sending', 'sent');
 DROP INDEX outbox_recipient;
 "#,
+    // 5: a task named by a field value (`task = { field = "Номер заказа", is = "{order}" }`)
+    // is the most recently updated task with that value. Through task_fields_lookup that read
+    // every task holding the value and sorted them by tasks.updated_at: a value many tasks
+    // share (a host name on monitoring tasks) made every such message slower than the last.
+    // Each field row now carries its task's updated_at, kept by the triggers below whatever
+    // statement changes it, so the newest task with a value is the first entry of one index.
+    r#"
+ALTER TABLE task_fields ADD COLUMN task_updated_at TEXT NOT NULL DEFAULT '';
+UPDATE task_fields
+  SET task_updated_at = (SELECT t.updated_at FROM tasks t WHERE t.id = task_fields.task_id);
+DROP INDEX task_fields_lookup;
+CREATE INDEX task_fields_newest ON task_fields(name, value, task_updated_at DESC, task_id DESC);
+CREATE TRIGGER task_fields_take_task_updated_at AFTER INSERT ON task_fields BEGIN
+  UPDATE task_fields SET task_updated_at = (SELECT updated_at FROM tasks WHERE id = NEW.task_id)
+    WHERE task_id = NEW.task_id AND name = NEW.name;
+END;
+CREATE TRIGGER tasks_updated_at_to_fields AFTER UPDATE OF updated_at ON tasks
+  WHEN NEW.updated_at IS NOT OLD.updated_at BEGIN
+  UPDATE task_fields SET task_updated_at = NEW.updated_at WHERE task_id = NEW.id;
+END;
+"#,
 ];
 
 /// The schema version this program writes.

@@ -117,34 +117,42 @@ fn many_connections_opening_a_new_store_at_once_all_succeed() {
 }
 
 #[test]
-fn a_store_of_schema_3_upgrades_keeping_its_replies_counted() {
+fn a_store_of_schema_3_upgrades_keeping_replies_counted_and_fields_findable() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mailrules.db");
     {
-        // The previous release's store: ten replies sent to one address today.
-        let mut old = Store::open(&path).unwrap();
-        for n in 0..10 {
-            let p = plan(
-                "c@example.com",
-                None,
-                vec![create_task("A"), current(reply())],
-            );
-            apply_one(&mut old, item(&format!("old{n}@x"), p), at(20, 10));
+        // The previous release's store: ten replies sent to one address today, and two tasks
+        // with the same order number, the older one updated last.
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        for sql in &migrations::MIGRATIONS[..3] {
+            raw.execute_batch(sql).unwrap();
         }
-        let raw = &old.conn;
+        raw.pragma_update(None, "user_version", 3).unwrap();
         raw.execute_batch(
-            "DROP INDEX outbox_counted_replies; DROP INDEX outbox_counted_task_replies;
-             CREATE INDEX outbox_recipient ON outbox(recipient, created_at);
-             UPDATE outbox SET status = 'sent';
-             PRAGMA user_version = 3;",
+            "INSERT INTO tasks (title, status, created_at, updated_at) VALUES
+               ('old', 'Новая', '2026-11-01T10:00:00Z', '2026-11-05T10:00:00Z'),
+               ('new', 'Новая', '2026-11-02T10:00:00Z', '2026-11-02T10:00:00Z');
+             INSERT INTO task_fields (task_id, name, value, updated_at) VALUES
+               (1, 'Номер заказа', '777', '2026-11-01T10:00:00Z'),
+               (2, 'Номер заказа', '777', '2026-11-02T10:00:00Z');",
         )
         .unwrap();
+        for n in 0..10 {
+            raw.execute(
+                "INSERT INTO outbox (kind, task_id, recipient, subject, body, our_message_id, \
+                 status, created_at) VALUES ('reply', 1, 'c@example.com', 's', 'b', ?1, 'sent', \
+                 '2026-11-20T10:00:00Z')",
+                [format!("r{n}@mail.acme.example")],
+            )
+            .unwrap();
+        }
     }
     let mut store = Store::open(&path).unwrap();
     assert_eq!(
         store.schema_version().unwrap(),
         migrations::latest_version()
     );
+
     let p = plan(
         "c@example.com",
         None,
@@ -158,4 +166,16 @@ fn a_store_of_schema_3_upgrades_keeping_its_replies_counted() {
         "{:?}",
         row.reason
     );
+
+    let by_order = TaskRef::Field {
+        field: "Номер заказа".into(),
+        value: "777".into(),
+    };
+    let p = plan(
+        "courier@example.com",
+        None,
+        vec![action(comment("доставлен"), by_order, IfMissing::Fail)],
+    );
+    let result = apply_one(&mut store, item("d@x", p), at(20, 12));
+    assert_eq!(result.task, Some(1), "the task updated last");
 }
