@@ -4,9 +4,12 @@
 Generates the corpus once into a work directory, then measures file ingest with 10, 100 and
 1,000 rules (a fresh store each run; median of 3 runs when a run is short enough), the Python
 baseline on the same corpus, peak RSS on a mailbox holding a 25 MiB attachment, and the IMAP
-figures (raw fetch, daemon ingest, APPEND → committed latency) from a private Dovecot.
+figures (raw fetch, daemon ingest, APPEND → committed latency) from a private Dovecot, and
+the growth run (`growth.py`: 200,000 messages into one store, the time per message of each
+20,000).
 
     run.py --binary target/release/mailrules --shipped rules [--quick] [--work DIR] [--out FILE]
+           [--no-imap] [--no-growth] [--growth]
 """
 
 import argparse
@@ -20,10 +23,15 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import growth  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-FULL = {"messages": 20000, "imap": 5000, "latency": 200, "rss_messages": 500, "runs": 3}
-QUICK = {"messages": 2000, "imap": 1000, "latency": 50, "rss_messages": 100, "runs": 1}
+FULL = {"messages": 20000, "imap": 5000, "latency": 200, "rss_messages": 500, "runs": 3,
+        "growth": 200000, "growth_slice": 20000}
+QUICK = {"messages": 2000, "imap": 1000, "latency": 50, "rss_messages": 100, "runs": 1,
+         "growth": 20000, "growth_slice": 2000}
 BIG_MIB = 25
 # A run longer than this is not repeated for the median (keeps the whole run under 10 min).
 REPEAT_UNDER_SECONDS = 20
@@ -122,6 +130,9 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the temp work directory")
     ap.add_argument("--out", help="also write the table to this file")
     ap.add_argument("--no-imap", action="store_true")
+    ap.add_argument("--no-growth", action="store_true", help="leave out the growth run")
+    ap.add_argument("--growth", action="store_true",
+                    help="only the growth run (200,000 messages into one store; 20,000 with --quick)")
     args = ap.parse_args()
     size = QUICK if args.quick else FULL
     binary = os.path.abspath(args.binary)
@@ -130,10 +141,48 @@ def main() -> None:
     # Dovecot's unprivileged processes must reach its config and mail below here.
     os.chmod(work, 0o755)
     try:
-        run(args, size, binary, work)
+        if args.growth:
+            run_growth_only(args, size, binary, work)
+        else:
+            run(args, size, binary, work)
     finally:
         if not args.work and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def growth_run(args, size: dict, binary: str, work: str) -> dict:
+    step(f"growth run: {size['growth']:,} messages into one store, "
+         f"{size['growth_slice']:,} per slice")
+    return growth.run(binary, args.shipped, size["growth"], size["growth_slice"],
+                      os.path.join(work, "growth"), seed=7, progress=step)
+
+
+def growth_row(result: dict) -> tuple:
+    first, last = result["slices"][0], result["slices"][-1]
+    return (f"growth: {result['messages']:,} msgs into one store, shipped rules, "
+            f"last {result['slice']:,} vs first",
+            f"{last['us_per_msg']:.0f} vs {first['us_per_msg']:.0f} µs/msg",
+            f"CPU {last['cpu_us_per_msg']:.0f} vs {first['cpu_us_per_msg']:.0f} µs/msg; "
+            f"store {last['store_mib']:.0f} MiB; every slice below",
+            f"{result['ratio']:.2f}× ({result['cpu_ratio']:.2f}× CPU)", "≤ 1.3×")
+
+
+def run_growth_only(args, size: dict, binary: str, work: str) -> None:
+    began = time.monotonic()
+    load_before = load_average()
+    result = growth_run(args, size, binary, work)
+    lines = [f"mailrules growth run ({'quick' if args.quick else 'full'})",
+             f"machine: {os.cpu_count()} CPUs, {cpu_model()}, {memory_gib():.1f} GiB RAM; "
+             f"1-minute load average {load_before} at start, {load_average()} at end", "",
+             growth.table(result), "", f"whole run: {time.monotonic() - began:.0f} s"]
+    emit(args, "\n".join(lines))
+
+
+def emit(args, table: str) -> None:
+    print(table)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(table + "\n")
 
 
 def load_average() -> str:
@@ -196,6 +245,8 @@ def run(args, size: dict, binary: str, work: str) -> None:
             last = (proc.stderr.strip().splitlines() or [""])[-1]
             imap = {"error": f"imap_bench.py exited with {proc.returncode}: {last}"}
             sys.stderr.write(proc.stderr)
+
+    grown = None if args.no_growth else growth_run(args, size, binary, work)
 
     n = size["messages"]
     rate = {k: n / v["seconds"] for k, v in ingest.items()}
@@ -260,6 +311,9 @@ def run(args, size: dict, binary: str, work: str) -> None:
                          (lat or {}).get("error", "daemon ingest did not complete"), "",
                          "median < 20 ms, p99 < 200 ms"))
 
+    if grown:
+        rows.append(growth_row(grown))
+
     lines = [
         f"mailrules benchmark ({'quick' if args.quick else 'full'} run), corpus: {corpus_info}",
         f"machine: {os.cpu_count()} CPUs, {cpu_model()}, {memory_gib():.1f} GiB RAM; "
@@ -272,12 +326,10 @@ def run(args, size: dict, binary: str, work: str) -> None:
     errors = [e for k in ingest for e in ingest[k]["first_errors"]][:3]
     if errors:
         lines += ["", "first ingest failures: " + "; ".join(errors)]
+    if grown:
+        lines += ["", growth.table(grown)]
     lines += ["", f"whole run: {time.monotonic() - began:.0f} s"]
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(table + "\n")
+    emit(args, "\n".join(lines))
 
 
 if __name__ == "__main__":

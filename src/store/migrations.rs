@@ -3,7 +3,7 @@
 //! Never edit a migration that has shipped: append a new one. The position in [`MIGRATIONS`]
 //! (from 1) is the schema version it brings the store to.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 use super::StoreError;
 
@@ -183,6 +183,41 @@ CREATE TABLE schedule_state (
 DROP INDEX messages_status;
 CREATE INDEX messages_failed ON messages(id) WHERE status = 'failed';
 "#,
+    // 4: the reply limits count the earlier replies to a recipient that were or will be sent.
+    // Through outbox_recipient that walked every row to the recipient in the window, the
+    // suppressed ones too: a robot sender whose thousands of replies were suppressed made every
+    // message slower than the last. These indexes hold only the replies that count, so a check
+    // reads at most as many entries as its limit, whatever the outbox holds. The WHERE clause
+    // must stay word for word the one of the queries in `store::outbox` (SQLite uses a partial
+    // index only for a query whose WHERE clause contains the index's).
+    r#"
+CREATE INDEX outbox_counted_replies ON outbox(recipient, created_at)
+  WHERE kind = 'reply' AND status IN ('queued', 'sending', 'sent');
+CREATE INDEX outbox_counted_task_replies ON outbox(recipient, task_id, created_at)
+  WHERE kind = 'reply' AND status IN ('queued', 'sending', 'sent');
+DROP INDEX outbox_recipient;
+"#,
+    // 5: a task named by a field value (`task = { field = "Номер заказа", is = "{order}" }`)
+    // is the most recently updated task with that value. Through task_fields_lookup that read
+    // every task holding the value and sorted them by tasks.updated_at: a value many tasks
+    // share (a host name on monitoring tasks) made every such message slower than the last.
+    // Each field row now carries its task's updated_at, kept by the triggers below whatever
+    // statement changes it, so the newest task with a value is the first entry of one index.
+    r#"
+ALTER TABLE task_fields ADD COLUMN task_updated_at TEXT NOT NULL DEFAULT '';
+UPDATE task_fields
+  SET task_updated_at = (SELECT t.updated_at FROM tasks t WHERE t.id = task_fields.task_id);
+DROP INDEX task_fields_lookup;
+CREATE INDEX task_fields_newest ON task_fields(name, value, task_updated_at DESC, task_id DESC);
+CREATE TRIGGER task_fields_take_task_updated_at AFTER INSERT ON task_fields BEGIN
+  UPDATE task_fields SET task_updated_at = (SELECT updated_at FROM tasks WHERE id = NEW.task_id)
+    WHERE task_id = NEW.task_id AND name = NEW.name;
+END;
+CREATE TRIGGER tasks_updated_at_to_fields AFTER UPDATE OF updated_at ON tasks
+  WHEN NEW.updated_at IS NOT OLD.updated_at BEGIN
+  UPDATE task_fields SET task_updated_at = NEW.updated_at WHERE task_id = NEW.id;
+END;
+"#,
 ];
 
 /// The schema version this program writes.
@@ -190,27 +225,44 @@ pub fn latest_version() -> u32 {
     MIGRATIONS.len() as u32
 }
 
-/// Brings the store up to [`latest_version`]; returns how many migrations ran. Each migration
-/// runs in its own transaction together with the version bump, so a crash leaves the store at
-/// a known version.
+/// Brings the store up to [`latest_version`]; returns how many migrations ran here. Each
+/// migration runs in its own transaction together with the version bump, so a crash leaves the
+/// store at a known version.
+///
+/// Any number of processes may open a store at once (systemd starting the daemon while someone
+/// runs `mailrules task list` on a new store): each migration runs under the write lock
+/// (`BEGIN IMMEDIATE`, which waits out the busy timeout while another process holds it) and
+/// reads the version again inside it, so whoever comes second finds the migration done and
+/// runs nothing. A store that is up to date is recognised without taking the write lock, so
+/// opening one never waits for a daemon's batch.
 pub fn migrate(conn: &mut Connection) -> Result<usize, StoreError> {
-    let current = version(conn)?;
     let latest = latest_version();
+    let mut ran = 0;
+    while !up_to_date(version(conn)?, latest)? {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = version(&tx)?;
+        if up_to_date(current, latest)? {
+            // Another process migrated while this one waited for the lock.
+            break;
+        }
+        tx.execute_batch(MIGRATIONS[current as usize])?;
+        tx.pragma_update(None, "user_version", current + 1)?;
+        tx.commit()?;
+        ran += 1;
+    }
+    Ok(ran)
+}
+
+/// Whether a store at schema `current` needs no migration; a store written by a newer program
+/// is an error (its tables may mean something this one does not know).
+fn up_to_date(current: u32, latest: u32) -> Result<bool, StoreError> {
     if current > latest {
         return Err(StoreError::TooNew {
             found: current,
             supported: latest,
         });
     }
-    let mut ran = 0;
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index as u32 + 1)?;
-        tx.commit()?;
-        ran += 1;
-    }
-    Ok(ran)
+    Ok(current == latest)
 }
 
 /// The schema version recorded in the store file.

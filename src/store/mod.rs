@@ -5,6 +5,7 @@
 //! the small query functions in the submodules.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{config::DbConfig, Connection, ErrorCode, OptionalExtension};
@@ -281,12 +282,12 @@ impl Store {
     }
 
     fn setup(mut conn: Connection, path: PathBuf) -> Result<Store, StoreError> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL + FULL: the WAL is synced at every commit, so a commit survives a power cut.
         // The daemon acknowledges a batch on the IMAP server right after its commit; with
         // NORMAL a power cut could undo a commit whose messages the server no longer offers,
         // losing them. One fsync per batch (not per message) is cheap.
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
+        use_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
@@ -359,6 +360,31 @@ impl TaskDirectory for ConnectionDirectory<'_> {
             .0
             .prepare_cached("SELECT status FROM tasks WHERE id = ?1")?;
         Ok(stmt.query_row([id], |r| r.get(0)).optional()?)
+    }
+}
+
+/// How long a statement waits for another process's lock before the store counts as busy
+/// (`StoreError::Busy` says so in its message).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Switches the store to WAL. On a new file several processes may do this at the same moment
+/// (the daemon started while a command runs): the switch needs an exclusive lock, and SQLite
+/// answers SQLITE_BUSY at once there instead of calling the busy handler, so it is tried again
+/// for as long as any other statement would wait. On a store that is already in WAL mode
+/// nothing is written.
+fn use_wal(conn: &Connection) -> Result<(), StoreError> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(())) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => {
+                if Instant::now() >= deadline {
+                    return Err(e.into());
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

@@ -54,6 +54,20 @@ pub(super) fn insert(conn: &Connection, row: &NewOutgoing, now: &str) -> Result<
     Ok(())
 }
 
+/// Whether `recipient` got a reply that counts about task ?2 since ?3. The conditions on kind
+/// and status are those of the partial index `outbox_counted_task_replies` (migration 4), so
+/// this is one index lookup.
+pub(super) const REPLIED_ABOUT_TASK: &str = "SELECT EXISTS (SELECT 1 FROM outbox \
+     WHERE kind = 'reply' AND status IN ('queued', 'sending', 'sent') \
+     AND recipient = ?1 AND task_id = ?2 AND created_at > ?3)";
+
+/// How many replies that count `recipient` got since ?2, counting no further than the limit
+/// ?3: only whether the limit is reached matters, so the count reads at most that many entries
+/// of `outbox_counted_replies` (migration 4) however many replies the history holds.
+pub(super) const REPLIES_UP_TO_LIMIT: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM outbox \
+     WHERE kind = 'reply' AND status IN ('queued', 'sending', 'sent') \
+     AND recipient = ?1 AND created_at > ?2 LIMIT ?3)";
+
 /// Why an automatic reply to `recipient` about `task` would exceed the flood limits, if it
 /// would. Only replies that were (or will be) sent count.
 pub(super) fn reply_limit_reason(
@@ -70,31 +84,25 @@ pub(super) fn reply_limit_reason(
                 .unwrap_or(DateTime::<Utc>::MIN_UTC),
         )
     };
-    let per_task: i64 = conn
-        .prepare_cached(
-            "SELECT COUNT(*) FROM outbox WHERE kind = 'reply' AND recipient = ?1 \
-             AND task_id = ?2 AND status IN ('queued', 'sending', 'sent') AND created_at > ?3",
-        )?
-        .query_row(
-            params![recipient, task, since(limits.reply_per_task_period)],
-            |r| r.get(0),
-        )?;
-    if per_task > 0 {
+    let replied_about_task: bool = conn.prepare_cached(REPLIED_ABOUT_TASK)?.query_row(
+        params![recipient, task, since(limits.reply_per_task_period)],
+        |r| r.get(0),
+    )?;
+    if replied_about_task {
         return Ok(Some(format!(
             "rate limit: {recipient} already got an automatic reply about task #{task} \
              within {}",
             human_duration(limits.reply_per_task_period)
         )));
     }
-    let per_day: i64 = conn
-        .prepare_cached(
-            "SELECT COUNT(*) FROM outbox WHERE kind = 'reply' AND recipient = ?1 \
-             AND status IN ('queued', 'sending', 'sent') AND created_at > ?2",
-        )?
-        .query_row(
-            params![recipient, since(Duration::from_secs(24 * 3600))],
-            |r| r.get(0),
-        )?;
+    let per_day: i64 = conn.prepare_cached(REPLIES_UP_TO_LIMIT)?.query_row(
+        params![
+            recipient,
+            since(Duration::from_secs(24 * 3600)),
+            limits.replies_per_recipient_per_day
+        ],
+        |r| r.get(0),
+    )?;
     if per_day >= i64::from(limits.replies_per_recipient_per_day) {
         return Ok(Some(format!(
             "rate limit: {recipient} already got {per_day} automatic replies in the last 24h \

@@ -31,6 +31,11 @@ pub(super) fn exists(conn: &Connection, id: i64) -> Result<bool, StoreError> {
         .is_some())
 }
 
+/// The task whose field ?1 is ?2 and that was updated last: the first entry of the index
+/// `task_fields_newest` (migration 5), however many tasks share the value.
+pub(super) const NEWEST_WITH_FIELD: &str = "SELECT task_id FROM task_fields \
+     WHERE name = ?1 AND value = ?2 ORDER BY task_updated_at DESC, task_id DESC LIMIT 1";
+
 /// The most recently updated task whose field `name` equals `value`.
 pub(super) fn find_by_field(
     conn: &Connection,
@@ -38,10 +43,7 @@ pub(super) fn find_by_field(
     value: &str,
 ) -> Result<Option<i64>, StoreError> {
     Ok(conn
-        .prepare_cached(
-            "SELECT f.task_id FROM task_fields f JOIN tasks t ON t.id = f.task_id \
-             WHERE f.name = ?1 AND f.value = ?2 ORDER BY t.updated_at DESC, t.id DESC LIMIT 1",
-        )?
+        .prepare_cached(NEWEST_WITH_FIELD)?
         .query_row([name, value], |r| r.get(0))
         .optional()?)
 }

@@ -82,3 +82,100 @@ fn a_store_of_schema_2_upgrades_keeping_threads_and_failed_messages() {
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].key, "bad@x");
 }
+
+#[test]
+fn many_connections_opening_a_new_store_at_once_all_succeed() {
+    const OPENERS: usize = 8;
+    for round in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mailrules.db");
+        let start = std::sync::Barrier::new(OPENERS);
+        let opened: Vec<Result<u32, String>> = std::thread::scope(|s| {
+            let openers: Vec<_> = (0..OPENERS)
+                .map(|_| {
+                    s.spawn(|| {
+                        start.wait();
+                        let store = Store::open(&path).map_err(|e| e.to_string())?;
+                        store.schema_version().map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            openers.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        for result in opened {
+            assert_eq!(
+                result,
+                Ok(migrations::latest_version()),
+                "round {round}: every opener gets the migrated store"
+            );
+        }
+        // The schema was created once: the store works as any other.
+        let mut store = Store::open(&path).unwrap();
+        new_task(&mut store, "t@x", "c@example.com", at(20, 10));
+        assert_eq!(store.task_list(None).unwrap().len(), 1);
+    }
+}
+
+#[test]
+fn a_store_of_schema_3_upgrades_keeping_replies_counted_and_fields_findable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mailrules.db");
+    {
+        // The previous release's store: ten replies sent to one address today, and two tasks
+        // with the same order number, the older one updated last.
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        for sql in &migrations::MIGRATIONS[..3] {
+            raw.execute_batch(sql).unwrap();
+        }
+        raw.pragma_update(None, "user_version", 3).unwrap();
+        raw.execute_batch(
+            "INSERT INTO tasks (title, status, created_at, updated_at) VALUES
+               ('old', 'Новая', '2026-11-01T10:00:00Z', '2026-11-05T10:00:00Z'),
+               ('new', 'Новая', '2026-11-02T10:00:00Z', '2026-11-02T10:00:00Z');
+             INSERT INTO task_fields (task_id, name, value, updated_at) VALUES
+               (1, 'Номер заказа', '777', '2026-11-01T10:00:00Z'),
+               (2, 'Номер заказа', '777', '2026-11-02T10:00:00Z');",
+        )
+        .unwrap();
+        for n in 0..10 {
+            raw.execute(
+                "INSERT INTO outbox (kind, task_id, recipient, subject, body, our_message_id, \
+                 status, created_at) VALUES ('reply', 1, 'c@example.com', 's', 'b', ?1, 'sent', \
+                 '2026-11-20T10:00:00Z')",
+                [format!("r{n}@mail.acme.example")],
+            )
+            .unwrap();
+        }
+    }
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.schema_version().unwrap(),
+        migrations::latest_version()
+    );
+
+    let p = plan(
+        "c@example.com",
+        None,
+        vec![create_task("A"), current(reply())],
+    );
+    apply_one(&mut store, item("new@x", p), at(20, 11));
+    let row = store.outbox_list().unwrap()[0].clone();
+    assert_eq!(row.status, "suppressed");
+    assert!(
+        row.reason.as_deref().unwrap().contains("already got 10"),
+        "{:?}",
+        row.reason
+    );
+
+    let by_order = TaskRef::Field {
+        field: "Номер заказа".into(),
+        value: "777".into(),
+    };
+    let p = plan(
+        "courier@example.com",
+        None,
+        vec![action(comment("доставлен"), by_order, IfMissing::Fail)],
+    );
+    let result = apply_one(&mut store, item("d@x", p), at(20, 12));
+    assert_eq!(result.task, Some(1), "the task updated last");
+}

@@ -75,3 +75,108 @@ fn a_suppressed_reply_can_be_requeued_by_id_only() {
     assert_eq!(store.outbox_requeue(&[row.id]).unwrap(), 1);
     assert_eq!(store.outbox_due(at(20, 12), 10).unwrap()[0].id, row.id);
 }
+
+/// Applies a new request from `sender` whose plan replies, with at most `per_day` replies per
+/// recipient a day; returns the outbox row it wrote.
+fn request_with_reply(
+    store: &mut Store,
+    key: &str,
+    sender: &str,
+    per_day: u32,
+    now: DateTime<Utc>,
+) -> OutboxRow {
+    let mut opts = options(now);
+    opts.limits.replies_per_recipient_per_day = per_day;
+    let p = plan(sender, None, vec![create_task("A"), current(reply())]);
+    let results = store.apply_batch(vec![item(key, p)], None, &opts).unwrap();
+    assert_eq!(
+        results[0].status,
+        ResultStatus::Applied,
+        "{:?}",
+        results[0].error
+    );
+    store.outbox_list().unwrap()[0].clone() // newest first
+}
+
+#[test]
+fn a_busy_sender_is_limited_by_the_replies_that_count_not_by_those_suppressed() {
+    let mut store = Store::open_in_memory().unwrap();
+    let robot = "info@courier.example";
+    let first: Vec<OutboxRow> = (0..3)
+        .map(|n| request_with_reply(&mut store, &format!("a{n}@x"), robot, 3, at(20, 10)))
+        .collect();
+    assert!(first.iter().all(|r| r.status == "queued"));
+    // The robot goes on writing: hundreds of suppressed replies pile up.
+    for n in 0..300 {
+        let row = request_with_reply(&mut store, &format!("b{n}@x"), robot, 3, at(20, 11));
+        assert_eq!(row.status, "suppressed");
+        assert_eq!(
+            row.reason.as_deref(),
+            Some(
+                "rate limit: info@courier.example already got 3 automatic replies in the last \
+                 24h (limit 3)"
+            )
+        );
+    }
+    // A reply that failed for good was not sent: it no longer counts, a sent one does.
+    store.outbox_mark_sent(first[0].id, at(20, 12)).unwrap();
+    store
+        .outbox_mark_failed(first[1].id, "550 no such user")
+        .unwrap();
+    let row = request_with_reply(&mut store, "c@x", robot, 3, at(20, 12));
+    assert_eq!(row.status, "queued");
+    let row = request_with_reply(&mut store, "d@x", robot, 3, at(20, 12));
+    assert_eq!(row.status, "suppressed");
+    // A day after the first replies only the later ones count.
+    let row = request_with_reply(&mut store, "e@x", robot, 3, at(21, 11));
+    assert_eq!(row.status, "queued");
+    // Other recipients were never limited by the robot's history.
+    let row = request_with_reply(&mut store, "f@x", "ivan@client.example", 3, at(20, 12));
+    assert_eq!(row.status, "queued");
+}
+
+#[test]
+fn the_per_message_lookups_that_could_grow_read_one_index_entry_or_up_to_a_limit() {
+    // The growth run (BENCHMARKS.md) is what shows the cost; this keeps the plans that give
+    // it: a change to a query that stops SQLite from using these indexes would walk every
+    // outbox row to a recipient, or every task sharing a field value, for each message again.
+    let store = Store::open_in_memory().unwrap();
+    for (sql, table, index) in [
+        (
+            super::super::outbox::REPLIED_ABOUT_TASK,
+            "outbox",
+            "outbox_counted_task_replies (recipient=?",
+        ),
+        (
+            super::super::outbox::REPLIES_UP_TO_LIMIT,
+            "outbox",
+            "outbox_counted_replies (recipient=?",
+        ),
+        (
+            super::super::tasks::NEWEST_WITH_FIELD,
+            "task_fields",
+            "task_fields_newest (name=? AND value=?)",
+        ),
+    ] {
+        let mut explain = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let values = ["a@example.com", "1", "2026-11-20"];
+        let bound = &values[..explain.parameter_count()];
+        let plan: Vec<String> = explain
+            .query_map(rusqlite::params_from_iter(bound), |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        // One search of one index, no sorting of what it found.
+        assert!(!plan.iter().any(|s| s.contains("TEMP B-TREE")), "{plan:?}");
+        let searches: Vec<&String> = plan.iter().filter(|s| s.contains(table)).collect();
+        assert_eq!(searches.len(), 1, "{plan:?}");
+        assert!(
+            searches[0].starts_with(&format!("SEARCH {table} USING "))
+                && searches[0].contains(&format!("INDEX {index}")),
+            "{plan:?}"
+        );
+    }
+}
