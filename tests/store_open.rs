@@ -1,11 +1,9 @@
 //! Opening one store from many processes at once: systemd starting the daemon while someone
 //! runs a command on a store that does not exist yet.
 
-mod support;
-
 use std::process::Stdio;
 
-use support::workdir::Workdir;
+use crate::support::workdir::Workdir;
 
 #[test]
 fn eight_commands_started_at_once_on_a_new_store_all_succeed() {

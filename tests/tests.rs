@@ -23,4 +23,5 @@ mod servers;
 mod smtp_outbox;
 mod smtp_scenario;
 mod smtp_transport;
+mod store_open;
 mod trust;
