@@ -37,25 +37,31 @@ pub use tasks::{
 };
 pub use triggers::{EventKind, TaskEvent, Triggers, MAX_TRIGGER_DEPTH};
 
-/// Everything that can go wrong in the store, worded for the operator.
+/// Everything that can go wrong in the store, worded for the operator. The errors about the
+/// store file as a whole (it cannot be opened, written, locked, ...) are named with its path
+/// once, by [`StoreError::InStore`], where they leave the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open store {path}: {detail}")]
-    Open { path: String, detail: String },
-    #[error("the store is read-only: {path}: {detail}")]
-    ReadOnly { path: String, detail: String },
-    #[error("disk full while writing {path}: {detail}")]
-    DiskFull { path: String, detail: String },
+    /// One of the errors below, in the store file `path`.
+    #[error("{source} (store {})", path.display())]
+    InStore {
+        path: PathBuf,
+        source: Box<StoreError>,
+    },
+    #[error("cannot open store: {detail}")]
+    Open { detail: String },
+    #[error("the store is read-only: {detail}")]
+    ReadOnly { detail: String },
+    #[error("disk full while writing the store: {detail}")]
+    DiskFull { detail: String },
     /// A write or sync failed (EFBIG past the file size limit, EIO, ...); the store itself is
     /// fine, the transaction was rolled back.
-    #[error(
-        "cannot write to the store {path} (is its disk full, read-only or failing?): {detail}"
-    )]
-    WriteFailed { path: String, detail: String },
-    #[error("the store {path} is locked by another process (waited 5s): {detail}")]
-    Busy { path: String, detail: String },
-    #[error("the store {path} is damaged or cannot be read: {detail}")]
-    Unavailable { path: String, detail: String },
+    #[error("cannot write to the store (is its disk full, read-only or failing?): {detail}")]
+    WriteFailed { detail: String },
+    #[error("the store is locked by another process (waited 5s): {detail}")]
+    Busy { detail: String },
+    #[error("the store is damaged or cannot be read: {detail}")]
+    Unavailable { detail: String },
     #[error("the store was written by a newer mailrules (schema version {found}, this program knows up to {supported}); upgrade mailrules")]
     TooNew { found: u32, supported: u32 },
     #[error("no analytics table named {0:?}")]
@@ -83,26 +89,21 @@ const WRITE_ERRORS: [std::os::raw::c_int; 4] = [
     rusqlite::ffi::SQLITE_IOERR_TRUNCATE,
 ];
 
-/// Stands for the file in errors raised below the public functions; replaced by the real
-/// path in [`StoreError::at`].
-const SOME_STORE: &str = "the store";
-
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        let path = SOME_STORE.to_string();
         let detail = e.to_string();
         let (code, extended) = match &e {
             rusqlite::Error::SqliteFailure(f, _) => (Some(f.code), f.extended_code),
             _ => (None, 0),
         };
         match code {
-            Some(ErrorCode::DiskFull) => StoreError::DiskFull { path, detail },
+            Some(ErrorCode::DiskFull) => StoreError::DiskFull { detail },
             Some(ErrorCode::SystemIoFailure) if WRITE_ERRORS.contains(&extended) => {
-                StoreError::WriteFailed { path, detail }
+                StoreError::WriteFailed { detail }
             }
-            Some(ErrorCode::ReadOnly) => StoreError::ReadOnly { path, detail },
+            Some(ErrorCode::ReadOnly) => StoreError::ReadOnly { detail },
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-                StoreError::Busy { path, detail }
+                StoreError::Busy { detail }
             }
             Some(
                 ErrorCode::SystemIoFailure
@@ -112,37 +113,29 @@ impl From<rusqlite::Error> for StoreError {
                 | ErrorCode::OutOfMemory
                 | ErrorCode::PermissionDenied
                 | ErrorCode::FileLockingProtocolFailed,
-            ) => StoreError::Unavailable { path, detail },
+            ) => StoreError::Unavailable { detail },
             _ => StoreError::Sqlite(e),
         }
     }
 }
 
 impl StoreError {
-    /// Names the store file in the message.
+    /// Names the store file, once, for the errors about the file as a whole.
     fn at(self, store: &Path) -> StoreError {
-        let named = store.display().to_string();
+        if self.is_environmental() && !matches!(self, StoreError::InStore { .. }) {
+            StoreError::InStore {
+                path: store.to_path_buf(),
+                source: Box::new(self),
+            }
+        } else {
+            self
+        }
+    }
+
+    /// The error itself, without the store file it happened in.
+    pub fn without_path(&self) -> &StoreError {
         match self {
-            StoreError::ReadOnly { detail, .. } => StoreError::ReadOnly {
-                path: named,
-                detail,
-            },
-            StoreError::DiskFull { detail, .. } => StoreError::DiskFull {
-                path: named,
-                detail,
-            },
-            StoreError::Busy { detail, .. } => StoreError::Busy {
-                path: named,
-                detail,
-            },
-            StoreError::WriteFailed { detail, .. } => StoreError::WriteFailed {
-                path: named,
-                detail,
-            },
-            StoreError::Unavailable { detail, .. } => StoreError::Unavailable {
-                path: named,
-                detail,
-            },
+            StoreError::InStore { source, .. } => source.without_path(),
             other => other,
         }
     }
@@ -151,7 +144,7 @@ impl StoreError {
     /// the caller should acknowledge nothing and try again later.
     pub fn is_environmental(&self) -> bool {
         matches!(
-            self,
+            self.without_path(),
             StoreError::ReadOnly { .. }
                 | StoreError::DiskFull { .. }
                 | StoreError::WriteFailed { .. }
@@ -264,10 +257,7 @@ pub trait TaskDirectory {
 impl Store {
     /// Opens the store file, creating it (mode 0600) and its schema when missing.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let open_error = |detail: String| StoreError::Open {
-            path: path.display().to_string(),
-            detail,
-        };
+        let open_error = |detail: String| StoreError::Open { detail }.at(path);
         create_private_file(path).map_err(|e| open_error(e.to_string()))?;
         let conn = Connection::open(path).map_err(|e| open_error(e.to_string()))?;
         Store::setup(conn, path.to_path_buf()).map_err(|e| match e {

@@ -44,7 +44,7 @@ fn an_unopenable_path_names_the_file() {
     let path = dir.path().join("no-such-dir").join("mailrules.db");
     let err = Store::open(&path).err().unwrap();
     let message = err.to_string();
-    assert!(message.starts_with("cannot open store "), "{message}");
+    assert!(message.starts_with("cannot open store"), "{message}");
     assert!(message.contains("no-such-dir"), "{message}");
 }
 
