@@ -347,16 +347,10 @@ impl Preparer {
             return Prepared {
                 record: MessageRecord {
                     key: unreadable_key(&source),
-                    message_id: None,
                     mailbox,
                     source,
-                    subject: String::new(),
-                    from: None,
-                    from_name: None,
-                    date: None,
-                    attachments: Vec::new(),
-                    references: Vec::new(),
                     raw,
+                    ..MessageRecord::default()
                 },
                 parsed: Err(NoPlan::Unreadable(error)),
             };
@@ -402,13 +396,8 @@ impl Preparer {
                 message_id: oversized_id,
                 mailbox,
                 source,
-                subject: String::new(),
-                from: None,
-                from_name: None,
-                date: None,
-                attachments: Vec::new(),
-                references: Vec::new(),
                 raw,
+                ..MessageRecord::default()
             },
         };
         Prepared { record, parsed }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crate::support::daemon_process::{trouble, Daemon};
 use crate::support::dovecot::{wait_until, USER};
 use crate::support::imap_server::{ImapServer, Kind};
+use crate::support::rng::Rng;
 use crate::support::workdir::root;
 
 /// What one test may take before it counts as a hang (debug build, two shared cores, other
@@ -464,37 +465,4 @@ async fn sigkill_during_catch_up(kind: Kind) {
     eprintln!("{kind:?}: {kills} kill(s) landed");
     work.assert_each_effect_once(&log);
     assert_folders(&server, &log).await;
-}
-
-/// A small seeded generator (SplitMix64), so a failing run can be repeated with its seed.
-struct Rng(u64);
-
-impl Rng {
-    /// Seeded from `MAILRULES_FAULT_SEED` when set, else from the clock; prints the seed.
-    fn from_env_or_clock() -> Rng {
-        let seed = std::env::var("MAILRULES_FAULT_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-            });
-        eprintln!("fault seed: {seed} (repeat with MAILRULES_FAULT_SEED={seed})");
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A duration in `[low, high)` milliseconds.
-    fn millis(&mut self, low: u64, high: u64) -> Duration {
-        Duration::from_millis(low + self.next() % (high - low))
-    }
 }

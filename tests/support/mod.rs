@@ -10,6 +10,7 @@ pub mod fake_daemon;
 pub mod imap_server;
 pub mod logs;
 pub mod maildir_fill;
+pub mod rng;
 pub mod smtp;
 pub mod systemd;
 pub mod workdir;
