@@ -175,9 +175,7 @@ impl Cyrus {
 
     /// A password file with the right password, as `password_file` would name it.
     pub fn password_file(&self) -> PathBuf {
-        let path = self.dir.path().join("imap.pass");
-        std::fs::write(&path, format!("{PASSWORD}\n")).unwrap();
-        path
+        super::dovecot::password_file_in(self.dir.path())
     }
 }
 

@@ -187,23 +187,12 @@ impl Dovecot {
 
     /// A password file with the right password, as `password_file` would name it.
     pub fn password_file(&self) -> PathBuf {
-        let path = self.dir.path().join("imap.pass");
-        std::fs::write(&path, format!("{PASSWORD}\n")).unwrap();
-        path
+        password_file_in(self.dir.path())
     }
 
     /// A logged-in session of our own, for putting mail in and looking at folders.
     pub async fn session(&self) -> Session<tokio::net::TcpStream> {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .unwrap();
-        let mut client = async_imap::Client::new(tcp);
-        client.read_response().await.unwrap().unwrap();
-        client
-            .login(USER, PASSWORD)
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap()
+        login(self.port).await
     }
 
     /// APPENDs `raw` to `folder` (created if missing).
@@ -401,4 +390,30 @@ fn generate_certificate(dir: &Path) -> PathBuf {
         .expect("the openssl command is needed to make a test certificate");
     assert!(status.success(), "openssl could not make a certificate");
     cert
+}
+
+/// `dir/imap.pass` holding [`PASSWORD`], as a mailbox's `password_file` names it (every test
+/// server's user has the same password).
+pub fn password_file_in(dir: &Path) -> PathBuf {
+    let path = dir.join("imap.pass");
+    std::fs::write(&path, format!("{PASSWORD}\n")).unwrap();
+    path
+}
+
+/// A session of our own on the test server at `port`, logged in as [`USER`].
+pub async fn login(port: u16) -> Session<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    // APPEND writes the command, then the literal, then its CRLF: without NODELAY each small
+    // write waits for the server's delayed ACK (~90 ms an APPEND on Cyrus and Courier instead
+    // of ~2 ms).
+    tcp.set_nodelay(true).unwrap();
+    let mut client = async_imap::Client::new(tcp);
+    client.read_response().await.unwrap().unwrap();
+    client
+        .login(USER, PASSWORD)
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap()
 }

@@ -101,20 +101,7 @@ impl ImapServer {
 
     /// A logged-in session of our own, for putting mail in and looking at folders.
     pub async fn session(&self) -> Session<tokio::net::TcpStream> {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port()))
-            .await
-            .unwrap();
-        // APPEND writes the command, then the literal, then its CRLF: without NODELAY each
-        // small write waits for the server's delayed ACK (~90 ms an APPEND on Cyrus and
-        // Courier instead of ~2 ms).
-        tcp.set_nodelay(true).unwrap();
-        let mut client = async_imap::Client::new(tcp);
-        client.read_response().await.unwrap().unwrap();
-        client
-            .login(USER, PASSWORD)
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap()
+        super::dovecot::login(self.port()).await
     }
 
     /// APPENDs every message of `raws` to `folder` (which must exist, e.g. INBOX) over one
