@@ -11,12 +11,17 @@ use serde::Deserialize;
 /// Everything that can be wrong with a configuration file, in words an operator can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(
+        "no configuration file at {}; name another with --config PATH or the \
+         MAILRULES_CONFIG variable (a fully commented example is config.example.toml, beside \
+         mailrules' README)",
+        .path.display()
+    )]
+    NotFound { path: PathBuf },
+    // The OS error is part of the message, not a source: printed with its causes it would
+    // appear twice.
+    #[error("cannot read config {}: {message}", .path.display())]
+    Read { path: PathBuf, message: String },
     #[error("{path}:{line}:{column}: {message}")]
     Syntax {
         path: PathBuf,
@@ -441,9 +446,16 @@ fn password_source(
 impl Config {
     /// Reads and validates the config at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            // The full path looked at: `mailrules.toml` alone does not say which directory.
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+            match e.kind() {
+                std::io::ErrorKind::NotFound => ConfigError::NotFound { path },
+                _ => ConfigError::Read {
+                    path,
+                    message: e.to_string(),
+                },
+            }
         })?;
         Config::from_str(&text, path)
     }

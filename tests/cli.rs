@@ -54,6 +54,29 @@ fn a_bad_config_is_a_user_error() {
 }
 
 #[test]
+fn a_missing_config_names_the_full_path_and_how_to_pick_another() {
+    let w = Workdir::with_rules(&[]);
+    // Relative, as the default `mailrules.toml` is: the message says which directory.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mailrules"))
+        .current_dir(w.path(""))
+        .args(["--config", "nowhere.toml", "check"])
+        .env_remove("MAILRULES_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let full = w.path("nowhere.toml");
+    assert!(
+        err.starts_with(&format!("error: no configuration file at {}", full.display())),
+        "{err}"
+    );
+    assert!(err.contains("--config") && err.contains("MAILRULES_CONFIG"), "{err}");
+    assert!(err.contains("config.example.toml"), "{err}");
+    assert!(!err.contains("os error"), "no OS error, let alone twice: {err}");
+}
+
+#[test]
 fn a_failed_message_is_kept_listed_and_retried_after_the_fix() {
     let w = Workdir::with_rules(&[("survey.toml", SURVEY_RULE)]);
     // "Дорого" is not in this list yet: the message fails and nothing of it is applied.
