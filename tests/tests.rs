@@ -25,3 +25,4 @@ mod smtp_scenario;
 mod smtp_transport;
 mod store_open;
 mod trust;
+mod users;
