@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod author;
 mod check;
 mod check_online;
 mod failed;
@@ -19,6 +20,8 @@ mod schedules;
 mod table;
 mod tasks;
 mod users;
+
+pub use author::{resolve as resolve_author, Author, AuthorError, AUTHOR_ENV};
 
 /// sysexits.h EX_TEMPFAIL: the MTA keeps the message and tries again later.
 pub const EXIT_TEMPFAIL: u8 = 75;
