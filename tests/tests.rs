@@ -6,6 +6,7 @@
 
 mod support;
 
+mod broken_pipe;
 mod cli;
 mod corpus;
 mod daemon;

@@ -14,6 +14,7 @@ mod check_online;
 mod failed;
 mod ingest;
 mod outbox;
+mod output;
 mod prompt;
 mod run;
 mod schedules;
@@ -221,6 +222,7 @@ pub enum ReportFormat {
 
 /// Runs the parsed command line; errors are printed here and become exit code 1.
 pub fn main(cli: Cli) -> ExitCode {
+    output::prepare(&cli.command);
     let result = match cli.command {
         Command::Run => run::run(&cli.config),
         Command::Check { online } => check::check(&cli.config, online),
