@@ -12,6 +12,7 @@ mod corpus;
 mod daemon;
 mod daemon_binary;
 mod daemon_trouble;
+mod diagnostics;
 mod faults;
 mod fuzz_regressions;
 mod hostile;

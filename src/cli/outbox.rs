@@ -60,7 +60,7 @@ pub fn send(config_path: &Path) -> anyhow::Result<ExitCode> {
             (false, None) => "will retry".to_string(),
         };
         eprintln!(
-            "#{} to {}: {} ({next})",
+            "warning: outbox #{} to {}: {} ({next})",
             error.id, error.recipient, error.error
         );
     }
