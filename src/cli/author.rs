@@ -2,11 +2,11 @@
 //! once the store has users, it must name one of them. The commands that change tasks call
 //! [`resolve`] before they change anything.
 
-use crate::people::{self, PeopleError, Role};
+use crate::people::{self, Role};
 use crate::store::{Store, StoreError};
 
-/// The environment variable naming the author when `--as` is not given.
-pub const AUTHOR_ENV: &str = "MAILRULES_USER";
+/// The variable naming the person at the terminal when `--as` is not given.
+pub const USER_VAR: &str = "MAILRULES_USER";
 
 /// The person a change is recorded under.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,23 +35,17 @@ impl Author {
 /// Why no author could be settled; each message says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthorError {
-    #[error("who is making this change? pass --as EMAIL or set {AUTHOR_ENV}=EMAIL")]
+    #[error("who is making this change? Give --as EMAIL or set {USER_VAR}=EMAIL: every change to a task is recorded with its author")]
     Missing,
-    #[error("{AUTHOR_ENV} is not valid UTF-8 text; set it to an email address or pass --as EMAIL")]
+    #[error("{USER_VAR} is not valid UTF-8 text; set it to an email address or pass --as EMAIL")]
     EnvNotUnicode,
-    #[error("the author ({source_name}): {error}")]
-    BadEmail {
-        source_name: &'static str,
-        error: PeopleError,
-    },
+    #[error("{origin} \"{given}\" is not an email address: the author of a change is a person's address")]
+    NotAnAddress { origin: &'static str, given: String },
     #[error(
-        "{email} ({source_name}) is not a mailrules user; `mailrules user list` shows the users \
+        "{email} ({origin}) is not a mailrules user; `mailrules user list` shows the users \
          and `mailrules user add {email}` adds one"
     )]
-    UnknownUser {
-        email: String,
-        source_name: &'static str,
-    },
+    UnknownUser { email: String, origin: &'static str },
     #[error(
         "{email} is a {role}; this change needs the {needed} role (remove the user and add \
          them again with `mailrules user add {email} --role {needed}`)"
@@ -69,7 +63,7 @@ pub enum AuthorError {
 /// counts as unset). When the store has users, the email must be one of theirs; with none,
 /// any well-formed email is accepted.
 pub fn resolve(store: &Store, flag: Option<&str>) -> Result<Author, AuthorError> {
-    let env = match std::env::var(AUTHOR_ENV) {
+    let env = match std::env::var(USER_VAR) {
         Ok(value) => Some(value),
         Err(std::env::VarError::NotPresent) => None,
         Err(std::env::VarError::NotUnicode(_)) if flag.is_none() => {
@@ -87,13 +81,15 @@ fn resolve_from(
     flag: Option<&str>,
     env: Option<&str>,
 ) -> Result<Author, AuthorError> {
-    let (given, source_name) = match (flag, env.filter(|v| !v.trim().is_empty())) {
+    let (given, origin) = match (flag, env.filter(|v| !v.trim().is_empty())) {
         (Some(flag), _) => (flag, "--as"),
-        (None, Some(env)) => (env, AUTHOR_ENV),
+        (None, Some(env)) => (env, USER_VAR),
         (None, None) => return Err(AuthorError::Missing),
     };
-    let email = people::normalize_email(given)
-        .map_err(|error| AuthorError::BadEmail { source_name, error })?;
+    let email = people::normalize_email(given).map_err(|_| AuthorError::NotAnAddress {
+        origin,
+        given: given.to_string(),
+    })?;
     if !store.users_exist()? {
         return Ok(Author { email, role: None });
     }
@@ -102,7 +98,7 @@ fn resolve_from(
             email: user.email,
             role: Some(user.role),
         }),
-        None => Err(AuthorError::UnknownUser { email, source_name }),
+        None => Err(AuthorError::UnknownUser { email, origin }),
     }
 }
 

@@ -22,7 +22,7 @@ mod table;
 mod tasks;
 mod users;
 
-pub use author::{resolve as resolve_author, Author, AuthorError, AUTHOR_ENV};
+pub use author::{resolve as resolve_author, Author, AuthorError, USER_VAR};
 
 /// sysexits.h EX_TEMPFAIL: the MTA keeps the message and tries again later.
 pub const EXIT_TEMPFAIL: u8 = 75;
