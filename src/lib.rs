@@ -18,6 +18,7 @@ pub mod message;
 pub mod outbox;
 pub mod outgoing;
 pub mod parallel;
+pub mod people;
 pub mod pipeline;
 pub mod plan;
 pub mod rules;

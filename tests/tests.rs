@@ -6,11 +6,13 @@
 
 mod support;
 
+mod broken_pipe;
 mod cli;
 mod corpus;
 mod daemon;
 mod daemon_binary;
 mod daemon_trouble;
+mod diagnostics;
 mod faults;
 mod fuzz_regressions;
 mod hostile;
@@ -25,3 +27,4 @@ mod smtp_scenario;
 mod smtp_transport;
 mod store_open;
 mod trust;
+mod users;

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use super::output::say;
 use crate::rules::RuleSet;
 
 pub fn check(config_path: &Path, online: bool) -> anyhow::Result<ExitCode> {
@@ -10,14 +11,17 @@ pub fn check(config_path: &Path, online: bool) -> anyhow::Result<ExitCode> {
     let rules_ok = match RuleSet::load_dir(&config.rules) {
         Ok(rules) => {
             let s = rules.summary();
-            println!(
+            say!(
                 "ok: {} rules, {} triggers, {} schedules in {} files",
-                s.rules, s.triggers, s.schedules, s.files
-            );
+                s.rules,
+                s.triggers,
+                s.schedules,
+                s.files
+            )?;
             true
         }
         Err(errors) => {
-            println!("{errors}");
+            say!("{errors}")?;
             false
         }
     };

@@ -2,6 +2,7 @@
 //! would, resolve the folders mail is moved to, and say what was found. Changes nothing on the
 //! servers or in the store.
 
+use super::output::say;
 use crate::config::{Config, Disposition, MailboxConfig};
 use crate::imap::{self, Folder, ImapError, Timeouts};
 use crate::smtp::Mailer;
@@ -27,24 +28,27 @@ pub fn check_online(config: &Config) -> anyhow::Result<bool> {
                 .map(|c| (c.uid_validity, c.last_uid)),
             None => None,
         };
-        println!(
+        say!(
             "mailbox {} ({}:{} as {}):",
-            mailbox.name, mailbox.host, mailbox.port, mailbox.user
-        );
+            mailbox.name,
+            mailbox.host,
+            mailbox.port,
+            mailbox.user
+        )?;
         match runtime.block_on(check_mailbox(mailbox, cursor_last_uid)) {
             Ok(lines) => {
                 for line in lines {
-                    println!("  {line}");
+                    say!("  {line}")?;
                 }
             }
             Err(e) => {
                 all_ok = false;
-                println!("  error: {e}");
+                say!("  error: {e}")?;
             }
         }
     }
     if let Some(smtp) = &config.smtp {
-        println!("smtp ({}:{}):", smtp.host, smtp.port);
+        say!("smtp ({}:{}):", smtp.host, smtp.port)?;
         // The mailer's connection pool lives on the runtime: build and drop it there.
         let checked = runtime.block_on(async {
             let mailer = Mailer::new(smtp)?;
@@ -52,17 +56,17 @@ pub fn check_online(config: &Config) -> anyhow::Result<bool> {
         });
         match checked {
             Ok(()) => match &smtp.user {
-                Some(user) => println!("  ok: logged in as {user}"),
-                None => println!("  ok: connected (no login configured)"),
+                Some(user) => say!("  ok: logged in as {user}")?,
+                None => say!("  ok: connected (no login configured)")?,
             },
             Err(e) => {
                 all_ok = false;
-                println!("  error: {e}");
+                say!("  error: {e}")?;
             }
         }
     }
     if config.mailboxes.is_empty() && config.smtp.is_none() {
-        println!("online: no [[mailbox]] and no [smtp] configured, nothing to log in to");
+        say!("online: no [[mailbox]] and no [smtp] configured, nothing to log in to")?;
     }
     Ok(all_ok)
 }

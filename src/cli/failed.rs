@@ -82,7 +82,7 @@ pub fn retry(config_path: &Path, ids: &[i64], json: bool) -> anyhow::Result<Exit
     } else {
         for r in results.iter().filter(|r| r.status == OutcomeStatus::Failed) {
             eprintln!(
-                "still failing: {}: {}",
+                "warning: message {} still fails: {}",
                 r.key,
                 r.error.as_deref().unwrap_or("unknown error")
             );

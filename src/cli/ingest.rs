@@ -47,7 +47,7 @@ pub fn ingest(
         } else {
             for r in results.iter().filter(|r| r.status == OutcomeStatus::Failed) {
                 eprintln!(
-                    "failed: {}: {}",
+                    "warning: message {} failed (kept; `mailrules retry` runs it again): {}",
                     r.key,
                     r.error.as_deref().unwrap_or("unknown error")
                 );
@@ -122,8 +122,10 @@ pub fn ingest(
 }
 
 fn tempfail(error: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {error:#}");
-    eprintln!("the message was not stored; exiting with 75 (EX_TEMPFAIL) so the sender retries");
+    // One diagnostic, starting with `error:` as all of them do (cli.md, version 2).
+    eprintln!(
+        "error: {error:#}\n  the message was not stored; exiting with 75 (EX_TEMPFAIL) so the sender retries"
+    );
     ExitCode::from(super::EXIT_TEMPFAIL)
 }
 

@@ -8,15 +8,21 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod author;
 mod check;
 mod check_online;
 mod failed;
 mod ingest;
 mod outbox;
+mod output;
+mod prompt;
 mod run;
 mod schedules;
 mod table;
 mod tasks;
+mod users;
+
+pub use author::{resolve as resolve_author, Author, AuthorError, USER_VAR};
 
 /// sysexits.h EX_TEMPFAIL: the MTA keeps the message and tries again later.
 pub const EXIT_TEMPFAIL: u8 = 75;
@@ -114,6 +120,36 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Staff accounts: who may log in to the web and make changes, with which role.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add an account; the password is read from standard input (one line), or asked for
+    /// twice when standard input is a terminal.
+    Add {
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// viewer: reads everything; agent: also works tasks; admin: also users, retry, rules.
+        #[arg(long, value_enum, default_value = "agent")]
+        role: users::RoleArg,
+    },
+    /// Every account with its role.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an account (its API token stops working).
+    Remove { email: String },
+    /// Set a new password, read like `user add` reads it.
+    Passwd { email: String },
+    /// Print a new API token for the account, once; it replaces the account's previous token.
+    Token { email: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -186,6 +222,7 @@ pub enum ReportFormat {
 
 /// Runs the parsed command line; errors are printed here and become exit code 1.
 pub fn main(cli: Cli) -> ExitCode {
+    output::prepare(&cli.command);
     let result = match cli.command {
         Command::Run => run::run(&cli.config),
         Command::Check { online } => check::check(&cli.config, online),
@@ -236,6 +273,15 @@ pub fn main(cli: Cli) -> ExitCode {
             command: Some(OutboxCommand::Send),
             ..
         } => outbox::send(&cli.config),
+        Command::User { command } => match command {
+            UserCommand::Add { email, name, role } => {
+                users::add(&cli.config, &email, name.as_deref(), role.into())
+            }
+            UserCommand::List { json } => users::list(&cli.config, json),
+            UserCommand::Remove { email } => users::remove(&cli.config, &email),
+            UserCommand::Passwd { email } => users::passwd(&cli.config, &email),
+            UserCommand::Token { email } => users::token(&cli.config, &email),
+        },
     };
     match result {
         Ok(code) => code,

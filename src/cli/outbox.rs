@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use super::output::say;
 use super::table::Table;
 
 pub fn list(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
@@ -59,13 +60,15 @@ pub fn send(config_path: &Path) -> anyhow::Result<ExitCode> {
             (false, None) => "will retry".to_string(),
         };
         eprintln!(
-            "#{} to {}: {} ({next})",
+            "warning: outbox #{} to {}: {} ({next})",
             error.id, error.recipient, error.error
         );
     }
-    println!(
+    say!(
         "sent {}, retrying later {}, failed {}",
-        report.sent, report.retrying, report.failed
-    );
+        report.sent,
+        report.retrying,
+        report.failed
+    )?;
     Ok(ExitCode::SUCCESS)
 }

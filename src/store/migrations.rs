@@ -218,6 +218,21 @@ CREATE TRIGGER tasks_updated_at_to_fields AFTER UPDATE OF updated_at ON tasks
   UPDATE task_fields SET task_updated_at = NEW.updated_at WHERE task_id = NEW.id;
 END;
 "#,
+    // 6 (branch people): staff accounts (team.md, "People"). The email is kept lower-case,
+    // the form it is looked up in. Passwords and API tokens only as argon2id PHC strings, each
+    // with its own salt; one token per account (a new one replaces it).
+    r#"
+CREATE TABLE users (
+  id INTEGER PRIMARY KEY,
+  email TEXT NOT NULL UNIQUE,
+  name TEXT,
+  role TEXT NOT NULL CHECK (role IN ('viewer', 'agent', 'admin')),
+  password_hash TEXT NOT NULL,
+  token_hash TEXT,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+"#,
 ];
 
 /// The schema version this program writes.

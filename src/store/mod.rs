@@ -24,6 +24,7 @@ mod outbox;
 mod schedules;
 mod tasks;
 mod triggers;
+mod users;
 
 pub use analytics::{AnalyticsRow, Period, Report, ReportRow};
 pub use batch::{Admission, Admitted, Batch};
@@ -36,6 +37,7 @@ pub use tasks::{
     AttachmentView, CommentView, StatusEntry, TaskAnalyticsRow, TaskState, TaskSummary, TaskView,
 };
 pub use triggers::{EventKind, TaskEvent, Triggers, MAX_TRIGGER_DEPTH};
+pub use users::User;
 
 /// Everything that can go wrong in the store, worded for the operator. The errors about the
 /// store file as a whole (it cannot be opened, written, locked, ...) are named with its path
@@ -74,6 +76,12 @@ pub enum StoreError {
     },
     #[error("no contact with address {0:?}")]
     UnknownContact(String),
+    #[error("no user \"{0}\"; `mailrules user list` shows the users")]
+    UnknownUser(String),
+    #[error("a user \"{0}\" already exists; `mailrules user passwd {0}` changes the password")]
+    UserExists(String),
+    #[error(transparent)]
+    People(#[from] crate::people::PeopleError),
     #[error("the store holds unreadable data: {0}")]
     BadData(String),
     #[error("store error: {0}")]
