@@ -54,6 +54,26 @@ fn a_bad_config_is_a_user_error() {
 }
 
 #[test]
+fn completions_and_the_man_page_cover_every_command() {
+    let w = Workdir::with_rules(&[]);
+    for shell in ["bash", "zsh", "fish"] {
+        let script = w.ok(&["completions", shell]);
+        for command in ["ingest", "explain", "task", "outbox", "user"] {
+            assert!(script.contains(command), "{shell} completes {command}");
+        }
+    }
+    let page = w.ok(&["man"]);
+    assert!(page.contains(".TH mailrules 1"), "{page}");
+    assert!(page.contains("ingest"), "{page}");
+    let out = w.run(&["completions", "powershell-7"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+}
+
+#[test]
 fn a_missing_config_names_the_full_path_and_how_to_pick_another() {
     let w = Workdir::with_rules(&[]);
     // Relative, as the default `mailrules.toml` is: the message says which directory.
@@ -68,12 +88,21 @@ fn a_missing_config_names_the_full_path_and_how_to_pick_another() {
     let err = String::from_utf8_lossy(&out.stderr);
     let full = w.path("nowhere.toml");
     assert!(
-        err.starts_with(&format!("error: no configuration file at {}", full.display())),
+        err.starts_with(&format!(
+            "error: no configuration file at {}",
+            full.display()
+        )),
         "{err}"
     );
-    assert!(err.contains("--config") && err.contains("MAILRULES_CONFIG"), "{err}");
+    assert!(
+        err.contains("--config") && err.contains("MAILRULES_CONFIG"),
+        "{err}"
+    );
     assert!(err.contains("config.example.toml"), "{err}");
-    assert!(!err.contains("os error"), "no OS error, let alone twice: {err}");
+    assert!(
+        !err.contains("os error"),
+        "no OS error, let alone twice: {err}"
+    );
 }
 
 #[test]

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 mod author;
 mod check;
 mod check_online;
+mod docs;
 mod failed;
 mod ingest;
 mod outbox;
@@ -125,6 +126,14 @@ pub enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Print a shell completion script: `mailrules completions bash > /etc/bash_completion.d/mailrules`.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `mailrules man > /usr/local/share/man/man1/mailrules.1`.
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -225,6 +234,8 @@ pub fn main(cli: Cli) -> ExitCode {
     output::prepare(&cli.command);
     let result = match cli.command {
         Command::Run => run::run(&cli.config),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man => docs::man_page(),
         Command::Check { online } => check::check(&cli.config, online),
         Command::Ingest {
             paths,

@@ -31,6 +31,8 @@ pub fn prepare(command: &Command) {
             ..
         } => true,
         Command::Check { online: false }
+        | Command::Completions { .. }
+        | Command::Man
         | Command::Ingest { .. }
         | Command::Explain { .. }
         | Command::Task { .. }
