@@ -150,6 +150,19 @@ fn refusal_survey_sets_typed_fields_and_feeds_the_report() {
     ]);
     let month = chrono::Utc::now().format("%Y-%m").to_string();
     assert_eq!(report, format!("period,Причина,count\n{month},Дорого,1\n"));
+
+    // `--json` like every other command, and the rows as CSV.
+    let report = w.json(&["report", "Причины отказа", "--by", "Причина"]);
+    assert_eq!(report["rows"][0]["value"], "Дорого", "{report}");
+    assert_eq!(report["rows"][0]["count"], 1, "{report}");
+    let csv = w.ok(&["analytics", "show", "Причины отказа", "--format", "csv"]);
+    let mut lines = csv.lines();
+    let header = lines.next().unwrap();
+    assert!(header.starts_with("task,at,"), "{csv}");
+    let column = header.split(',').position(|c| c == "Причина").unwrap();
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(row[0], "1", "{csv}");
+    assert_eq!(row[column], "Дорого", "{csv}");
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod analytics;
 mod author;
 mod check;
 mod check_online;
@@ -88,13 +89,19 @@ pub enum Command {
     },
     /// Counts of analytics rows grouped by a column (and a period).
     Report {
+        /// The analytics table.
         table: String,
+        /// The column whose values are counted.
         #[arg(long)]
         by: String,
+        /// Counts per day, week or month as well.
         #[arg(long, value_enum)]
         period: Option<PeriodArg>,
         #[arg(long, value_enum, default_value = "table")]
         format: ReportFormat,
+        /// The same as `--format json`, like every other command.
+        #[arg(long)]
+        json: bool,
     },
     /// Messages that failed, with their errors.
     Failed {
@@ -185,7 +192,11 @@ pub enum TaskCommand {
 pub enum AnalyticsCommand {
     /// Rows of one analytics table.
     Show {
+        /// The analytics table.
         name: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ReportFormat,
+        /// The same as `--format json`.
         #[arg(long)]
         json: bool,
     },
@@ -254,14 +265,22 @@ pub fn main(cli: Cli) -> ExitCode {
             command: TaskCommand::Show { id, all, json },
         } => tasks::show(&cli.config, id, all, json),
         Command::Analytics {
-            command: AnalyticsCommand::Show { name, json },
-        } => tasks::analytics(&cli.config, &name, json),
+            command: AnalyticsCommand::Show { name, format, json },
+        } => analytics::analytics(
+            &cli.config,
+            &name,
+            if json { ReportFormat::Json } else { format },
+        ),
         Command::Report {
             table,
             by,
             period,
             format,
-        } => tasks::report(&cli.config, &table, &by, period, format),
+            json,
+        } => {
+            let format = if json { ReportFormat::Json } else { format };
+            analytics::report(&cli.config, &table, &by, period, format)
+        }
         Command::Failed { json } => failed::list(&cli.config, json),
         Command::Retry { ids, json } => failed::retry(&cli.config, &ids, json),
         Command::Schedules {

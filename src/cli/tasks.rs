@@ -4,8 +4,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::table::Table;
-use super::{PeriodArg, ReportFormat};
-use crate::store::Period;
 
 pub fn list(config_path: &Path, status: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
     let store = super::open_store(&super::load_config(config_path)?)?;
@@ -110,118 +108,11 @@ pub fn show(config_path: &Path, id: i64, all: bool, json: bool) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn analytics(config_path: &Path, name: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let store = super::open_store(&super::load_config(config_path)?)?;
-    let Some(rows) = store.analytics_rows(name)? else {
-        anyhow::bail!("no analytics table {name:?}");
-    };
-    if json {
-        super::print_json(&rows)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut columns: Vec<String> = Vec::new();
-    for row in &rows {
-        for key in row.values.keys() {
-            if !columns.contains(key) {
-                columns.push(key.clone());
-            }
-        }
-    }
-    let mut headers = vec!["TASK", "AT"];
-    headers.extend(columns.iter().map(String::as_str));
-    let mut table = Table::new(&headers);
-    for row in &rows {
-        let task = row.task.map(|t| format!("#{t}")).unwrap_or_default();
-        let mut cells = vec![task, row.at.clone()];
-        cells.extend(
-            columns
-                .iter()
-                .map(|c| row.values.get(c).map(json_text).unwrap_or_default()),
-        );
-        table.row(cells);
-    }
-    print!("{}", table.render());
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn report(
-    config_path: &Path,
-    table_name: &str,
-    by: &str,
-    period: Option<PeriodArg>,
-    format: ReportFormat,
-) -> anyhow::Result<ExitCode> {
-    let store = super::open_store(&super::load_config(config_path)?)?;
-    let period = period.map(|p| match p {
-        PeriodArg::Day => Period::Day,
-        PeriodArg::Week => Period::Week,
-        PeriodArg::Month => Period::Month,
-    });
-    let report = store.report(table_name, by, period)?;
-    match format {
-        ReportFormat::Json => super::print_json(&report)?,
-        ReportFormat::Csv => {
-            let mut out = String::new();
-            if period.is_some() {
-                out.push_str("period,");
-            }
-            out.push_str(&csv_field(by));
-            out.push_str(",count\n");
-            for row in &report.rows {
-                if period.is_some() {
-                    out.push_str(&csv_field(row.period.as_deref().unwrap_or("")));
-                    out.push(',');
-                }
-                out.push_str(&format!("{},{}\n", csv_field(&row.value), row.count));
-            }
-            print!("{out}");
-        }
-        ReportFormat::Table => {
-            let mut headers = Vec::new();
-            if period.is_some() {
-                headers.push("PERIOD");
-            }
-            headers.push(by);
-            headers.push("COUNT");
-            let mut table = Table::new(&headers);
-            for row in &report.rows {
-                let mut cells = Vec::new();
-                if period.is_some() {
-                    cells.push(row.period.clone().unwrap_or_default());
-                }
-                cells.push(row.value.clone());
-                cells.push(row.count.to_string());
-                table.row(cells);
-            }
-            print!("{}", table.render());
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// A stored value as plain text (strings without their JSON quotes).
-fn json_text(value: &serde_json::Value) -> String {
+pub(super) fn json_text(value: &serde_json::Value) -> String {
     match value {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Null => String::new(),
         other => other.to_string(),
-    }
-}
-
-/// RFC 4180 quoting: a field with a comma, quote or line break is quoted, quotes doubled.
-fn csv_field(value: &str) -> String {
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value.to_string()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn csv_quotes_only_when_needed() {
-        assert_eq!(super::csv_field("Дорого"), "Дорого");
-        assert_eq!(super::csv_field("a, \"b\""), "\"a, \"\"b\"\"\"");
     }
 }
