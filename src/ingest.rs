@@ -19,6 +19,16 @@ pub enum IngestError {
         #[source]
         source: std::io::Error,
     },
+    #[error("standard input is empty: there is no message to ingest")]
+    EmptyStdin,
+}
+
+/// What the command line's paths hold: the sources of mail, and the files of directories that
+/// are not mail (a `manifest.tsv` beside `.eml` files), left out with a warning.
+#[derive(Debug, Default)]
+pub struct Expanded {
+    pub sources: Vec<Source>,
+    pub not_mail: Vec<PathBuf>,
 }
 
 /// One input named on the command line, resolved to what it is.
@@ -31,25 +41,30 @@ pub enum Source {
 }
 
 /// Expands the command line's paths: directories become their message files (Maildir `new/`
-/// and `cur/`, else every regular file, sorted), files that start with `From ` are mbox.
-pub fn expand(paths: &[PathBuf]) -> Result<Vec<Source>, IngestError> {
-    let mut out = Vec::new();
+/// and `cur/`, else every regular file that holds mail, sorted), files that start with `From `
+/// are mbox. A file named on the command line is taken as mail whatever it looks like.
+pub fn expand(paths: &[PathBuf]) -> Result<Expanded, IngestError> {
+    let mut out = Expanded::default();
     for path in paths {
         if path.as_os_str() == "-" {
-            out.push(Source::Stdin);
+            out.sources.push(Source::Stdin);
         } else if path.is_dir() {
             let (files, maildir) = message_files(path)?;
             for file in files {
-                // A Maildir holds one message per file; elsewhere a file may be an mbox, which
-                // takes opening it to tell.
-                out.push(if maildir {
-                    Source::File(file)
+                // A Maildir holds one message per file; elsewhere a file may be an mbox, or
+                // not mail at all, which takes opening it to tell.
+                if maildir {
+                    out.sources.push(Source::File(file));
                 } else {
-                    classify(file)?
-                });
+                    match classify(file.clone())? {
+                        Some(source) => out.sources.push(source),
+                        None => out.not_mail.push(file),
+                    }
+                }
             }
         } else if path.exists() {
-            out.push(classify(path.clone())?);
+            let source = classify(path.clone())?.unwrap_or(Source::File(path.clone()));
+            out.sources.push(source);
         } else {
             return Err(IngestError::Missing { path: path.clone() });
         }
@@ -104,8 +119,10 @@ fn message_files(dir: &Path) -> Result<(Vec<PathBuf>, bool), IngestError> {
     Ok((files, maildir))
 }
 
-fn classify(path: PathBuf) -> Result<Source, IngestError> {
-    let mut head = [0u8; 5];
+/// An mbox (it starts with `From `), one message (`.eml`, or it starts with a header field
+/// such as `Return-Path:` or `Subject:`), or `None`: not mail.
+fn classify(path: PathBuf) -> Result<Option<Source>, IngestError> {
+    let mut head = [0u8; 1024];
     let mut file = File::open(&path).map_err(|source| IngestError::Read {
         path: path.clone(),
         source,
@@ -114,11 +131,28 @@ fn classify(path: PathBuf) -> Result<Source, IngestError> {
         path: path.clone(),
         source,
     })?;
-    if &head[..n] == b"From " {
-        Ok(Source::Mbox(path))
-    } else {
-        Ok(Source::File(path))
+    let head = &head[..n];
+    if head.starts_with(b"From ") {
+        return Ok(Some(Source::Mbox(path)));
     }
+    let eml = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("eml"));
+    if eml || starts_with_header_field(head) {
+        Ok(Some(Source::File(path)))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Whether `head` begins with an RFC 5322 header field: a name of printable ASCII other than
+/// `:` and space, then `:`.
+fn starts_with_header_field(head: &[u8]) -> bool {
+    let name_len = head
+        .iter()
+        .take_while(|&&b| b.is_ascii_graphic() && b != b':')
+        .count();
+    name_len > 0 && head.get(name_len) == Some(&b':')
 }
 
 fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -142,13 +176,16 @@ pub fn read_all(
             match source {
                 Source::Stdin => {
                     let mut raw = Vec::new();
-                    let result = std::io::stdin()
-                        .read_to_end(&mut raw)
-                        .map(|_| incoming(raw, "stdin".to_string()))
-                        .map_err(|source| IngestError::Read {
+                    let result = match std::io::stdin().read_to_end(&mut raw) {
+                        Ok(_) if raw.iter().all(u8::is_ascii_whitespace) => {
+                            Err(IngestError::EmptyStdin)
+                        }
+                        Ok(_) => Ok(incoming(raw, "stdin".to_string())),
+                        Err(source) => Err(IngestError::Read {
                             path: PathBuf::from("-"),
                             source,
-                        });
+                        }),
+                    };
                     Box::new(std::iter::once(result))
                 }
                 Source::File(path) => {
@@ -204,7 +241,7 @@ mod tests {
         let eml = dir.path().join("one.eml");
         std::fs::write(&eml, "Subject: e\n\nz\n").unwrap();
 
-        let sources = expand(&[maildir, mbox, eml]).unwrap();
+        let sources = expand(&[maildir, mbox, eml]).unwrap().sources;
         let messages: Vec<Incoming> = read_all(sources).map(Result::unwrap).collect();
         let subjects: Vec<String> = messages
             .iter()
@@ -228,6 +265,42 @@ mod tests {
         );
         assert!(String::from_utf8_lossy(&messages[2].raw).contains("\nFrom here"));
         assert!(messages[2].source.ends_with("mail.mbox#1"));
+    }
+
+    #[test]
+    fn a_directory_gives_its_mail_and_names_what_is_not_mail() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.eml"), "Subject: a\n\nx\n").unwrap();
+        std::fs::write(
+            dir.path().join("b"),
+            "Return-Path: <x@y>\nSubject: b\n\nx\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("manifest.tsv"), "file\tsubject\na.eml\ta\n").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "a note: not mail\n").unwrap();
+        let expanded = expand(&[dir.path().to_path_buf()]).unwrap();
+        let names = |paths: Vec<&PathBuf>| -> Vec<String> {
+            paths
+                .iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect()
+        };
+        let sources: Vec<&PathBuf> = expanded
+            .sources
+            .iter()
+            .map(|s| match s {
+                Source::File(p) | Source::Mbox(p) => p,
+                Source::Stdin => unreachable!("no stdin given"),
+            })
+            .collect();
+        assert_eq!(names(sources), ["a.eml", "b"]);
+        assert_eq!(
+            names(expanded.not_mail.iter().collect()),
+            ["manifest.tsv", "notes.txt"]
+        );
+        // Named on the command line, a file is taken as mail whatever it looks like.
+        let named = expand(&[dir.path().join("notes.txt")]).unwrap();
+        assert_eq!(named.sources.len(), 1);
     }
 
     #[test]

@@ -106,6 +106,57 @@ fn a_missing_config_names_the_full_path_and_how_to_pick_another() {
 }
 
 #[test]
+fn ingest_takes_mail_only_and_refuses_empty_input_and_unknown_mailboxes() {
+    let w = Workdir::with_rules(&[("survey.toml", SURVEY_RULE)]);
+    let dir = w.path("export");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(
+        fixture("scenarios/07-refusal-survey.eml"),
+        dir.join("1.eml"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("manifest.tsv"), "file\tsubject\n1.eml\tОтказ\n").unwrap();
+    let out = w.run(&["ingest", dir.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "processed 1, duplicates 0, failed 0",
+        "the manifest is not a failed message"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: ") && err.contains("manifest.tsv is not a mail message"),
+        "{err}"
+    );
+    assert!(w.json(&["failed"]).as_array().unwrap().is_empty());
+
+    let mut child = w
+        .command(&["ingest", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("error: standard input is empty"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(w.json(&["failed"]).as_array().unwrap().is_empty());
+
+    let out = w.run(&["ingest", "--mailbox", "suport", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--mailbox \"suport\" is not a [[mailbox]]"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_failed_message_is_kept_listed_and_retried_after_the_fix() {
     let w = Workdir::with_rules(&[("survey.toml", SURVEY_RULE)]);
     // "Дорого" is not in this list yet: the message fails and nothing of it is applied.

@@ -251,3 +251,23 @@ fn scenario_6_a_result_is_recorded_and_the_assignee_is_reminded_once() {
     assert_eq!(deal["fields"]["Срок следующего действия"], "2026-11-27");
     assert_eq!(run_schedules(&w, 72, schedule), vec![]);
 }
+
+#[test]
+fn a_schedule_tried_out_in_the_future_is_recorded_as_run_now() {
+    let w = ingested();
+    let before = Utc::now();
+    run_schedules(&w, 72, "no such schedule");
+    let after = Utc::now();
+    let schedules = w.json(&["schedules"]);
+    let schedules = schedules.as_array().unwrap();
+    assert!(!schedules.is_empty());
+    for schedule in schedules {
+        let last = schedule["last_run"].as_str().unwrap();
+        let last = chrono::DateTime::parse_from_rfc3339(last).unwrap();
+        // Seconds precision: the recorded time is the real one, not three days ahead.
+        assert!(
+            last >= before - Duration::seconds(1) && last <= after + Duration::seconds(1),
+            "{schedule}"
+        );
+    }
+}

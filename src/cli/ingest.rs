@@ -23,7 +23,27 @@ pub fn ingest(
 ) -> anyhow::Result<ExitCode> {
     let config = Arc::new(super::load_config(config_path)?);
     let rules = Arc::new(super::load_rules(&config)?);
-    let sources = expand(paths)?;
+    if mailbox != "cli" && !config.mailboxes.iter().any(|m| m.name == mailbox) {
+        let known: Vec<&str> = config.mailboxes.iter().map(|m| m.name.as_str()).collect();
+        anyhow::bail!(
+            "--mailbox {mailbox:?} is not a [[mailbox]] of {} (configured: {}); leave it out to \
+             ingest as \"cli\"",
+            config.path.display(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+    }
+    let expanded = expand(paths)?;
+    for file in &expanded.not_mail {
+        eprintln!(
+            "warning: {} is not a mail message (no header at its start); left out",
+            file.display()
+        );
+    }
+    let sources = expanded.sources;
     let from_stdin = sources.contains(&Source::Stdin);
     let store = match super::open_store(&config) {
         Ok(store) => store,

@@ -318,12 +318,16 @@ impl Batch<'_> {
         Ok(outcome)
     }
 
-    /// Records that `schedule` ran now, with how many firings applied and failed.
+    /// Records that `schedule` ran now, with how many firings applied and failed. A run as of
+    /// a later time (`schedules run --at` in the future, to try a schedule out) is recorded as
+    /// run at the real time: recorded in the future, the schedule would not be due again until
+    /// that time had come.
     fn record_schedule_run(
         &mut self,
         schedule: &str,
         outcomes: &[FiringOutcome],
     ) -> Result<(), StoreError> {
+        let ran_at = super::timestamp(self.now.min(Utc::now()));
         let count = |applied: bool| {
             outcomes
                 .iter()
@@ -341,7 +345,7 @@ impl Batch<'_> {
                  last_run_at = excluded.last_run_at, fired = excluded.fired, \
                  failed = excluded.failed",
             )?
-            .execute(params![schedule, self.stamp, count(true), count(false)])?;
+            .execute(params![schedule, ran_at, count(true), count(false)])?;
         Ok(())
     }
 }
