@@ -54,6 +54,42 @@ fn a_bad_config_is_a_user_error() {
 }
 
 #[test]
+fn check_reports_what_would_fail_at_run_time_all_at_once() {
+    let w = Workdir::with_rules(&[(
+        "reply.toml",
+        "[[rule]]\nname = \"acknowledge\"\n[rule.when]\nthread = \"new\"\n\
+         [[rule.do]]\naction = \"create_task\"\n[[rule.do]]\naction = \"reply\"\n\
+         subject = \"Re: {subject}\"\ntext = \"Принято\"\n",
+    )]);
+    assert!(w.ok(&["check"]).starts_with("ok: 1 rules"));
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    let smtp_at = text.find("[smtp]").unwrap();
+    let broken = format!(
+        "{}\n[[mailbox]]\nname = \"support\"\nhost = \"127.0.0.1\"\ntls = \"none\"\n\
+         user = \"support@acme.example\"\npassword_file = \"missing.pass\"\n",
+        text[..smtp_at].replace("store.db", "no/such/dir/store.db")
+    );
+    std::fs::write(&w.config, broken).unwrap();
+    let out = w.run(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 3, "{err}");
+    assert!(
+        err.contains("the store's folder") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(
+        err.contains("mailbox support") && err.contains("missing.pass"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rule \"acknowledge\" sends mail, but the configuration has no [smtp]"),
+        "{err}"
+    );
+}
+
+#[test]
 fn completions_and_the_man_page_cover_every_command() {
     let w = Workdir::with_rules(&[]);
     for shell in ["bash", "zsh", "fish"] {
