@@ -90,6 +90,30 @@ fn check_reports_what_would_fail_at_run_time_all_at_once() {
 }
 
 #[test]
+fn a_missing_rules_folder_is_said_on_stderr_without_a_position() {
+    let w = Workdir::with_rules(&[]);
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    std::fs::write(
+        &w.config,
+        text.replace("rules = \"rules\"", "rules = \"rulez\""),
+    )
+    .unwrap();
+    let out = w.run(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: ") && err.contains("rulez: the rules folder does not exist"),
+        "{err}"
+    );
+    assert!(!err.contains("rulez:1:1"), "{err}");
+}
+
+#[test]
 fn completions_and_the_man_page_cover_every_command() {
     let w = Workdir::with_rules(&[]);
     for shell in ["bash", "zsh", "fish"] {

@@ -30,7 +30,15 @@ pub fn check(config_path: &Path, online: bool) -> anyhow::Result<ExitCode> {
             problems.is_empty()
         }
         Err(errors) => {
-            say!("{errors}")?;
+            // Mistakes in rule files are check's findings (stdout, FILE:LINE:COL); a folder or
+            // file that cannot be read is a diagnostic like any other.
+            for error in errors.iter() {
+                if error.is_unreadable() {
+                    eprintln!("error: {error}");
+                } else {
+                    say!("{error}")?;
+                }
+            }
             false
         }
     };

@@ -17,9 +17,21 @@ pub struct RuleError {
     pub message: String,
 }
 
+impl RuleError {
+    /// Whether the error is about reading a file or folder, not about a place in a rule file
+    /// (then it has no line and column).
+    pub fn is_unreadable(&self) -> bool {
+        self.line == 0
+    }
+}
+
 impl fmt::Display for RuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        if self.is_unreadable() {
+            write!(f, "{}: ", self.file.display())?;
+        } else {
+            write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        }
         if let Some(name) = &self.rule {
             let kind = if self.kind.is_empty() {
                 "rule"

@@ -96,13 +96,20 @@ impl serde::Serialize for Evaluation {
 impl RuleSet {
     /// Loads every `*.toml` file of `dir`, in byte order of the file name.
     pub fn load_dir(dir: &Path) -> Result<RuleSet, RuleErrors> {
+        // No line and column: nothing was read to point into.
         let io_error = |path: &Path, e: std::io::Error| RuleError {
             file: path.to_path_buf(),
-            line: 1,
-            column: 1,
+            line: 0,
+            column: 0,
             kind: "",
             rule: None,
-            message: format!("cannot read: {e}"),
+            message: match e.kind() {
+                std::io::ErrorKind::NotFound if path == dir => {
+                    "the rules folder does not exist (`rules` in the configuration names it)"
+                        .to_string()
+                }
+                _ => format!("cannot read: {e}"),
+            },
         };
         let entries = std::fs::read_dir(dir).map_err(|e| RuleErrors(vec![io_error(dir, e)]))?;
         let mut unreadable = Vec::new();

@@ -310,7 +310,8 @@ fn unreadable_files_are_reported_with_the_other_errors() {
     let errors = RuleSet::load_dir(dir.path()).unwrap_err();
     let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
-    assert!(lines[0].contains("a.toml:1:1: cannot read"), "{lines:?}");
+    // No made-up position: nothing of the file was read.
+    assert!(lines[0].contains("a.toml: cannot read"), "{lines:?}");
     assert!(
         lines[1].ends_with(r#"b.toml:1:1: rule "b": missing `do`: at least one action is needed"#),
         "{lines:?}"
