@@ -42,13 +42,22 @@ pub fn init() {
         tracing_subscriber::registry()
             .with(
                 layer
-                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .with_ansi(colour(
+                        std::env::var_os("NO_COLOR").as_deref(),
+                        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                    ))
                     .with_filter(filter),
             )
             .try_init()
     };
     // A second init (tests calling into the binary's entry twice) keeps the first subscriber.
     let _ = result;
+}
+
+/// Colours only on a terminal, and never when `NO_COLOR` is set to anything but the empty
+/// string (<https://no-color.org>).
+fn colour(no_color: Option<&std::ffi::OsStr>, terminal: bool) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 fn journald_format() -> SyslogPriority<format::Format<format::Full, ()>> {
