@@ -5,7 +5,11 @@
 //! planning; what needs the store (which task a reference names, rate limits) is checked when
 //! the plan is applied.
 
+mod words;
+
 use serde::Serialize;
+
+pub use words::describe;
 
 use crate::context::{SenderKind, ThreadMatch};
 use crate::message::Address;

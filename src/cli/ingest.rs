@@ -229,8 +229,7 @@ fn render_explanation(e: &Explanation) -> String {
         out.push_str("  (none)\n");
     }
     for action in &e.actions {
-        let text = serde_json::to_string(action).unwrap_or_default();
-        let _ = writeln!(out, "  {text}");
+        let _ = writeln!(out, "  {}", crate::plan::describe(action));
     }
     if let Some(error) = &e.error {
         let _ = writeln!(out, "\nwould fail: {error}");
