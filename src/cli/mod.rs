@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod author;
 mod check;
 mod check_online;
 mod failed;
@@ -17,6 +18,7 @@ mod run;
 mod schedules;
 mod table;
 mod tasks;
+mod work;
 
 /// sysexits.h EX_TEMPFAIL: the MTA keeps the message and tries again later.
 pub const EXIT_TEMPFAIL: u8 = 75;
@@ -134,6 +136,53 @@ pub enum TaskCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change a task by hand: its status, assignee or fields (checked like a rule's).
+    Set {
+        id: i64,
+        #[arg(long)]
+        status: Option<String>,
+        /// An address, or `none` to take the assignee off.
+        #[arg(long)]
+        assignee: Option<String>,
+        /// `NAME=VALUE` (an empty value clears the field); may be repeated.
+        #[arg(long = "field", value_name = "NAME=VALUE")]
+        fields: Vec<String>,
+        /// Who makes the change (default: $MAILRULES_USER).
+        #[arg(long = "as", value_name = "EMAIL")]
+        author: Option<String>,
+    },
+    /// Add an internal note to a task (not mailed); `-` reads it from standard input.
+    Comment {
+        id: i64,
+        text: String,
+        #[arg(long = "as", value_name = "EMAIL")]
+        author: Option<String>,
+    },
+    /// Close a task: its status becomes the first status declared `closed = true`.
+    Close {
+        id: i64,
+        #[arg(long = "as", value_name = "EMAIL")]
+        author: Option<String>,
+    },
+    /// Answer the task's requester by mail (through the outbox); `-` reads the text from
+    /// standard input.
+    Reply {
+        id: i64,
+        text: String,
+        /// A copy to this address; may be repeated.
+        #[arg(long, value_name = "ADDR")]
+        cc: Vec<String>,
+        #[arg(long = "as", value_name = "EMAIL")]
+        author: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything that happened to a task and who did it, oldest first.
+    History {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -205,6 +254,42 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Task {
             command: TaskCommand::Show { id, all, json },
         } => tasks::show(&cli.config, id, all, json),
+        Command::Task {
+            command:
+                TaskCommand::Set {
+                    id,
+                    status,
+                    assignee,
+                    fields,
+                    author,
+                },
+        } => {
+            let args = work::SetArgs {
+                status,
+                assignee,
+                fields,
+            };
+            work::set(&cli.config, id, args, author.as_deref())
+        }
+        Command::Task {
+            command: TaskCommand::Comment { id, text, author },
+        } => work::comment(&cli.config, id, &text, author.as_deref()),
+        Command::Task {
+            command: TaskCommand::Close { id, author },
+        } => work::close(&cli.config, id, author.as_deref()),
+        Command::Task {
+            command:
+                TaskCommand::Reply {
+                    id,
+                    text,
+                    cc,
+                    author,
+                    json,
+                },
+        } => work::reply(&cli.config, id, &text, &cc, author.as_deref(), json),
+        Command::Task {
+            command: TaskCommand::History { id, json },
+        } => work::history(&cli.config, id, json),
         Command::Analytics {
             command: AnalyticsCommand::Show { name, json },
         } => tasks::analytics(&cli.config, &name, json),

@@ -5,12 +5,13 @@
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
+use super::history::{self, Author, Event, Kind};
 use super::outbox::{self, NewOutgoing};
 use super::tasks::{self, NewComment, NewTask};
 use super::triggers::{EventKind, TaskEvent, MAX_TRIGGER_DEPTH};
 use super::{analytics, contacts, ApplyOptions, MessageRecord, StoreError};
 use crate::outgoing::thread_references;
-use crate::outgoing::{bare_address, bare_message_id, new_message_id, tagged_subject};
+use crate::outgoing::{bare_address, bare_message_id, new_message_id, reply_subject};
 use crate::plan::{ActionKind, FieldValue, IfMissing, Plan, PlannedAction, TaskRef, Text};
 use crate::text::single_line;
 
@@ -68,6 +69,10 @@ pub(super) struct MessageApply<'a> {
     depth: u32,
     /// The triggers running now, outermost first, for the error when they loop.
     trail: Vec<String>,
+    /// Who the changes are by, outside triggers (inside one: the trigger).
+    author: Author,
+    /// Tasks whose history already tells that this message came in.
+    messaged: Vec<i64>,
 }
 
 impl<'a> MessageApply<'a> {
@@ -92,14 +97,103 @@ impl<'a> MessageApply<'a> {
             touched: Vec::new(),
             depth: 0,
             trail: Vec::new(),
+            author: Author::Rule(plan.rule.clone().unwrap_or_else(|| "(unmatched)".into())),
+            messaged: Vec::new(),
         }
+    }
+
+    /// The same run credited to `author` (a schedule, a person) instead of the plan's rule.
+    pub(super) fn by(mut self, author: Author) -> Self {
+        self.author = author;
+        self
+    }
+
+    /// Who makes the change being made now: the trigger running, else the run's author.
+    fn author_now(&self) -> String {
+        match self.trail.last() {
+            Some(trigger) if self.depth > 0 => format!("trigger:{trigger}"),
+            _ => self.author.by(),
+        }
+    }
+
+    /// Writes one change to its task's history.
+    fn record(
+        &self,
+        task: i64,
+        kind: Kind,
+        name: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let by = self.author_now();
+        let event = Event {
+            task,
+            by: &by,
+            kind,
+            name,
+            from,
+            to,
+        };
+        history::record(self.conn, &event, self.stamp)
+    }
+
+    /// Records, once per task, that a message came in on it (before what it does there).
+    fn note_message(&mut self, task: i64) -> Result<(), StoreError> {
+        if self.depth > 0
+            || !matches!(self.author, Author::Rule(_))
+            || self.messaged.contains(&task)
+        {
+            return Ok(());
+        }
+        self.messaged.push(task);
+        let record = self.record;
+        self.record(
+            task,
+            Kind::Message,
+            None,
+            record.from.as_deref(),
+            Some(record.subject.as_str()),
+        )
+    }
+
+    /// Records a new task: its creation, first status and assignee.
+    fn note_created(&mut self, task: i64) -> Result<(), StoreError> {
+        if let Some(state) = tasks::state(self.conn, task)? {
+            self.record(task, Kind::Created, None, None, Some(&state.title))?;
+            self.record(task, Kind::Status, None, None, Some(&state.status))?;
+            if let Some(assignee) = state.assignee.as_deref() {
+                self.record(task, Kind::Assignee, None, None, Some(assignee))?;
+            }
+        }
+        self.note_message(task)
+    }
+
+    /// Sets a field and records the change; the value before when it changed.
+    fn set_field(
+        &mut self,
+        task: i64,
+        name: &str,
+        value: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let changed = tasks::set_field(self.conn, task, name, value, self.stamp)?;
+        if let Some(old) = &changed {
+            self.record(task, Kind::Field, Some(name), Some(old), Some(value))?;
+        }
+        Ok(changed)
     }
 
     /// Runs every action; returns the last task acted on.
     pub(super) fn run(mut self) -> Result<Option<i64>, Failure> {
         let sender = &self.plan.sender;
-        self.sender_contact =
-            contacts::contact_for(self.conn, &sender.email, sender.name.as_deref(), self.stamp)?;
+        // A person working a task is staff, not a contact who could become a requester.
+        if !matches!(self.author, Author::Person(_)) {
+            self.sender_contact = contacts::contact_for(
+                self.conn,
+                &sender.email,
+                sender.name.as_deref(),
+                self.stamp,
+            )?;
+        }
         for action in &self.plan.actions {
             self.action(action)?;
         }
@@ -201,7 +295,10 @@ impl<'a> MessageApply<'a> {
                 task
             }
             _ => match self.resolve(action)? {
-                Some(task) => task,
+                Some(task) => {
+                    self.note_message(task)?;
+                    task
+                }
                 None => return Ok(()),
             },
         };
@@ -213,13 +310,13 @@ impl<'a> MessageApply<'a> {
             ActionKind::Set { status, fields } => {
                 if let Some(status) = render_nonempty(status.as_ref(), Some(task)) {
                     if let Some(old) = tasks::set_status(self.conn, task, &status, self.stamp)? {
+                        self.record(task, Kind::Status, None, Some(&old), Some(&status))?;
                         self.emit(EventKind::StatusChanged, task, None, None, Some(old))?;
                     }
                 }
                 for field in fields {
                     let value = field.value.render(Some(task));
-                    let changed =
-                        tasks::set_field(self.conn, task, &field.name, &value, self.stamp)?;
+                    let changed = self.set_field(task, &field.name, &value)?;
                     if let Some(old) = changed {
                         self.emit(
                             EventKind::FieldChanged,
@@ -244,6 +341,12 @@ impl<'a> MessageApply<'a> {
                     &self.record.key,
                     self.stamp,
                 )?;
+                let row: serde_json::Map<String, serde_json::Value> = values
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                    .collect();
+                let row = serde_json::Value::Object(row).to_string();
+                self.record(task, Kind::Analytics, Some(table), None, Some(&row))?;
                 self.emit(EventKind::Analytics, task, Some(table), Some(&values), None)?;
             }
             ActionKind::Reply {
@@ -253,6 +356,19 @@ impl<'a> MessageApply<'a> {
             } => self.reply(action, task, subject, text, suppressed.as_deref())?,
             ActionKind::Notify { to, subject, text } => {
                 self.notify(action, task, to, subject, text)?
+            }
+            ActionKind::Assign { assignee } => {
+                let changed =
+                    tasks::set_assignee(self.conn, task, assignee.as_deref(), self.stamp)?;
+                if let Some(old) = changed {
+                    self.record(
+                        task,
+                        Kind::Assignee,
+                        None,
+                        old.as_deref(),
+                        assignee.as_deref(),
+                    )?;
+                }
             }
             ActionKind::CreateTask { .. } | ActionKind::Ignore => {}
         }
@@ -288,9 +404,11 @@ impl<'a> MessageApply<'a> {
             ))),
             IfMissing::Create => {
                 let subject = self.record.subject.as_str();
-                let task = self.insert_task(subject, "", tasks::DEFAULT_STATUS, None, None)?;
+                let status = self.opts.initial_status();
+                let task = self.insert_task(subject, "", &status, None, None)?;
+                self.note_created(task)?;
                 if let TaskRef::Field { field, value } = &action.task {
-                    tasks::set_field(self.conn, task, field, value, self.stamp)?;
+                    self.set_field(task, field, value)?;
                 }
                 self.created = Some(task);
                 self.emit(EventKind::TaskCreated, task, None, None, None)?;
@@ -351,7 +469,7 @@ impl<'a> MessageApply<'a> {
                 Some(number)
             }
         };
-        let status = render(status).unwrap_or_else(|| tasks::DEFAULT_STATUS.into());
+        let status = render(status).unwrap_or_else(|| self.opts.initial_status());
         let assignee = render(assignee);
         let task = self.insert_task(
             &title.render(current),
@@ -369,9 +487,10 @@ impl<'a> MessageApply<'a> {
                 &description.render(Some(own)),
             )?;
         }
+        self.note_created(task)?;
         for field in fields {
             let value = field.value.render(Some(own));
-            tasks::set_field(self.conn, task, &field.name, &value, self.stamp)?;
+            self.set_field(task, &field.name, &value)?;
         }
         self.created = Some(task);
         Ok(task)
@@ -392,7 +511,8 @@ impl<'a> MessageApply<'a> {
             attachments: &attachments,
             message_key: &self.record.key,
         };
-        Ok(tasks::add_comment(self.conn, &comment, self.stamp)?)
+        tasks::add_comment(self.conn, &comment, self.stamp)?;
+        Ok(self.record(task, Kind::Comment, None, None, Some(comment.text))?)
     }
 
     fn reply(
@@ -422,7 +542,7 @@ impl<'a> MessageApply<'a> {
             )?;
         }
         // Templates may carry line breaks from the message; a header must not.
-        let subject = tagged_subject(&subject.render(Some(task)), task);
+        let subject = reply_subject(&subject.render(Some(task)), task);
         let in_reply_to = self.record.message_id.as_deref().map(bare_message_id);
         let thread = self.record.references.iter().map(String::as_str);
         let references = thread_references(thread, in_reply_to);
@@ -433,6 +553,7 @@ impl<'a> MessageApply<'a> {
             message_key: &self.record.key,
             rule: &action.rule,
             recipient: &recipient,
+            cc: &[],
             subject: &subject,
             body: &text.render(Some(task)),
             in_reply_to,
@@ -443,6 +564,7 @@ impl<'a> MessageApply<'a> {
         outbox::insert(self.conn, &row, self.stamp)?;
         if reason.is_none() {
             tasks::link_message_id(self.conn, &our_id, task)?;
+            self.record(task, Kind::Reply, None, None, Some(&recipient))?;
         }
         Ok(())
     }
@@ -483,6 +605,7 @@ impl<'a> MessageApply<'a> {
                 message_key: &self.record.key,
                 rule: &action.rule,
                 recipient: &address,
+                cc: &[],
                 subject: &subject,
                 body: &body,
                 in_reply_to: None,

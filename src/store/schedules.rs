@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::actions::MessageApply;
 use super::batch::Batch;
 use super::contacts::PRIMARY_ADDRESS;
+use super::history::Author;
 use super::tasks::TaskState;
 use super::{ApplyOptions, MessageRecord, Store, StoreError};
 use crate::context::{SenderKind, ThreadMatch};
@@ -287,7 +288,9 @@ impl Batch<'_> {
                 };
                 let (opts, now, stamp) = (self.opts, self.now, self.stamp.clone());
                 let ran = self.isolated(|conn| {
-                    MessageApply::new(conn, &plan, &record, opts, now, &stamp).run()
+                    MessageApply::new(conn, &plan, &record, opts, now, &stamp)
+                        .by(Author::Schedule(schedule.to_string()))
+                        .run()
                 })?;
                 match ran {
                     Ok(_) => FiringOutcome::Applied,

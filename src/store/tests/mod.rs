@@ -24,6 +24,7 @@ fn options(now: DateTime<Utc>) -> ApplyOptions {
         limits: crate::config::Limits::default(),
         now: Some(now),
         triggers: None,
+        initial_status: None,
     }
 }
 
