@@ -24,4 +24,5 @@ mod smtp_outbox;
 mod smtp_scenario;
 mod smtp_transport;
 mod store_open;
+mod team;
 mod trust;

@@ -147,11 +147,15 @@ impl<'a> MessageApply<'a> {
         }
         self.messaged.push(task);
         let record = self.record;
+        // The resolved sender: the client, when staff forwarded the client's mail.
+        let sender = Some(self.plan.sender.email.trim())
+            .filter(|s| !s.is_empty())
+            .or(record.from.as_deref());
         self.record(
             task,
             Kind::Message,
             None,
-            record.from.as_deref(),
+            sender,
             Some(record.subject.as_str()),
         )
     }

@@ -49,6 +49,8 @@ fn a_plan_creates_exactly_the_rows_it_describes() {
         ("messages", 1),
         ("mailbox_state", 0),
         ("outbox", 1),
+        // created, status, message, field, comment, analytics, reply … in the history
+        ("task_events", 8),
     ];
     assert_eq!(counts(&store), expected.to_vec());
 

@@ -8,6 +8,7 @@ use crate::message::Address;
 use crate::plan::{ActionKind, FieldValue, IfMissing, Piece, Plan, PlannedAction, TaskRef, Text};
 
 mod apply;
+mod history;
 mod open;
 mod outbox;
 mod queries;
@@ -165,6 +166,7 @@ const TABLES: &[&str] = &[
     "messages",
     "mailbox_state",
     "outbox",
+    "task_events",
 ];
 
 fn count(store: &Store, table: &str) -> i64 {
