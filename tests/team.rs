@@ -292,3 +292,63 @@ fn check_names_an_unknown_status_where_it_is_written() {
         "{text}"
     );
 }
+
+#[test]
+fn task_list_filters_pages_and_shows_the_assignee() {
+    let w = ingested();
+    ok(&w, &["task", "close", "1", "--as", ANNA]);
+    ok(
+        &w,
+        &[
+            "task",
+            "set",
+            "2",
+            "--assignee",
+            "petr@acme.example",
+            "--as",
+            ANNA,
+        ],
+    );
+    ok(
+        &w,
+        &[
+            "task",
+            "comment",
+            "3",
+            "клиент просит счёт-фактуру",
+            "--as",
+            ANNA,
+        ],
+    );
+    let ids = |args: &[&str]| -> Vec<i64> {
+        let args = [&["task", "list"][..], args].concat();
+        let list = w.json(&args);
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_i64().unwrap())
+            .collect()
+    };
+    let all = ids(&[]);
+    assert!(all.windows(2).all(|p| p[0] > p[1]), "newest first: {all:?}");
+    assert!(!ids(&["--open"]).contains(&1));
+    assert_eq!(ids(&["--status", "завершенная"]), [1]);
+    assert_eq!(ids(&["--assignee", "Petr@acme.example"]), [2]);
+    assert_eq!(ids(&["--field", "причина отказа=дорого"]), [1]);
+    assert_eq!(ids(&["--search", "счёт-фактуру"]), [3]);
+    assert_eq!(ids(&["--limit", "2"]), all[..2]);
+    assert_eq!(ids(&["--limit", "2", "--offset", "2"]), all[2..4]);
+    let table = ok(&w, &["task", "list", "--assignee", "petr@acme.example"]);
+    assert!(
+        table.lines().next().unwrap().contains("ASSIGNEE"),
+        "{table}"
+    );
+    assert!(table.contains("petr@acme.example"), "{table}");
+    // The JSON keys of version 1 stay.
+    let first = w.json(&["task", "list"])[0].clone();
+    for key in ["id", "title", "status", "requester"] {
+        assert!(first.get(key).is_some(), "{key}: {first}");
+    }
+    let err = refused(&w, &["task", "list", "--field", "Цвет=синий"], b"");
+    assert!(err.contains("the fields are"), "{err}");
+}

@@ -124,6 +124,22 @@ pub enum TaskCommand {
     List {
         #[arg(long)]
         status: Option<String>,
+        /// Only tasks whose status is not a `closed = true` one.
+        #[arg(long)]
+        open: bool,
+        #[arg(long, value_name = "EMAIL")]
+        assignee: Option<String>,
+        /// Only tasks whose field NAME has VALUE.
+        #[arg(long, value_name = "NAME=VALUE")]
+        field: Option<String>,
+        /// Text in the title, the description or a comment.
+        #[arg(long, value_name = "TEXT")]
+        search: Option<String>,
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// Skip the first N tasks (with --limit: pages).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        offset: u64,
         #[arg(long)]
         json: bool,
     },
@@ -249,8 +265,29 @@ pub fn main(cli: Cli) -> ExitCode {
             json,
         } => ingest::explain(&cli.config, &file, &mailbox, json),
         Command::Task {
-            command: TaskCommand::List { status, json },
-        } => tasks::list(&cli.config, status.as_deref(), json),
+            command:
+                TaskCommand::List {
+                    status,
+                    open,
+                    assignee,
+                    field,
+                    search,
+                    limit,
+                    offset,
+                    json,
+                },
+        } => {
+            let args = tasks::ListArgs {
+                status,
+                open,
+                assignee,
+                field,
+                search,
+                limit,
+                offset,
+            };
+            tasks::list(&cli.config, args, json)
+        }
         Command::Task {
             command: TaskCommand::Show { id, all, json },
         } => tasks::show(&cli.config, id, all, json),

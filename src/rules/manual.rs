@@ -73,7 +73,7 @@ impl RuleSet {
         let mut actions = Vec::new();
         let status = match (&change.status, change.close) {
             (_, true) => Some(self.closed_status()?.to_string()),
-            (Some(status), false) => Some(self.manual_status(status)?),
+            (Some(status), false) => Some(self.declared_status(status)?),
             (None, false) => None,
         };
         let mut fields = Vec::new();
@@ -125,8 +125,29 @@ impl RuleSet {
             .ok_or(ChangeRefused::NoClosedStatus)
     }
 
+    /// The statuses declared `closed = true` (none: every task is open).
+    pub fn closed_statuses(&self) -> Vec<String> {
+        self.statuses()
+            .iter()
+            .filter(|s| s.closed)
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    /// A field and value a person names (`task list --field`), as they are stored.
+    pub fn declared_field(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> Result<(String, String), ChangeRefused> {
+        Ok((
+            self.manual_field_name(name)?,
+            self.manual_field_value(name, value)?,
+        ))
+    }
+
     /// A status a person names, in its declared spelling.
-    fn manual_status(&self, given: &str) -> Result<String, ChangeRefused> {
+    pub fn declared_status(&self, given: &str) -> Result<String, ChangeRefused> {
         let given = given.trim();
         match self.status_named(given) {
             Ok(name) if !name.trim().is_empty() => Ok(name.trim().to_string()),

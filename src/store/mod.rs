@@ -24,6 +24,7 @@ mod messages;
 mod migrations;
 mod outbox;
 mod schedules;
+mod task_query;
 mod tasks;
 mod triggers;
 
@@ -36,6 +37,7 @@ pub use outbox::{OutboxRow, ANSWER as ANSWER_KIND};
 pub use schedules::{
     Entered, FiringOutcome, FiringRequest, ScheduleCandidate, ScheduleRun, ScheduleStatus,
 };
+pub use task_query::TaskFilter;
 pub use tasks::{
     AttachmentView, CommentView, StatusEntry, TaskAnalyticsRow, TaskState, TaskSummary, TaskView,
 };

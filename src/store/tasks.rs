@@ -335,10 +335,14 @@ pub struct TaskAnalyticsRow {
     pub at: String,
 }
 
-const SUMMARY_COLUMNS: &str = "t.id, t.title, t.status, t.assignee, t.created_at, t.updated_at, \
+pub(super) const SUMMARY_COLUMNS: &str =
+    "t.id, t.title, t.status, t.assignee, t.created_at, t.updated_at, \
      c.name, t.description, t.parent_id";
 
-fn summary_from(row: &rusqlite::Row, requester: Option<String>) -> rusqlite::Result<TaskSummary> {
+pub(super) fn summary_from(
+    row: &rusqlite::Row,
+    requester: Option<String>,
+) -> rusqlite::Result<TaskSummary> {
     Ok(TaskSummary {
         id: row.get(0)?,
         title: row.get(1)?,
