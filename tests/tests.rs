@@ -25,4 +25,5 @@ mod smtp_scenario;
 mod smtp_transport;
 mod store_open;
 mod team;
+mod team_load;
 mod trust;
