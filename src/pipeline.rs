@@ -133,6 +133,7 @@ impl Pipeline {
     pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
         self.options.triggers = crate::automation::RuleTriggers::for_rules(&rules);
         self.options.initial_status = rules.initial_status().map(str::to_string);
+        self.options.statuses = declared_statuses(&rules);
         self.rules = rules;
     }
 
@@ -496,7 +497,12 @@ pub fn apply_options(config: &Config, rules: &Arc<RuleSet>) -> ApplyOptions {
         now: None,
         triggers: crate::automation::RuleTriggers::for_rules(rules),
         initial_status: rules.initial_status().map(str::to_string),
+        statuses: declared_statuses(rules),
     }
+}
+
+fn declared_statuses(rules: &RuleSet) -> Vec<String> {
+    rules.statuses().iter().map(|s| s.name.clone()).collect()
 }
 
 fn own_addresses(config: &Config) -> Vec<String> {

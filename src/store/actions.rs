@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use super::history::{self, Author, Event, Kind};
 use super::outbox::{self, NewOutgoing};
 use super::tasks::{self, NewComment, NewTask};
-use super::triggers::{EventKind, TaskEvent, MAX_TRIGGER_DEPTH};
+use super::triggers::{loop_error, EventKind, TaskEvent, MAX_TRIGGER_DEPTH};
 use super::{analytics, contacts, ApplyOptions, MessageRecord, StoreError};
 use crate::outgoing::thread_references;
 use crate::outgoing::{bare_address, bare_message_id, new_message_id, reply_subject};
@@ -313,6 +313,7 @@ impl<'a> MessageApply<'a> {
             }
             ActionKind::Set { status, fields } => {
                 if let Some(status) = render_nonempty(status.as_ref(), Some(task)) {
+                    let status = self.declared_status(action, status)?;
                     if let Some(old) = tasks::set_status(self.conn, task, &status, self.stamp)? {
                         self.record(task, Kind::Status, None, Some(&old), Some(&status))?;
                         self.emit(EventKind::StatusChanged, task, None, None, Some(old))?;
@@ -473,7 +474,10 @@ impl<'a> MessageApply<'a> {
                 Some(number)
             }
         };
-        let status = render(status).unwrap_or_else(|| self.opts.initial_status());
+        let status = match render(status) {
+            Some(status) => self.declared_status(action, status)?,
+            None => self.opts.initial_status(),
+        };
         let assignee = render(assignee);
         let task = self.insert_task(
             &title.render(current),
@@ -623,6 +627,28 @@ impl<'a> MessageApply<'a> {
         Ok(())
     }
 
+    /// `status` in its declared spelling; a status that is not declared fails the message
+    /// (only a status made of variables can get here: literal ones are checked on loading).
+    fn declared_status(&self, action: &PlannedAction, status: String) -> Result<String, Failure> {
+        let declared = &self.opts.statuses;
+        if declared.is_empty() {
+            return Ok(status);
+        }
+        let wanted = status.to_lowercase();
+        match declared.iter().find(|s| s.to_lowercase() == wanted) {
+            Some(name) => Ok(name.clone()),
+            None => Err(Failure::Message(format!(
+                "rule \"{}\": unknown status \"{status}\"; the declared statuses are {}",
+                action.rule,
+                declared
+                    .iter()
+                    .map(|s| format!("\"{s}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
     fn is_ours(&self, address: &str) -> bool {
         self.opts
             .reply_from
@@ -634,30 +660,6 @@ impl<'a> MessageApply<'a> {
     fn new_message_id(&self, task: i64) -> String {
         new_message_id(&self.record.key, task, &self.opts.outgoing_domain)
     }
-}
-
-/// The error when triggers keep firing each other: the chain of triggers, shortened to the
-/// part that repeats when it repeats (`"ping" → "pong" → "ping"`).
-fn loop_error(trail: &[String], next: &str, kind: EventKind, task: i64) -> String {
-    let mut chain: Vec<&str> = trail.iter().map(String::as_str).collect();
-    chain.push(next);
-    // The shortest period p with chain[i] == chain[i + p] over the whole chain.
-    let period = (1..chain.len()).find(|&p| (0..chain.len() - p).all(|i| chain[i] == chain[i + p]));
-    let start = period.map_or(0, |p| chain.len() - p - 1);
-    let shown: Vec<String> = chain[start..]
-        .iter()
-        .map(|name| format!("{name:?}"))
-        .collect();
-    let what = match period {
-        Some(_) => "trigger loop",
-        None => "triggers nested too deep",
-    };
-    format!(
-        "{what}: {} fire each other more than {MAX_TRIGGER_DEPTH} levels deep ({} on task \
-         #{task}); nothing of this message was applied",
-        shown.join(" → "),
-        kind.as_str()
-    )
 }
 
 /// Rendered text, or None when there is no text or it renders empty.

@@ -221,6 +221,10 @@ pub struct ApplyOptions {
     /// The status of a task created without one: the rules' `initial = true` status, else
     /// [`tasks::DEFAULT_STATUS`].
     pub initial_status: Option<String>,
+    /// The declared statuses (`[[status]]`): a status an action sets is put in its declared
+    /// spelling, and one that is not declared (from a template's variables) fails the
+    /// message. Empty: any status goes.
+    pub statuses: Vec<String>,
 }
 
 impl ApplyOptions {

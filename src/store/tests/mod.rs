@@ -26,6 +26,7 @@ fn options(now: DateTime<Utc>) -> ApplyOptions {
         now: Some(now),
         triggers: None,
         initial_status: None,
+        statuses: Vec::new(),
     }
 }
 
