@@ -160,14 +160,19 @@ impl<'a> MessageApply<'a> {
         )
     }
 
-    /// Records a new task: its creation, first status and assignee.
-    fn note_created(&mut self, task: i64) -> Result<(), StoreError> {
-        if let Some(state) = tasks::state(self.conn, task)? {
-            self.record(task, Kind::Created, None, None, Some(&state.title))?;
-            self.record(task, Kind::Status, None, None, Some(&state.status))?;
-            if let Some(assignee) = state.assignee.as_deref() {
-                self.record(task, Kind::Assignee, None, None, Some(assignee))?;
-            }
+    /// Records a new task: its creation, first status and assignee (as written, so that
+    /// creating a task reads nothing back).
+    fn note_created(
+        &mut self,
+        task: i64,
+        title: &str,
+        status: &str,
+        assignee: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.record(task, Kind::Created, None, None, Some(title))?;
+        self.record(task, Kind::Status, None, None, Some(status))?;
+        if let Some(assignee) = assignee {
+            self.record(task, Kind::Assignee, None, None, Some(assignee))?;
         }
         self.note_message(task)
     }
@@ -411,7 +416,7 @@ impl<'a> MessageApply<'a> {
                 let subject = self.record.subject.as_str();
                 let status = self.opts.initial_status();
                 let task = self.insert_task(subject, "", &status, None, None)?;
-                self.note_created(task)?;
+                self.note_created(task, subject, &status, None)?;
                 if let TaskRef::Field { field, value } = &action.task {
                     self.set_field(task, field, value)?;
                 }
@@ -487,15 +492,17 @@ impl<'a> MessageApply<'a> {
             parent,
         )?;
         let own = current.unwrap_or(task);
+        let mut shown_title = title.render(current);
         if current.is_none() && (title.needs_task() || description.needs_task()) {
+            shown_title = title.render(Some(own));
             tasks::retitle(
                 self.conn,
                 task,
-                &title.render(Some(own)),
+                &shown_title,
                 &description.render(Some(own)),
             )?;
         }
-        self.note_created(task)?;
+        self.note_created(task, &shown_title, &status, assignee.as_deref())?;
         for field in fields {
             let value = field.value.render(Some(own));
             self.set_field(task, &field.name, &value)?;
