@@ -352,3 +352,36 @@ fn task_list_filters_pages_and_shows_the_assignee() {
     let err = refused(&w, &["task", "list", "--field", "Цвет=синий"], b"");
     assert!(err.contains("the fields are"), "{err}");
 }
+
+#[test]
+fn a_status_set_by_hand_starts_the_schedules_clock_as_one_set_by_mail() {
+    let w = ingested();
+    let later = (chrono::Utc::now() + chrono::Duration::hours(5))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let fired_on_1 = |run: &Value| {
+        run["firings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["task"] == 1 && f["schedule"] == "client-waiting")
+    };
+    // Task 1 waits for the client (the staff answered last): the lead is not told.
+    let before = w.json(&["schedules", "run", "--now", "--at", &later]);
+    assert!(!fired_on_1(&before), "{before:#}");
+    ok(
+        &w,
+        &[
+            "task",
+            "set",
+            "1",
+            "--status",
+            "Нужно ответить клиенту",
+            "--as",
+            ANNA,
+        ],
+    );
+    let after = w.json(&["schedules", "run", "--now", "--at", &later]);
+    assert!(fired_on_1(&after), "{after:#}");
+    let last = history(&w, 1).pop().unwrap();
+    assert_eq!(last["by"], "schedule:client-waiting");
+}
