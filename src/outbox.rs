@@ -284,6 +284,7 @@ fn outgoing_mail(row: &OutboxRow, date: DateTime<Utc>) -> OutgoingMail {
     OutgoingMail {
         kind: MailKind::from_outbox_kind(&row.kind),
         to: row.recipient.clone(),
+        cc: row.cc.clone(),
         subject: row.subject.clone(),
         body: row.body.clone(),
         message_id: row.our_message_id.clone(),

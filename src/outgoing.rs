@@ -96,6 +96,55 @@ pub fn tagged_subject(subject: &str, task: i64) -> String {
     }
 }
 
+/// The subject of an answer about `task`: one `Re: ` in front of the subject without the
+/// reply and forward prefixes it gathered on the way (`Re: Fwd: AW: x` → `Re: x`), and the
+/// task's tag. A subject that had no such prefix keeps its words (a rule may answer with a
+/// subject of its own).
+pub fn reply_subject(subject: &str, task: i64) -> String {
+    let line = crate::text::single_line(subject);
+    let (rest, had_prefix) = without_reply_prefixes(line.trim());
+    let subject = if had_prefix {
+        format!("Re: {rest}")
+    } else {
+        rest.to_string()
+    };
+    tagged_subject(&subject, task)
+}
+
+/// `subject` without its leading `Re:`/`Fwd:`-like prefixes (any case, `Re[2]:` too, the
+/// German and Russian ones mail clients write), and whether it had any.
+fn without_reply_prefixes(mut subject: &str) -> (&str, bool) {
+    const PREFIXES: [&str; 11] = [
+        "re",
+        "fwd",
+        "fw",
+        "aw",
+        "wg",
+        "sv",
+        "tr",
+        "vs",
+        "отв",
+        "ответ",
+        "пересл",
+    ];
+    let mut had = false;
+    loop {
+        let Some((head, tail)) = subject.split_once(':') else {
+            return (subject, had);
+        };
+        // `Re[2]` and `Re(2)`: a counter some clients add.
+        let word = head
+            .trim()
+            .trim_end_matches(|c: char| c.is_ascii_digit() || "[]()".contains(c))
+            .to_lowercase();
+        if !PREFIXES.contains(&word.as_str()) {
+            return (subject, had);
+        }
+        had = true;
+        subject = tail.trim_start();
+    }
+}
+
 /// The References of an answer: the thread so far, then the message answered, as safe ids,
 /// each once, cut to [`MAX_REFERENCES`] (the root and the newest).
 pub fn thread_references<'a>(
@@ -121,6 +170,17 @@ pub fn thread_references<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_has_one_re_and_no_fwd() {
+        assert_eq!(reply_subject("Re: Fwd: Счёт", 7), "Re: Счёт [#7]");
+        assert_eq!(reply_subject("Re: RE: re[2]: Счёт", 7), "Re: Счёт [#7]");
+        assert_eq!(reply_subject("Re: FW: AW: Счёт [#7]", 7), "Re: Счёт [#7]");
+        assert_eq!(reply_subject("Re: Пересл: Счёт", 7), "Re: Счёт [#7]");
+        assert_eq!(reply_subject("Заявка принята", 7), "Заявка принята [#7]");
+        // A colon inside the words is not a prefix.
+        assert_eq!(reply_subject("Re: Заказ: 12", 7), "Re: Заказ: 12 [#7]");
+    }
 
     #[test]
     fn addresses_are_bare_and_lower_case() {

@@ -118,13 +118,7 @@ impl Pipeline {
         let subject_tag = Regex::new(&config.threading.subject_tag)
             .unwrap_or_else(|_| Regex::new(r"\[#(\d+)\]").expect("the default tag is valid"));
         let own_addresses = own_addresses(&config);
-        let options = ApplyOptions {
-            outgoing_domain: crate::outgoing::message_id_domain(&config),
-            reply_from: own_addresses.clone(),
-            limits: config.limits.clone(),
-            now: None,
-            triggers: crate::automation::RuleTriggers::for_rules(&rules),
-        };
+        let options = apply_options(&config, &rules);
         Pipeline {
             config,
             rules,
@@ -138,6 +132,8 @@ impl Pipeline {
     /// Replaces the rule set (after a reload that loaded without error).
     pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
         self.options.triggers = crate::automation::RuleTriggers::for_rules(&rules);
+        self.options.initial_status = rules.initial_status().map(str::to_string);
+        self.options.statuses = declared_statuses(&rules);
         self.rules = rules;
     }
 
@@ -480,6 +476,24 @@ fn guard_replies(plan: &mut Plan, message: &Message, own_addresses: &[String]) {
 }
 
 /// Addresses that are ours: the SMTP sender and every mailbox account.
+/// How the store applies changes under `config` and `rules`: our identity, the limits, the
+/// triggers and the initial status. Mail, schedules and a person's change use the same.
+pub fn apply_options(config: &Config, rules: &Arc<RuleSet>) -> ApplyOptions {
+    ApplyOptions {
+        outgoing_domain: crate::outgoing::message_id_domain(config),
+        reply_from: own_addresses(config),
+        limits: config.limits.clone(),
+        now: None,
+        triggers: crate::automation::RuleTriggers::for_rules(rules),
+        initial_status: rules.initial_status().map(str::to_string),
+        statuses: declared_statuses(rules),
+    }
+}
+
+fn declared_statuses(rules: &RuleSet) -> Vec<String> {
+    rules.statuses().iter().map(|s| s.name.clone()).collect()
+}
+
 fn own_addresses(config: &Config) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     if let Some(from) = config

@@ -134,6 +134,10 @@ pub enum ActionKind {
         subject: Text,
         text: Text,
     },
+    /// A person's change of the assignee (a bare address; None: nobody).
+    Assign {
+        assignee: Option<String>,
+    },
     Ignore,
 }
 

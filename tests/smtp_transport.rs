@@ -12,6 +12,7 @@ fn reply_to_ivan() -> OutgoingMail {
     OutgoingMail {
         kind: MailKind::Reply,
         to: "ivan@client.example".into(),
+        cc: Vec::new(),
         subject: "Re: Не печатает принтер в бухгалтерии [#7]".into(),
         body: "Здравствуйте!\n\nВаша заявка принята, номер 7.\nСлужба поддержки ACME".into(),
         message_id: "5f3a.7@acme.example".into(),

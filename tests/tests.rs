@@ -26,5 +26,7 @@ mod smtp_outbox;
 mod smtp_scenario;
 mod smtp_transport;
 mod store_open;
+mod team;
+mod team_load;
 mod trust;
 mod users;

@@ -23,6 +23,7 @@ mod schedules;
 mod table;
 mod tasks;
 mod users;
+mod work;
 
 pub use author::{resolve as resolve_author, Author, AuthorError, USER_VAR};
 
@@ -174,6 +175,22 @@ pub enum TaskCommand {
     List {
         #[arg(long)]
         status: Option<String>,
+        /// Only tasks whose status is not a `closed = true` one.
+        #[arg(long)]
+        open: bool,
+        #[arg(long, value_name = "EMAIL")]
+        assignee: Option<String>,
+        /// Only tasks whose field NAME has VALUE.
+        #[arg(long, value_name = "NAME=VALUE")]
+        field: Option<String>,
+        /// Text in the title, the description or a comment.
+        #[arg(long, value_name = "TEXT")]
+        search: Option<String>,
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// Skip the first N tasks (with --limit: pages).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        offset: u64,
         #[arg(long)]
         json: bool,
     },
@@ -183,6 +200,53 @@ pub enum TaskCommand {
         /// Also show automatic comments (written by rules and triggers).
         #[arg(long)]
         all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a task by hand: its status, assignee or fields (checked like a rule's).
+    Set {
+        id: i64,
+        #[arg(long)]
+        status: Option<String>,
+        /// An address, or `none` to take the assignee off.
+        #[arg(long)]
+        assignee: Option<String>,
+        /// `NAME=VALUE` (an empty value clears the field); may be repeated.
+        #[arg(long = "field", value_name = "NAME=VALUE")]
+        fields: Vec<String>,
+        /// Who makes the change (default: $MAILRULES_USER).
+        #[arg(long = "as", value_name = "EMAIL")]
+        author: Option<String>,
+    },
+    /// Add an internal note to a task (not mailed); `-` reads it from standard input.
+    Comment {
+        id: i64,
+        text: String,
+        #[arg(long = "as", value_name = "EMAIL")]
+        author: Option<String>,
+    },
+    /// Close a task: its status becomes the first status declared `closed = true`.
+    Close {
+        id: i64,
+        #[arg(long = "as", value_name = "EMAIL")]
+        author: Option<String>,
+    },
+    /// Answer the task's requester by mail (through the outbox); `-` reads the text from
+    /// standard input.
+    Reply {
+        id: i64,
+        text: String,
+        /// A copy to this address; may be repeated.
+        #[arg(long, value_name = "ADDR")]
+        cc: Vec<String>,
+        #[arg(long = "as", value_name = "EMAIL")]
+        author: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Everything that happened to a task and who did it, oldest first.
+    History {
+        id: i64,
         #[arg(long)]
         json: bool,
     },
@@ -259,11 +323,68 @@ pub fn main(cli: Cli) -> ExitCode {
             json,
         } => ingest::explain(&cli.config, &file, &mailbox, json),
         Command::Task {
-            command: TaskCommand::List { status, json },
-        } => tasks::list(&cli.config, status.as_deref(), json),
+            command:
+                TaskCommand::List {
+                    status,
+                    open,
+                    assignee,
+                    field,
+                    search,
+                    limit,
+                    offset,
+                    json,
+                },
+        } => {
+            let args = tasks::ListArgs {
+                status,
+                open,
+                assignee,
+                field,
+                search,
+                limit,
+                offset,
+            };
+            tasks::list(&cli.config, args, json)
+        }
         Command::Task {
             command: TaskCommand::Show { id, all, json },
         } => tasks::show(&cli.config, id, all, json),
+        Command::Task {
+            command:
+                TaskCommand::Set {
+                    id,
+                    status,
+                    assignee,
+                    fields,
+                    author,
+                },
+        } => {
+            let args = work::SetArgs {
+                status,
+                assignee,
+                fields,
+            };
+            work::set(&cli.config, id, args, author.as_deref())
+        }
+        Command::Task {
+            command: TaskCommand::Comment { id, text, author },
+        } => work::comment(&cli.config, id, &text, author.as_deref()),
+        Command::Task {
+            command: TaskCommand::Close { id, author },
+        } => work::close(&cli.config, id, author.as_deref()),
+        Command::Task {
+            command:
+                TaskCommand::Reply {
+                    id,
+                    text,
+                    cc,
+                    author,
+                    json,
+                },
+        } => work::reply(&cli.config, id, &text, &cc, author.as_deref(), json),
+        Command::Task {
+            command: TaskCommand::History { id, json },
+        } => work::history(&cli.config, id, json),
         Command::Analytics {
             command: AnalyticsCommand::Show { name, format, json },
         } => analytics::analytics(

@@ -3,20 +3,39 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::table::Table;
+use anyhow::Context;
 
-pub fn list(config_path: &Path, status: Option<&str>, json: bool) -> anyhow::Result<ExitCode> {
-    let store = super::open_store(&super::load_config(config_path)?)?;
-    let tasks = store.task_list(status)?;
+use super::table::Table;
+use crate::store::TaskFilter;
+
+/// What `task list` was asked.
+#[derive(Debug, Default)]
+pub struct ListArgs {
+    pub status: Option<String>,
+    pub open: bool,
+    pub assignee: Option<String>,
+    /// `NAME=VALUE`, as given.
+    pub field: Option<String>,
+    pub search: Option<String>,
+    pub limit: Option<u64>,
+    pub offset: u64,
+}
+
+pub fn list(config_path: &Path, args: ListArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(config_path)?;
+    let filter = filter(&config, args)?;
+    let store = super::open_store(&config)?;
+    let tasks = store.task_query(&filter)?;
     if json {
         super::print_json(&tasks)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = Table::new(&["ID", "STATUS", "REQUESTER", "TITLE"]);
+    let mut table = Table::new(&["ID", "STATUS", "ASSIGNEE", "REQUESTER", "TITLE"]);
     for t in &tasks {
         table.row(vec![
             t.id.to_string(),
             t.status.clone(),
+            t.assignee.clone().unwrap_or_default(),
             t.requester.clone().unwrap_or_default(),
             t.title.clone(),
         ]);
@@ -27,6 +46,50 @@ pub fn list(config_path: &Path, status: Option<&str>, json: bool) -> anyhow::Res
         print!("{}", table.render());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The store's filter for `args`: statuses and choice values in their declared spelling, so
+/// that `--status завершенная` finds "Завершенная". The rules are read only when a filter
+/// needs them.
+fn filter(config: &crate::config::Config, args: ListArgs) -> anyhow::Result<TaskFilter> {
+    let needs_rules = args.open || args.status.is_some() || args.field.is_some();
+    let rules = match needs_rules.then(|| super::load_rules(config)) {
+        None => None,
+        Some(Ok(rules)) => Some(rules),
+        // Rules that do not load must not keep anyone from looking at the tasks: --status
+        // is then compared as given.
+        Some(Err(_)) if !args.open && args.field.is_none() => None,
+        Some(Err(e)) => return Err(e),
+    };
+    let mut filter = TaskFilter {
+        limit: args.limit,
+        offset: args.offset,
+        search: args.search.filter(|s| !s.is_empty()),
+        ..TaskFilter::default()
+    };
+    if let Some(rules) = &rules {
+        if let Some(status) = &args.status {
+            filter.status = Some(rules.declared_status(status)?);
+        }
+        if args.open {
+            filter.not_status = rules.closed_statuses();
+        }
+        if let Some(field) = &args.field {
+            let (name, value) = field
+                .split_once('=')
+                .with_context(|| format!("--field {field:?}: give NAME=VALUE"))?;
+            filter.field = Some(rules.declared_field(name, value)?);
+        }
+    }
+    if rules.is_none() {
+        filter.status = args.status;
+    }
+    if let Some(assignee) = &args.assignee {
+        let address = crate::outgoing::bare_address(assignee)
+            .with_context(|| format!("--assignee {assignee:?} is not an email address"))?;
+        filter.assignee = Some(address);
+    }
+    Ok(filter)
 }
 
 pub fn show(config_path: &Path, id: i64, all: bool, json: bool) -> anyhow::Result<ExitCode> {

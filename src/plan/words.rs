@@ -85,6 +85,10 @@ pub fn describe(action: &PlannedAction) -> String {
         ActionKind::Notify { to, subject, .. } => {
             format!("notify {}, subject {}", quoted(to), quoted(subject))
         }
+        ActionKind::Assign { assignee } => match assignee {
+            Some(person) => format!("assign it to {}", crate::text::single_line(person)),
+            None => "leave it unassigned".to_string(),
+        },
         ActionKind::Ignore => return format!("rule \"{}\": ignore the message", action.rule),
     };
     let missing = match action.if_missing {

@@ -9,6 +9,7 @@ mod events;
 mod extract;
 mod glob;
 mod load;
+mod manual;
 mod model;
 mod planner;
 mod prefilter;
@@ -25,9 +26,10 @@ pub use condition::Scan;
 pub use error::{RuleError, RuleErrors};
 pub use events::{render_row, EventValues};
 pub use glob::Glob;
+pub use manual::{ChangeRefused, ManualChange};
 pub use model::{
     Action, ActionSpec, AnalyticsDecl, Condition, ExtractHow, Extractor, FieldDecl, FieldType,
-    Leaf, Rule, Schedule, Source, TaskSpec, Test, ThreadKind, Trigger, TriggerEvent,
+    Leaf, Rule, Schedule, Source, StatusDecl, TaskSpec, Test, ThreadKind, Trigger, TriggerEvent,
     ValueCondition, ValueType, ValueWhen, When,
 };
 pub use template::{Part, Template};
@@ -46,6 +48,7 @@ pub struct RuleSet {
     schedules: Vec<Schedule>,
     fields: Vec<FieldDecl>,
     analytics: Vec<AnalyticsDecl>,
+    statuses: Vec<StatusDecl>,
     files: usize,
     prefilter: prefilter::Prefilter,
 }
@@ -157,6 +160,7 @@ impl RuleSet {
             schedules: loaded.schedules,
             fields: loaded.fields,
             analytics: loaded.analytics,
+            statuses: loaded.statuses,
             files: files.len(),
             prefilter,
         })
@@ -184,6 +188,38 @@ impl RuleSet {
     pub fn fields(&self) -> &[FieldDecl] {
         &self.fields
     }
+    /// The declared statuses, in declaration order (none: any status text goes).
+    pub fn statuses(&self) -> &[StatusDecl] {
+        &self.statuses
+    }
+
+    /// The status a task created without one gets: the declared `initial` one, else none
+    /// (the store's default).
+    pub fn initial_status(&self) -> Option<&str> {
+        self.statuses
+            .iter()
+            .find(|s| s.initial)
+            .map(|s| s.name.as_str())
+    }
+
+    /// The declared status `name` names, compared without case: its declared spelling.
+    /// `Ok(name)` as given when no status is declared; `Err` with the nearest one when it
+    /// is not declared.
+    pub fn status_named<'a>(&'a self, name: &'a str) -> Result<&'a str, Option<&'a str>> {
+        if self.statuses.is_empty() {
+            return Ok(name);
+        }
+        let wanted = name.trim().to_lowercase();
+        self.statuses
+            .iter()
+            .find(|s| s.name.to_lowercase() == wanted)
+            .map(|s| s.name.as_str())
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.statuses.iter().map(|s| s.name.as_str()).collect();
+                error::nearest(name, &names)
+            })
+    }
+
     pub fn analytics_tables(&self) -> &[AnalyticsDecl] {
         &self.analytics
     }

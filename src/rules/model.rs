@@ -255,6 +255,16 @@ pub enum FieldType {
     Choice,
 }
 
+/// A `[[status]]` declaration.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StatusDecl {
+    pub name: String,
+    /// A task created without a status gets this one (at most one is).
+    pub initial: bool,
+    /// `task close`, the open filters: a task in this status is done.
+    pub closed: bool,
+}
+
 /// An `[[analytics]]` declaration: a table name and its typed columns in declared order.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AnalyticsDecl {

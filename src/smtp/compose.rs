@@ -20,22 +20,29 @@ pub enum MailKind {
     Reply,
     /// A message the rules generated for somebody else: `Auto-Submitted: auto-generated`.
     Notify,
+    /// A person's own answer (`task reply`): no `Auto-Submitted`, so that the customer's
+    /// mail client and autoresponders treat it as a person's mail.
+    Answer,
 }
 
 impl MailKind {
-    /// The outbox `kind` column: `reply` or `notify`; anything else is sent as a notification.
+    /// The outbox `kind` column: `reply`, `answer` or `notify`; anything else is sent as a
+    /// notification.
     pub fn from_outbox_kind(kind: &str) -> MailKind {
         if kind.eq_ignore_ascii_case("reply") {
             MailKind::Reply
+        } else if kind.eq_ignore_ascii_case(crate::store::ANSWER_KIND) {
+            MailKind::Answer
         } else {
             MailKind::Notify
         }
     }
 
-    fn auto_submitted(self) -> &'static str {
+    fn auto_submitted(self) -> Option<&'static str> {
         match self {
-            MailKind::Reply => "auto-replied",
-            MailKind::Notify => "auto-generated",
+            MailKind::Reply => Some("auto-replied"),
+            MailKind::Notify => Some("auto-generated"),
+            MailKind::Answer => None,
         }
     }
 }
@@ -46,6 +53,8 @@ pub struct OutgoingMail {
     pub kind: MailKind,
     /// The bare recipient address.
     pub to: String,
+    /// Bare addresses that get a copy.
+    pub cc: Vec<String>,
     pub subject: String,
     /// Plain text; `\n` line endings are fine (they become CRLF on the wire).
     pub body: String,
@@ -84,16 +93,29 @@ pub fn compose(mail: &OutgoingMail, from: &Mailbox) -> Result<lettre::Message, S
         .to(to)
         .subject(crate::text::single_line(&mail.subject))
         .date(mail.date.into())
-        .header(MessageId::from(format!("<{message_id}>")))
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str("Auto-Submitted"),
-            mail.kind.auto_submitted().to_string(),
-        ))
-        // Asks Exchange and its kin not to answer our automatic mail with their own.
-        .raw_header(HeaderValue::new(
-            HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
-            "All".to_string(),
-        ));
+        .header(MessageId::from(format!("<{message_id}>")));
+    if let Some(auto) = mail.kind.auto_submitted() {
+        builder = builder
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("Auto-Submitted"),
+                auto.to_string(),
+            ))
+            // Asks Exchange and its kin not to answer our automatic mail with their own.
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("X-Auto-Response-Suppress"),
+                "All".to_string(),
+            ));
+    }
+    for copy in &mail.cc {
+        let copy = crate::text::single_line(copy);
+        let cc: Mailbox = copy.trim().parse().map_err(|e| {
+            SmtpError::Unsendable(format!(
+                "the copy address {:?} is not an address: {e}",
+                copy.trim()
+            ))
+        })?;
+        builder = builder.cc(cc);
+    }
 
     if let Some(parent) = mail.in_reply_to.as_deref().and_then(safe_message_id) {
         builder = builder.header(InReplyTo::from(format!("<{parent}>")));
@@ -144,6 +166,7 @@ mod tests {
         OutgoingMail {
             kind: MailKind::Reply,
             to: "ivan@client.example".into(),
+            cc: Vec::new(),
             subject: "Re: Не работает принтер [#42]".into(),
             body: "Ваша заявка принята, номер 42.\nМы ответим в течение дня.".into(),
             message_id: "a1b2c3.42@acme.example".into(),
@@ -151,6 +174,19 @@ mod tests {
             references: vec!["root@mail.client.example".into()],
             date: Utc.with_ymd_and_hms(2026, 11, 23, 9, 30, 0).unwrap(),
         }
+    }
+
+    #[test]
+    fn a_persons_answer_is_not_marked_automatic_and_carries_its_copies() {
+        let mail = OutgoingMail {
+            kind: MailKind::Answer,
+            cc: vec!["boss@client.example".into()],
+            ..reply()
+        };
+        let raw = String::from_utf8(compose(&mail, &from()).unwrap().formatted()).unwrap();
+        assert!(!raw.contains("Auto-Submitted"), "{raw}");
+        assert!(raw.contains("Cc: boss@client.example"), "{raw}");
+        assert_eq!(MailKind::from_outbox_kind("answer"), MailKind::Answer);
     }
 
     fn from() -> Mailbox {

@@ -5,12 +5,13 @@
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
+use super::history::{self, Author, Event, Kind};
 use super::outbox::{self, NewOutgoing};
 use super::tasks::{self, NewComment, NewTask};
-use super::triggers::{EventKind, TaskEvent, MAX_TRIGGER_DEPTH};
+use super::triggers::{loop_error, EventKind, TaskEvent, MAX_TRIGGER_DEPTH};
 use super::{analytics, contacts, ApplyOptions, MessageRecord, StoreError};
 use crate::outgoing::thread_references;
-use crate::outgoing::{bare_address, bare_message_id, new_message_id, tagged_subject};
+use crate::outgoing::{bare_address, bare_message_id, new_message_id, reply_subject};
 use crate::plan::{ActionKind, FieldValue, IfMissing, Plan, PlannedAction, TaskRef, Text};
 use crate::text::single_line;
 
@@ -68,6 +69,10 @@ pub(super) struct MessageApply<'a> {
     depth: u32,
     /// The triggers running now, outermost first, for the error when they loop.
     trail: Vec<String>,
+    /// Who the changes are by, outside triggers (inside one: the trigger).
+    author: Author,
+    /// Tasks whose history already tells that this message came in.
+    messaged: Vec<i64>,
 }
 
 impl<'a> MessageApply<'a> {
@@ -92,14 +97,112 @@ impl<'a> MessageApply<'a> {
             touched: Vec::new(),
             depth: 0,
             trail: Vec::new(),
+            author: Author::Rule(plan.rule.clone().unwrap_or_else(|| "(unmatched)".into())),
+            messaged: Vec::new(),
         }
+    }
+
+    /// The same run credited to `author` (a schedule, a person) instead of the plan's rule.
+    pub(super) fn by(mut self, author: Author) -> Self {
+        self.author = author;
+        self
+    }
+
+    /// Who makes the change being made now: the trigger running, else the run's author.
+    fn author_now(&self) -> String {
+        match self.trail.last() {
+            Some(trigger) if self.depth > 0 => format!("trigger:{trigger}"),
+            _ => self.author.by(),
+        }
+    }
+
+    /// Writes one change to its task's history.
+    fn record(
+        &self,
+        task: i64,
+        kind: Kind,
+        name: Option<&str>,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let by = self.author_now();
+        let event = Event {
+            task,
+            by: &by,
+            kind,
+            name,
+            from,
+            to,
+        };
+        history::record(self.conn, &event, self.stamp)
+    }
+
+    /// Records, once per task, that a message came in on it (before what it does there).
+    fn note_message(&mut self, task: i64) -> Result<(), StoreError> {
+        if self.depth > 0
+            || !matches!(self.author, Author::Rule(_))
+            || self.messaged.contains(&task)
+        {
+            return Ok(());
+        }
+        self.messaged.push(task);
+        let record = self.record;
+        // The resolved sender: the client, when staff forwarded the client's mail.
+        let sender = Some(self.plan.sender.email.trim())
+            .filter(|s| !s.is_empty())
+            .or(record.from.as_deref());
+        self.record(
+            task,
+            Kind::Message,
+            None,
+            sender,
+            Some(record.subject.as_str()),
+        )
+    }
+
+    /// Records a new task: its creation, first status and assignee (as written, so that
+    /// creating a task reads nothing back).
+    fn note_created(
+        &mut self,
+        task: i64,
+        title: &str,
+        status: &str,
+        assignee: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.record(task, Kind::Created, None, None, Some(title))?;
+        self.record(task, Kind::Status, None, None, Some(status))?;
+        if let Some(assignee) = assignee {
+            self.record(task, Kind::Assignee, None, None, Some(assignee))?;
+        }
+        self.note_message(task)
+    }
+
+    /// Sets a field and records the change; the value before when it changed.
+    fn set_field(
+        &mut self,
+        task: i64,
+        name: &str,
+        value: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let changed = tasks::set_field(self.conn, task, name, value, self.stamp)?;
+        if let Some(old) = &changed {
+            self.record(task, Kind::Field, Some(name), Some(old), Some(value))?;
+        }
+        Ok(changed)
     }
 
     /// Runs every action; returns the last task acted on.
     pub(super) fn run(mut self) -> Result<Option<i64>, Failure> {
         let sender = &self.plan.sender;
-        self.sender_contact =
-            contacts::contact_for(self.conn, &sender.email, sender.name.as_deref(), self.stamp)?;
+        // A person working a task is staff, not a contact who could become a requester.
+        if !matches!(self.author, Author::Person(_)) {
+            self.sender_contact = contacts::contact_for(
+                self.conn,
+                &sender.email,
+                sender.name.as_deref(),
+                self.stamp,
+            )?;
+        }
         for action in &self.plan.actions {
             self.action(action)?;
         }
@@ -201,7 +304,10 @@ impl<'a> MessageApply<'a> {
                 task
             }
             _ => match self.resolve(action)? {
-                Some(task) => task,
+                Some(task) => {
+                    self.note_message(task)?;
+                    task
+                }
                 None => return Ok(()),
             },
         };
@@ -212,14 +318,15 @@ impl<'a> MessageApply<'a> {
             }
             ActionKind::Set { status, fields } => {
                 if let Some(status) = render_nonempty(status.as_ref(), Some(task)) {
+                    let status = self.declared_status(action, status)?;
                     if let Some(old) = tasks::set_status(self.conn, task, &status, self.stamp)? {
+                        self.record(task, Kind::Status, None, Some(&old), Some(&status))?;
                         self.emit(EventKind::StatusChanged, task, None, None, Some(old))?;
                     }
                 }
                 for field in fields {
                     let value = field.value.render(Some(task));
-                    let changed =
-                        tasks::set_field(self.conn, task, &field.name, &value, self.stamp)?;
+                    let changed = self.set_field(task, &field.name, &value)?;
                     if let Some(old) = changed {
                         self.emit(
                             EventKind::FieldChanged,
@@ -244,6 +351,12 @@ impl<'a> MessageApply<'a> {
                     &self.record.key,
                     self.stamp,
                 )?;
+                let row: serde_json::Map<String, serde_json::Value> = values
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                    .collect();
+                let row = serde_json::Value::Object(row).to_string();
+                self.record(task, Kind::Analytics, Some(table), None, Some(&row))?;
                 self.emit(EventKind::Analytics, task, Some(table), Some(&values), None)?;
             }
             ActionKind::Reply {
@@ -253,6 +366,19 @@ impl<'a> MessageApply<'a> {
             } => self.reply(action, task, subject, text, suppressed.as_deref())?,
             ActionKind::Notify { to, subject, text } => {
                 self.notify(action, task, to, subject, text)?
+            }
+            ActionKind::Assign { assignee } => {
+                let changed =
+                    tasks::set_assignee(self.conn, task, assignee.as_deref(), self.stamp)?;
+                if let Some(old) = changed {
+                    self.record(
+                        task,
+                        Kind::Assignee,
+                        None,
+                        old.as_deref(),
+                        assignee.as_deref(),
+                    )?;
+                }
             }
             ActionKind::CreateTask { .. } | ActionKind::Ignore => {}
         }
@@ -288,9 +414,11 @@ impl<'a> MessageApply<'a> {
             ))),
             IfMissing::Create => {
                 let subject = self.record.subject.as_str();
-                let task = self.insert_task(subject, "", tasks::DEFAULT_STATUS, None, None)?;
+                let status = self.opts.initial_status();
+                let task = self.insert_task(subject, "", &status, None, None)?;
+                self.note_created(task, subject, &status, None)?;
                 if let TaskRef::Field { field, value } = &action.task {
-                    tasks::set_field(self.conn, task, field, value, self.stamp)?;
+                    self.set_field(task, field, value)?;
                 }
                 self.created = Some(task);
                 self.emit(EventKind::TaskCreated, task, None, None, None)?;
@@ -351,7 +479,10 @@ impl<'a> MessageApply<'a> {
                 Some(number)
             }
         };
-        let status = render(status).unwrap_or_else(|| tasks::DEFAULT_STATUS.into());
+        let status = match render(status) {
+            Some(status) => self.declared_status(action, status)?,
+            None => self.opts.initial_status(),
+        };
         let assignee = render(assignee);
         let task = self.insert_task(
             &title.render(current),
@@ -361,17 +492,20 @@ impl<'a> MessageApply<'a> {
             parent,
         )?;
         let own = current.unwrap_or(task);
+        let mut shown_title = title.render(current);
         if current.is_none() && (title.needs_task() || description.needs_task()) {
+            shown_title = title.render(Some(own));
             tasks::retitle(
                 self.conn,
                 task,
-                &title.render(Some(own)),
+                &shown_title,
                 &description.render(Some(own)),
             )?;
         }
+        self.note_created(task, &shown_title, &status, assignee.as_deref())?;
         for field in fields {
             let value = field.value.render(Some(own));
-            tasks::set_field(self.conn, task, &field.name, &value, self.stamp)?;
+            self.set_field(task, &field.name, &value)?;
         }
         self.created = Some(task);
         Ok(task)
@@ -392,7 +526,8 @@ impl<'a> MessageApply<'a> {
             attachments: &attachments,
             message_key: &self.record.key,
         };
-        Ok(tasks::add_comment(self.conn, &comment, self.stamp)?)
+        tasks::add_comment(self.conn, &comment, self.stamp)?;
+        Ok(self.record(task, Kind::Comment, None, None, Some(comment.text))?)
     }
 
     fn reply(
@@ -422,7 +557,7 @@ impl<'a> MessageApply<'a> {
             )?;
         }
         // Templates may carry line breaks from the message; a header must not.
-        let subject = tagged_subject(&subject.render(Some(task)), task);
+        let subject = reply_subject(&subject.render(Some(task)), task);
         let in_reply_to = self.record.message_id.as_deref().map(bare_message_id);
         let thread = self.record.references.iter().map(String::as_str);
         let references = thread_references(thread, in_reply_to);
@@ -433,6 +568,7 @@ impl<'a> MessageApply<'a> {
             message_key: &self.record.key,
             rule: &action.rule,
             recipient: &recipient,
+            cc: &[],
             subject: &subject,
             body: &text.render(Some(task)),
             in_reply_to,
@@ -443,6 +579,7 @@ impl<'a> MessageApply<'a> {
         outbox::insert(self.conn, &row, self.stamp)?;
         if reason.is_none() {
             tasks::link_message_id(self.conn, &our_id, task)?;
+            self.record(task, Kind::Reply, None, None, Some(&recipient))?;
         }
         Ok(())
     }
@@ -483,6 +620,7 @@ impl<'a> MessageApply<'a> {
                 message_key: &self.record.key,
                 rule: &action.rule,
                 recipient: &address,
+                cc: &[],
                 subject: &subject,
                 body: &body,
                 in_reply_to: None,
@@ -496,6 +634,28 @@ impl<'a> MessageApply<'a> {
         Ok(())
     }
 
+    /// `status` in its declared spelling; a status that is not declared fails the message
+    /// (only a status made of variables can get here: literal ones are checked on loading).
+    fn declared_status(&self, action: &PlannedAction, status: String) -> Result<String, Failure> {
+        let declared = &self.opts.statuses;
+        if declared.is_empty() {
+            return Ok(status);
+        }
+        let wanted = status.to_lowercase();
+        match declared.iter().find(|s| s.to_lowercase() == wanted) {
+            Some(name) => Ok(name.clone()),
+            None => Err(Failure::Message(format!(
+                "rule \"{}\": unknown status \"{status}\"; the declared statuses are {}",
+                action.rule,
+                declared
+                    .iter()
+                    .map(|s| format!("\"{s}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
     fn is_ours(&self, address: &str) -> bool {
         self.opts
             .reply_from
@@ -507,30 +667,6 @@ impl<'a> MessageApply<'a> {
     fn new_message_id(&self, task: i64) -> String {
         new_message_id(&self.record.key, task, &self.opts.outgoing_domain)
     }
-}
-
-/// The error when triggers keep firing each other: the chain of triggers, shortened to the
-/// part that repeats when it repeats (`"ping" → "pong" → "ping"`).
-fn loop_error(trail: &[String], next: &str, kind: EventKind, task: i64) -> String {
-    let mut chain: Vec<&str> = trail.iter().map(String::as_str).collect();
-    chain.push(next);
-    // The shortest period p with chain[i] == chain[i + p] over the whole chain.
-    let period = (1..chain.len()).find(|&p| (0..chain.len() - p).all(|i| chain[i] == chain[i + p]));
-    let start = period.map_or(0, |p| chain.len() - p - 1);
-    let shown: Vec<String> = chain[start..]
-        .iter()
-        .map(|name| format!("{name:?}"))
-        .collect();
-    let what = match period {
-        Some(_) => "trigger loop",
-        None => "triggers nested too deep",
-    };
-    format!(
-        "{what}: {} fire each other more than {MAX_TRIGGER_DEPTH} levels deep ({} on task \
-         #{task}); nothing of this message was applied",
-        shown.join(" → "),
-        kind.as_str()
-    )
 }
 
 /// Rendered text, or None when there is no text or it renders empty.

@@ -218,7 +218,7 @@ CREATE TRIGGER tasks_updated_at_to_fields AFTER UPDATE OF updated_at ON tasks
   UPDATE task_fields SET task_updated_at = NEW.updated_at WHERE task_id = NEW.id;
 END;
 "#,
-    // 6 (branch people): staff accounts (team.md, "People"). The email is kept lower-case,
+    // 6: staff accounts (team.md, "People"). The email is kept lower-case,
     // the form it is looked up in. Passwords and API tokens only as argon2id PHC strings, each
     // with its own salt; one token per account (a new one replaces it).
     r#"
@@ -232,6 +232,86 @@ CREATE TABLE users (
   created_at TEXT NOT NULL,
   updated_at TEXT NOT NULL
 );
+"#,
+    // 7: who did what to a task, oldest first (`task history`). Every change is written here
+    // as it is made, with its author: a person's address, or rule:/trigger:/schedule:NAME.
+    // A store from before keeps its story: what the other tables remember (creation, status
+    // and field history, comments, analytics rows, replies, messages) is copied in, each row
+    // credited to the rule of the message that made it where the store says which (the
+    // message's key on comments and rows, the message's task and time otherwise), else to
+    // "unknown". A person's answer to the customer may carry copies: `outbox.cc`.
+    r#"
+CREATE TABLE task_events (
+  id INTEGER PRIMARY KEY,
+  task_id INTEGER NOT NULL REFERENCES tasks(id),
+  at TEXT NOT NULL,
+  by TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  name TEXT,
+  from_value TEXT,
+  to_value TEXT
+);
+CREATE INDEX task_events_task ON task_events(task_id, id);
+ALTER TABLE outbox ADD COLUMN cc TEXT NOT NULL DEFAULT '';
+
+-- The rule of each applied message by task and time: messages has no index on task_id.
+CREATE TEMP TABLE rebuilt_rule AS
+  SELECT task_id, processed_at AS at, MIN(rule) AS rule FROM messages
+  WHERE status = 'applied' AND task_id IS NOT NULL AND rule IS NOT NULL
+  GROUP BY task_id, processed_at;
+CREATE INDEX temp.rebuilt_rule_at ON rebuilt_rule(task_id, at);
+CREATE TEMP TABLE rebuilt (
+  task_id INTEGER, at TEXT, ord INTEGER, src INTEGER, by TEXT, kind TEXT,
+  name TEXT, from_value TEXT, to_value TEXT
+);
+INSERT INTO rebuilt
+  SELECT t.id, t.created_at, 0, t.id,
+    COALESCE('rule:' || (SELECT r.rule FROM rebuilt_rule r WHERE r.task_id = t.id
+                         AND r.at = t.created_at), 'unknown'),
+    'created', NULL, NULL, t.title
+  FROM tasks t;
+INSERT INTO rebuilt
+  SELECT m.task_id, m.processed_at, 1, m.id, 'rule:' || COALESCE(m.rule, '(unmatched)'),
+    'message', NULL, m.sender, m.subject
+  FROM messages m WHERE m.status = 'applied' AND m.task_id IS NOT NULL
+    AND m.mailbox != 'schedule';
+INSERT INTO rebuilt
+  SELECT h.task_id, h.at, 2, h.id,
+    COALESCE('rule:' || (SELECT r.rule FROM rebuilt_rule r WHERE r.task_id = h.task_id
+                         AND r.at = h.at), 'unknown'),
+    'status', NULL,
+    LAG(h.status) OVER (PARTITION BY h.task_id ORDER BY h.id), h.status
+  FROM task_status_history h;
+INSERT INTO rebuilt
+  SELECT h.task_id, h.at, 4, h.id,
+    COALESCE('rule:' || (SELECT r.rule FROM rebuilt_rule r WHERE r.task_id = h.task_id
+                         AND r.at = h.at), 'unknown'),
+    'field', h.name,
+    NULLIF(LAG(h.value) OVER (PARTITION BY h.task_id, h.name ORDER BY h.id), ''),
+    NULLIF(h.value, '')
+  FROM task_field_history h;
+INSERT INTO rebuilt
+  SELECT c.task_id, c.created_at, 5, c.id,
+    COALESCE('rule:' || (SELECT m.rule FROM messages m WHERE m.key = c.message_key),
+             'unknown'),
+    'comment', NULL, NULL, c.text
+  FROM comments c;
+INSERT INTO rebuilt
+  SELECT a.task_id, a.at, 6, a.id,
+    COALESCE('rule:' || (SELECT m.rule FROM messages m WHERE m.key = a.message_key),
+             'unknown'),
+    'analytics', t.name, NULL, a."values"
+  FROM analytics_rows a JOIN analytics_tables t ON t.id = a.table_id
+  WHERE a.task_id IS NOT NULL;
+INSERT INTO rebuilt
+  SELECT o.task_id, o.created_at, 7, o.id, 'rule:' || COALESCE(o.rule, 'unknown'),
+    'reply', NULL, NULL, o.recipient
+  FROM outbox o WHERE o.kind = 'reply' AND o.status != 'suppressed' AND o.task_id IS NOT NULL;
+INSERT INTO task_events (task_id, at, by, kind, name, from_value, to_value)
+  SELECT task_id, at, by, kind, name, from_value, to_value FROM rebuilt
+  ORDER BY at, ord, src;
+DROP TABLE temp.rebuilt;
+DROP TABLE temp.rebuilt_rule;
 "#,
 ];
 

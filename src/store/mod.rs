@@ -18,21 +18,27 @@ mod actions;
 mod analytics;
 mod batch;
 mod contacts;
+mod history;
+mod manual;
 mod messages;
 mod migrations;
 mod outbox;
 mod schedules;
+mod task_query;
 mod tasks;
 mod triggers;
 mod users;
 
 pub use analytics::{AnalyticsRow, Period, Report, ReportRow};
 pub use batch::{Admission, Admitted, Batch};
+pub use history::{Author, HistoryEntry};
+pub use manual::{Answer, Change, ChangeError};
 pub use messages::FailedMessage;
-pub use outbox::OutboxRow;
+pub use outbox::{OutboxRow, ANSWER as ANSWER_KIND};
 pub use schedules::{
     Entered, FiringOutcome, FiringRequest, ScheduleCandidate, ScheduleRun, ScheduleStatus,
 };
+pub use task_query::TaskFilter;
 pub use tasks::{
     AttachmentView, CommentView, StatusEntry, TaskAnalyticsRow, TaskState, TaskSummary, TaskView,
 };
@@ -213,6 +219,22 @@ pub struct ApplyOptions {
     pub now: Option<DateTime<Utc>>,
     /// The triggers to run on every change; `None`: no triggers.
     pub triggers: Option<std::sync::Arc<dyn Triggers>>,
+    /// The status of a task created without one: the rules' `initial = true` status, else
+    /// [`tasks::DEFAULT_STATUS`].
+    pub initial_status: Option<String>,
+    /// The declared statuses (`[[status]]`): a status an action sets is put in its declared
+    /// spelling, and one that is not declared (from a template's variables) fails the
+    /// message. Empty: any status goes.
+    pub statuses: Vec<String>,
+}
+
+impl ApplyOptions {
+    /// The status a task created without one gets.
+    pub fn initial_status(&self) -> String {
+        self.initial_status
+            .clone()
+            .unwrap_or_else(|| tasks::DEFAULT_STATUS.to_string())
+    }
 }
 
 /// Where an IMAP mailbox was read up to.

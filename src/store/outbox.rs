@@ -16,6 +16,8 @@ pub(super) struct NewOutgoing<'a> {
     pub message_key: &'a str,
     pub rule: &'a str,
     pub recipient: &'a str,
+    /// Bare addresses that get a copy (a person's answer only).
+    pub cc: &'a [String],
     pub subject: &'a str,
     pub body: &'a str,
     pub in_reply_to: Option<&'a str>,
@@ -25,7 +27,12 @@ pub(super) struct NewOutgoing<'a> {
     pub suppressed: Option<&'a str>,
 }
 
-pub(super) fn insert(conn: &Connection, row: &NewOutgoing, now: &str) -> Result<(), StoreError> {
+/// The outbox kind of a person's answer to a requester: sent as a person's mail (no
+/// `Auto-Submitted`), and not counted by the automatic reply limits.
+pub const ANSWER: &str = "answer";
+
+/// Queues (or records as suppressed) one mail; the row's id.
+pub(super) fn insert(conn: &Connection, row: &NewOutgoing, now: &str) -> Result<i64, StoreError> {
     let (status, reason) = match row.suppressed {
         Some(reason) => ("suppressed", Some(reason)),
         None => ("queued", None),
@@ -33,8 +40,8 @@ pub(super) fn insert(conn: &Connection, row: &NewOutgoing, now: &str) -> Result<
     let references = (!row.references.is_empty()).then(|| row.references.join(" "));
     conn.prepare_cached(
         "INSERT INTO outbox (kind, task_id, message_key, rule, recipient, subject, body, \
-         in_reply_to, references_ids, our_message_id, status, reason, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         in_reply_to, references_ids, our_message_id, status, reason, created_at, cc) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         row.kind,
@@ -49,9 +56,10 @@ pub(super) fn insert(conn: &Connection, row: &NewOutgoing, now: &str) -> Result<
         row.our_message_id,
         status,
         reason,
-        now
+        now,
+        row.cc.join(" ")
     ])?;
-    Ok(())
+    Ok(conn.last_insert_rowid())
 }
 
 /// Whether `recipient` got a reply that counts about task ?2 since ?3. The conditions on kind
@@ -145,6 +153,8 @@ pub struct OutboxRow {
     pub references: Vec<String>,
     /// Without `<>`.
     pub our_message_id: String,
+    /// Bare addresses that get a copy.
+    pub cc: Vec<String>,
     /// queued | sending | sent | failed | suppressed
     pub status: String,
     pub reason: Option<String>,
@@ -154,7 +164,7 @@ pub struct OutboxRow {
 }
 
 const OUTBOX_COLUMNS: &str = "id, kind, task_id, recipient, subject, body, in_reply_to, \
-     references_ids, our_message_id, status, reason, attempts, created_at, sent_at";
+     references_ids, our_message_id, status, reason, attempts, created_at, sent_at, cc";
 
 fn outbox_from(row: &rusqlite::Row) -> rusqlite::Result<OutboxRow> {
     let references: Option<String> = row.get(7)?;
@@ -175,6 +185,11 @@ fn outbox_from(row: &rusqlite::Row) -> rusqlite::Result<OutboxRow> {
         attempts: row.get(11)?,
         created_at: row.get(12)?,
         sent_at: row.get(13)?,
+        cc: row
+            .get::<_, String>(14)?
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
     })
 }
 

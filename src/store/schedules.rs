@@ -14,6 +14,7 @@ use serde::Serialize;
 use super::actions::MessageApply;
 use super::batch::Batch;
 use super::contacts::PRIMARY_ADDRESS;
+use super::history::Author;
 use super::tasks::TaskState;
 use super::{ApplyOptions, MessageRecord, Store, StoreError};
 use crate::context::{SenderKind, ThreadMatch};
@@ -191,11 +192,12 @@ impl Store {
         opts: &ApplyOptions,
     ) -> Result<Vec<FiringOutcome>, StoreError> {
         let mut batch = self.begin_batch(opts)?;
+        let ran_at = batch.ran_at();
         let mut outcomes = Vec::with_capacity(firings.len());
         for firing in firings {
-            outcomes.push(batch.fire(schedule, firing)?);
+            outcomes.push(batch.fire(schedule, firing, &ran_at)?);
         }
-        batch.record_schedule_run(schedule, &outcomes)?;
+        batch.record_schedule_run(schedule, &outcomes, &ran_at)?;
         batch.commit(None)?;
         Ok(outcomes)
     }
@@ -255,7 +257,12 @@ impl Store {
 impl Batch<'_> {
     /// Applies one firing in a savepoint of its own (with the triggers it fires) and records
     /// it; an entry already applied is skipped, a failed one is tried again.
-    fn fire(&mut self, schedule: &str, firing: FiringRequest) -> Result<FiringOutcome, StoreError> {
+    fn fire(
+        &mut self,
+        schedule: &str,
+        firing: FiringRequest,
+        ran_at: &str,
+    ) -> Result<FiringOutcome, StoreError> {
         let previous: Option<String> = self
             .tx
             .prepare_cached(
@@ -287,7 +294,9 @@ impl Batch<'_> {
                 };
                 let (opts, now, stamp) = (self.opts, self.now, self.stamp.clone());
                 let ran = self.isolated(|conn| {
-                    MessageApply::new(conn, &plan, &record, opts, now, &stamp).run()
+                    MessageApply::new(conn, &plan, &record, opts, now, &stamp)
+                        .by(Author::Schedule(schedule.to_string()))
+                        .run()
                 })?;
                 match ran {
                     Ok(_) => FiringOutcome::Applied,
@@ -313,21 +322,28 @@ impl Batch<'_> {
                 status,
                 firing.summary,
                 error,
-                self.stamp
+                ran_at
             ])?;
         Ok(outcome)
     }
 
-    /// Records that `schedule` ran now, with how many firings applied and failed. A run as of
-    /// a later time (`schedules run --at` in the future, to try a schedule out) is recorded as
-    /// run at the real time: recorded in the future, the schedule would not be due again until
-    /// that time had come.
+    /// When a schedule run is recorded as having run (its firings and the run itself, which
+    /// `mailrules schedules` pairs by this time): the batch's time, but never later than the
+    /// real time. A run as of a later time (`schedules run --at` in the future, to try a
+    /// schedule out) recorded in the future would keep the schedule from being due again
+    /// until that time had come.
+    fn ran_at(&self) -> String {
+        super::timestamp(self.now.min(Utc::now()))
+    }
+
+    /// Records that `schedule` ran (see [`Batch::ran_at`]), with how many firings applied and
+    /// failed.
     fn record_schedule_run(
         &mut self,
         schedule: &str,
         outcomes: &[FiringOutcome],
+        ran_at: &str,
     ) -> Result<(), StoreError> {
-        let ran_at = super::timestamp(self.now.min(Utc::now()));
         let count = |applied: bool| {
             outcomes
                 .iter()

@@ -103,6 +103,27 @@ pub(super) fn set_status(
     }
 }
 
+/// Sets the assignee (None: nobody). Returns `Some(before)` when it changed.
+pub(super) fn set_assignee(
+    conn: &Connection,
+    id: i64,
+    assignee: Option<&str>,
+    now: &str,
+) -> Result<Option<Option<String>>, StoreError> {
+    let old: Option<Option<String>> = conn
+        .prepare_cached("SELECT assignee FROM tasks WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    match old {
+        Some(old) if old.as_deref() != assignee => {
+            conn.prepare_cached("UPDATE tasks SET assignee = ?1, updated_at = ?2 WHERE id = ?3")?
+                .execute(params![assignee, now, id])?;
+            Ok(Some(old))
+        }
+        _ => Ok(None),
+    }
+}
+
 fn record_status(conn: &Connection, id: i64, status: &str, now: &str) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO task_status_history (task_id, status, at) VALUES (?1, ?2, ?3)",
@@ -314,10 +335,14 @@ pub struct TaskAnalyticsRow {
     pub at: String,
 }
 
-const SUMMARY_COLUMNS: &str = "t.id, t.title, t.status, t.assignee, t.created_at, t.updated_at, \
+pub(super) const SUMMARY_COLUMNS: &str =
+    "t.id, t.title, t.status, t.assignee, t.created_at, t.updated_at, \
      c.name, t.description, t.parent_id";
 
-fn summary_from(row: &rusqlite::Row, requester: Option<String>) -> rusqlite::Result<TaskSummary> {
+pub(super) fn summary_from(
+    row: &rusqlite::Row,
+    requester: Option<String>,
+) -> rusqlite::Result<TaskSummary> {
     Ok(TaskSummary {
         id: row.get(0)?,
         title: row.get(1)?,

@@ -68,3 +68,27 @@ pub trait Triggers: std::fmt::Debug + Send + Sync {
         true
     }
 }
+
+/// The error when triggers keep firing each other: the chain of triggers, shortened to the
+/// part that repeats when it repeats (`"ping" → "pong" → "ping"`).
+pub(super) fn loop_error(trail: &[String], next: &str, kind: EventKind, task: i64) -> String {
+    let mut chain: Vec<&str> = trail.iter().map(String::as_str).collect();
+    chain.push(next);
+    // The shortest period p with chain[i] == chain[i + p] over the whole chain.
+    let period = (1..chain.len()).find(|&p| (0..chain.len() - p).all(|i| chain[i] == chain[i + p]));
+    let start = period.map_or(0, |p| chain.len() - p - 1);
+    let shown: Vec<String> = chain[start..]
+        .iter()
+        .map(|name| format!("{name:?}"))
+        .collect();
+    let what = match period {
+        Some(_) => "trigger loop",
+        None => "triggers nested too deep",
+    };
+    format!(
+        "{what}: {} fire each other more than {MAX_TRIGGER_DEPTH} levels deep ({} on task \
+         #{task}); nothing of this message was applied",
+        shown.join(" → "),
+        kind.as_str()
+    )
+}

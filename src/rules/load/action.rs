@@ -5,7 +5,7 @@ use toml::de::{DeTable, DeValue};
 use super::reader::{self, entries, Sink, Span};
 use crate::plan::IfMissing;
 use crate::rules::error::{nearest, unknown_word};
-use crate::rules::model::{Action, ActionSpec, AnalyticsDecl, TaskSpec};
+use crate::rules::model::{Action, ActionSpec, AnalyticsDecl, StatusDecl, TaskSpec};
 use crate::rules::template::Template;
 
 pub const ACTIONS: [&str; 7] = [
@@ -45,6 +45,8 @@ pub struct Scope<'a> {
     pub owner: Owner,
     pub vars: &'a [String],
     pub tables: &'a [AnalyticsDecl],
+    /// The declared statuses (none: any status goes).
+    pub statuses: &'a [StatusDecl],
 }
 
 /// Every action of a `do` value.
@@ -117,7 +119,10 @@ fn action(sink: &mut Sink, table: &DeTable, span: &Span, scope: &Scope) -> Optio
             ActionSpec::CreateTask {
                 title: title?,
                 description: description?,
-                status: t(sink, "status"),
+                status: {
+                    let status = t(sink, "status");
+                    super::status::action_status(sink, table, status, scope.statuses)
+                },
                 fields: pairs(sink, table, "fields", scope),
                 assignee: t(sink, "assignee"),
                 parent: t(sink, "parent"),
@@ -136,8 +141,9 @@ fn action(sink: &mut Sink, table: &DeTable, span: &Span, scope: &Scope) -> Optio
             if !table.contains_key("status") && !table.contains_key("fields") {
                 sink.error(span, "action `set` needs `status` or `fields`");
             }
+            let status = t(sink, "status");
             ActionSpec::Set {
-                status: t(sink, "status"),
+                status: super::status::action_status(sink, table, status, scope.statuses),
                 fields: pairs(sink, table, "fields", scope),
             }
         }

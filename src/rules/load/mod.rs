@@ -9,6 +9,7 @@ use toml::de::{DeTable, DeValue};
 mod action;
 mod extract;
 mod reader;
+mod status;
 mod when;
 
 use self::action::{Owner, Scope, RULE_BUILTINS};
@@ -17,12 +18,19 @@ use self::reader::{entries, Sink, Span};
 use self::when::value_names;
 use super::error::{unknown_word, RuleError, RuleErrors};
 use super::model::{
-    AnalyticsDecl, Condition, FieldDecl, FieldType, Rule, Schedule, Test, Trigger, TriggerEvent,
-    ValueType, When,
+    AnalyticsDecl, Condition, FieldDecl, FieldType, Rule, Schedule, StatusDecl, Test, Trigger,
+    TriggerEvent, ValueType, When,
 };
 use crate::text::LineIndex;
 
-const TOP_KEYS: [&str; 5] = ["rule", "trigger", "schedule", "field", "analytics"];
+const TOP_KEYS: [&str; 6] = [
+    "rule",
+    "trigger",
+    "schedule",
+    "field",
+    "analytics",
+    "status",
+];
 const RULE_KEYS: [&str; 7] = [
     "name", "mailbox", "priority", "continue", "when", "extract", "do",
 ];
@@ -51,6 +59,7 @@ pub struct Loaded {
     pub schedules: Vec<Schedule>,
     pub fields: Vec<FieldDecl>,
     pub analytics: Vec<AnalyticsDecl>,
+    pub statuses: Vec<StatusDecl>,
 }
 
 /// Where a name was first declared, for duplicate errors.
@@ -135,11 +144,9 @@ pub fn load(files: &[(PathBuf, String)]) -> Result<Loaded, RuleErrors> {
                 };
                 sink.item = Some(name.clone());
                 match kind {
-                    "rule" => {
-                        loaded
-                            .rules
-                            .extend(rule(&mut sink, name, table, &span, &loaded.analytics))
-                    }
+                    "rule" => loaded
+                        .rules
+                        .extend(rule(&mut sink, name, table, &span, &loaded)),
                     "trigger" => loaded
                         .triggers
                         .extend(trigger(&mut sink, name, table, &span, &loaded)),
@@ -200,6 +207,7 @@ fn item_name(
 }
 
 fn declarations(sink: &mut Sink, doc: &DeTable, loaded: &mut Loaded) {
+    status::declare(sink, doc, loaded);
     if let Some(value) = doc.get("field") {
         for (table, span) in reader::tables(sink, "field", value) {
             sink.kind = "field";
@@ -303,10 +311,13 @@ fn rule(
     name: String,
     table: &DeTable,
     span: &Span,
-    tables: &[AnalyticsDecl],
+    loaded: &Loaded,
 ) -> Option<Rule> {
     let before = sink.error_count();
     reader::check_keys(sink, table, &RULE_KEYS);
+    if let Some(w) = reader::get(table, "when") {
+        status::check_conditions(sink, w, &loaded.statuses);
+    }
     let mailboxes = reader::strings(sink, table, "mailbox")
         .map(|list| list.into_iter().map(|m| m.into_inner()).collect());
     let priority = reader::integer(sink, table, "priority").unwrap_or(0);
@@ -323,7 +334,8 @@ fn rule(
     let scope = Scope {
         owner: Owner::Rule,
         vars: &vars,
-        tables,
+        tables: &loaded.analytics,
+        statuses: &loaded.statuses,
     };
     let actions = do_actions(sink, table, span, &scope);
     (sink.error_count() == before).then_some(Rule {
@@ -407,6 +419,9 @@ fn trigger(
         }
         parsed
     });
+    if let Some(w) = reader::get(table, "when") {
+        status::check_conditions(sink, w, &loaded.statuses);
+    }
     let table_name = reader::string(sink, table, "table");
     if let (Some(t), Some(on)) = (&table_name, on) {
         if on != TriggerEvent::Analytics {
@@ -437,6 +452,7 @@ fn trigger(
         owner: Owner::Event,
         vars: &vars,
         tables: &loaded.analytics,
+        statuses: &loaded.statuses,
     };
     let actions = do_actions(sink, table, span, &scope);
     if sink.error_count() != before {
@@ -460,6 +476,9 @@ fn schedule(
 ) -> Option<Schedule> {
     let before = sink.error_count();
     reader::check_keys(sink, table, &SCHEDULE_KEYS);
+    if let Some(w) = reader::get(table, "when") {
+        status::check_conditions(sink, w, &loaded.statuses);
+    }
     let every =
         reader::required_string(sink, table, "every", span, "how often it runs, e.g. \"5m\"")
             .and_then(|e| duration(sink, &e));
@@ -498,6 +517,7 @@ fn schedule(
         owner: Owner::Event,
         vars: &vars,
         tables: &loaded.analytics,
+        statuses: &loaded.statuses,
     };
     let actions = do_actions(sink, table, span, &scope);
     if sink.error_count() != before {

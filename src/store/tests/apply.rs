@@ -49,6 +49,8 @@ fn a_plan_creates_exactly_the_rows_it_describes() {
         ("messages", 1),
         ("mailbox_state", 0),
         ("outbox", 1),
+        // created, status, message, field, comment, analytics, reply … in the history
+        ("task_events", 8),
     ];
     assert_eq!(counts(&store), expected.to_vec());
 
@@ -821,4 +823,45 @@ fn a_reply_subject_stays_on_one_line_and_a_sender_without_address_gets_none() {
     let row = store.outbox_list().unwrap()[0].clone();
     assert_eq!(row.status, "suppressed");
     assert!(row.reason.unwrap().contains("no address to reply to"));
+}
+
+#[test]
+fn a_status_is_stored_in_its_declared_spelling_and_an_undeclared_one_fails_the_message() {
+    let mut store = Store::open_in_memory().unwrap();
+    let opts = ApplyOptions {
+        statuses: vec!["Новая".into(), "Нужно ответить клиенту".into()],
+        initial_status: Some("Новая".into()),
+        ..options(at(20, 10))
+    };
+    let p = plan(
+        "c@example.com",
+        None,
+        vec![
+            create_task("A"),
+            current(set_status("нужно ответить КЛИЕНТУ")),
+        ],
+    );
+    let done = store
+        .apply_batch(vec![item("m1@x", p)], None, &opts)
+        .unwrap();
+    let task = done[0].task.unwrap();
+    let shown = store.task_show(task).unwrap().unwrap();
+    assert_eq!(shown.status, "Нужно ответить клиенту");
+
+    // A status that came out of a template's variables and is not declared.
+    let p = plan(
+        "c@example.com",
+        Some(task),
+        vec![current(set_status("Архив"))],
+    );
+    let failed = store
+        .apply_batch(vec![item("m2@x", p)], None, &opts)
+        .unwrap();
+    assert_eq!(failed[0].status, ResultStatus::Failed);
+    let error = failed[0].error.clone().unwrap();
+    assert!(error.contains("unknown status \"Архив\""), "{error}");
+    assert!(
+        error.contains("\"Новая\", \"Нужно ответить клиенту\""),
+        "{error}"
+    );
 }

@@ -8,6 +8,7 @@ use crate::message::Address;
 use crate::plan::{ActionKind, FieldValue, IfMissing, Piece, Plan, PlannedAction, TaskRef, Text};
 
 mod apply;
+mod history;
 mod open;
 mod outbox;
 mod queries;
@@ -25,6 +26,8 @@ fn options(now: DateTime<Utc>) -> ApplyOptions {
         limits: crate::config::Limits::default(),
         now: Some(now),
         triggers: None,
+        initial_status: None,
+        statuses: Vec::new(),
     }
 }
 
@@ -165,6 +168,7 @@ const TABLES: &[&str] = &[
     "messages",
     "mailbox_state",
     "outbox",
+    "task_events",
 ];
 
 fn count(store: &Store, table: &str) -> i64 {
