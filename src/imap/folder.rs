@@ -169,6 +169,9 @@ impl Folder {
             .await
         {
             Ok(()) => Ok(FolderCheck::Created),
+            // Another session may have created it since we looked (Dovecot then answers
+            // `NO [ALREADYEXISTS]`): a refusal counts only if the folder is still missing.
+            Err(ImapError::Refused { .. }) if self.exists(name).await? => Ok(FolderCheck::Exists),
             Err(ImapError::Refused { message, .. }) => Ok(FolderCheck::Refused(message)),
             Err(e) => Err(e),
         }
