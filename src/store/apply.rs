@@ -1,11 +1,8 @@
 //! Applying plans: one transaction per batch, and each message's record, effects and outgoing
 //! mail commit together or not at all (see [`Isolation`] for how messages are kept apart).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
-use sha2::{Digest, Sha256};
 
 use super::messages::{self, Outcome};
 use super::outbox::{self, NewOutgoing};
@@ -903,25 +900,9 @@ impl<'a> MessageApply<'a> {
             .any(|ours| ours.trim().eq_ignore_ascii_case(address))
     }
 
-    /// `<random-hex.N@outgoing_domain>` without the brackets.
+    /// `<hex.N@outgoing_domain>` without the brackets (see `outbox::new_message_id`).
     fn new_message_id(&self, task: i64) -> String {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let mut hash = Sha256::new();
-        hash.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-        hash.update(std::process::id().to_le_bytes());
-        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-        hash.update(nanos.to_le_bytes());
-        hash.update(self.record.key.as_bytes());
-        let digest = hash.finalize();
-        let mut hex = String::with_capacity(24);
-        crate::text::push_hex(&mut hex, &digest[..12]);
-        let domain = self.opts.outgoing_domain.trim();
-        let domain = if domain.is_empty() {
-            "mailrules.invalid"
-        } else {
-            domain
-        };
-        format!("{hex}.{task}@{domain}")
+        outbox::new_message_id(self.now, &self.record.key, task, &self.opts.outgoing_domain)
     }
 }
 

@@ -1,11 +1,13 @@
 //! The outbox: mail we will send (replies, notifications), written in the same transaction as
 //! the message that caused it, then sent and marked by the SMTP worker.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use super::{timestamp, Store, StoreError};
 
@@ -52,6 +54,38 @@ pub(super) fn insert(conn: &Connection, row: &NewOutgoing, now: &str) -> Result<
         now
     ])?;
     Ok(())
+}
+
+/// The Message-ID (without `<>`) of mail we queue about `task` for the message `key`:
+/// `hex.N@outgoing_domain`, 24 hex digits, unique across processes and restarts.
+pub(super) fn new_message_id(
+    now: DateTime<Utc>,
+    key: &str,
+    task: i64,
+    outgoing_domain: &str,
+) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hash = Sha256::new();
+    hash.update(COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    hash.update(std::process::id().to_le_bytes());
+    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
+    hash.update(nanos.to_le_bytes());
+    hash.update(key.as_bytes());
+    let digest = hash.finalize();
+    // Seconds first (in order until 2106), so that the ids of one batch sort together: adding
+    // them to the unique indexes of outbox and task_messages then dirties the last pages of
+    // each, not one random page per reply of indexes that grow with the store.
+    let secs = u32::try_from(now.timestamp()).unwrap_or(u32::MAX);
+    let mut hex = String::with_capacity(24);
+    crate::text::push_hex(&mut hex, &secs.to_be_bytes());
+    crate::text::push_hex(&mut hex, &digest[..8]);
+    let domain = outgoing_domain.trim();
+    let domain = if domain.is_empty() {
+        "mailrules.invalid"
+    } else {
+        domain
+    };
+    format!("{hex}.{task}@{domain}")
 }
 
 /// Whether `recipient` got a reply that counts about task ?2 since ?3. The conditions on kind
