@@ -665,7 +665,7 @@ impl<'a> MessageApply<'a> {
 
     /// A new Message-ID for mail this message sends about `task`.
     fn new_message_id(&self, task: i64) -> String {
-        new_message_id(&self.record.key, task, &self.opts.outgoing_domain)
+        new_message_id(self.now, &self.record.key, task, &self.opts.outgoing_domain)
     }
 }
 

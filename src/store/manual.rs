@@ -116,12 +116,12 @@ impl Batch<'_> {
             )));
         };
         let record = manual_record(person, task);
-        let (opts, stamp) = (self.opts, self.stamp.clone());
+        let (opts, stamp, now) = (self.opts, self.stamp.clone(), self.now);
         let queued = self.isolated(|conn| {
             let thread = task_message_ids(conn, task)?;
             let latest = thread.last().map(String::as_str);
             let references = thread_references(thread.iter().map(String::as_str), latest);
-            let our_id = new_message_id(&record.key, task, &opts.outgoing_domain);
+            let our_id = new_message_id(now, &record.key, task, &opts.outgoing_domain);
             let row = NewOutgoing {
                 kind: outbox::ANSWER,
                 task: Some(task),
