@@ -11,9 +11,15 @@ use crate::automation::{ScheduleFiring, Which};
 use crate::pipeline::Pipeline;
 use crate::rules::RuleSet;
 
+/// How often the daemon drops the bytes that `keep_mail` no longer keeps: the retention is
+/// counted in days, and each run is one index lookup when there is nothing to drop.
+const DROP_EXPIRED_MAIL_EVERY: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
 pub struct PipelineSink {
     pipeline: Pipeline,
     rules_dir: PathBuf,
+    /// When `keep_mail` is next enforced (at the first schedule tick after the start).
+    next_drop: Option<DateTime<Utc>>,
 }
 
 impl PipelineSink {
@@ -21,6 +27,27 @@ impl PipelineSink {
         PipelineSink {
             pipeline,
             rules_dir,
+            next_drop: None,
+        }
+    }
+
+    /// Drops the bytes past `keep_mail` when it is time to. A store that cannot be written now
+    /// is told in the log and tried again at the next tick; the schedules went on regardless.
+    fn drop_expired_mail(&mut self, now: DateTime<Utc>) {
+        if self.next_drop.is_some_and(|next| now < next) {
+            return;
+        }
+        match self.pipeline.drop_expired_mail(now) {
+            Ok(dropped) => {
+                self.next_drop = Some(now + DROP_EXPIRED_MAIL_EVERY);
+                if dropped > 0 {
+                    tracing::info!(
+                        "keep_mail: dropped the original bytes of {dropped} messages \
+                         (their records stay)"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!("keep_mail: cannot drop old mail bytes now: {e}"),
         }
     }
 }
@@ -43,10 +70,15 @@ impl BatchSink for PipelineSink {
             .map_err(|e| SinkError(e.to_string()))
     }
 
+    /// Runs the due schedules and, on the same tick and the same thread (the only writer),
+    /// enforces `keep_mail`.
     fn run_schedules(&mut self, now: DateTime<Utc>) -> Result<Vec<ScheduleFiring>, SinkError> {
-        self.pipeline
+        let fired = self
+            .pipeline
             .run_schedules(now, Which::Due)
-            .map_err(|e| SinkError(e.to_string()))
+            .map_err(|e| SinkError(e.to_string()));
+        self.drop_expired_mail(now);
+        fired
     }
 
     fn reload_rules(&mut self) -> Result<String, Vec<String>> {

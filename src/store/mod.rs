@@ -18,6 +18,7 @@ mod actions;
 mod analytics;
 mod batch;
 mod contacts;
+mod kept_mail;
 mod messages;
 mod migrations;
 mod outbox;
@@ -27,7 +28,10 @@ mod triggers;
 
 pub use analytics::{AnalyticsRow, Period, Report, ReportRow};
 pub use batch::{Admission, Admitted, Batch};
-pub use messages::FailedMessage;
+pub use kept_mail::Compressed;
+pub use messages::{
+    FailedMessage, KeptBytes, MessageDetail, MessageFate, MessageFilter, MessageSummary,
+};
 pub use outbox::OutboxRow;
 pub use schedules::{
     Entered, FiringOutcome, FiringRequest, ScheduleCandidate, ScheduleRun, ScheduleStatus,
@@ -196,8 +200,11 @@ pub struct MessageRecord {
     pub attachments: Vec<Attachment>,
     /// In-Reply-To + References of the incoming message, without `<>`.
     pub references: Vec<String>,
-    /// Kept only when the message ends failed.
+    /// The original bytes; kept (compressed) with every message, whatever its fate.
+    /// [`MessageRecord::compress`] replaces them by `compressed` beforehand, off the store's
+    /// thread; bytes still here are compressed when the message is written.
     pub raw: Vec<u8>,
+    pub compressed: Option<Compressed>,
 }
 
 /// How to apply: our identity, the flood limits and the clock.
@@ -227,6 +234,9 @@ pub struct MailboxCursor {
 #[serde(rename_all = "lowercase")]
 pub enum MessageStatus {
     Applied,
+    /// Processed with no effect: every action was `ignore` (the rule's, or `unmatched =
+    /// "ignore"`), or skipped (`if_missing = "skip"`). A duplicate like an applied one.
+    Ignored,
     Failed,
 }
 

@@ -126,6 +126,7 @@ fn record(key: &str) -> MessageRecord {
         attachments: vec![],
         references: vec![],
         raw: format!("Message-ID: <{key}>\r\n\r\nbody").into_bytes(),
+        compressed: None,
     }
 }
 
