@@ -14,6 +14,7 @@ mod daemon_trouble;
 mod faults;
 mod fuzz_regressions;
 mod hostile;
+mod messages;
 mod plans;
 mod rules_docs;
 mod scenarios;

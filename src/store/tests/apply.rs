@@ -140,7 +140,7 @@ fn a_key_repeated_inside_one_batch_applies_once() {
     assert_eq!(count(&store, "tasks"), 1);
 }
 
-fn failing_plan() -> Plan {
+pub(super) fn failing_plan() -> Plan {
     plan(
         "c@example.com",
         None,

@@ -8,6 +8,7 @@ use crate::message::Address;
 use crate::plan::{ActionKind, FieldValue, IfMissing, Piece, Plan, PlannedAction, TaskRef, Text};
 
 mod apply;
+mod messages;
 mod open;
 mod outbox;
 mod queries;
