@@ -95,3 +95,47 @@ impl BatchSink for PipelineSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::store::Store;
+
+    #[test]
+    fn the_daemons_schedule_tick_drops_the_bytes_past_keep_mail() {
+        let config = Config::from_str(
+            "keep_mail = \"30d\"\n[staff]\ndomains = [\"acme.example\"]\n",
+            std::path::Path::new("mailrules.toml"),
+        )
+        .unwrap();
+        let rules_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let rules = RuleSet::load_dir(&rules_dir).unwrap();
+        let store = Store::open_in_memory().unwrap();
+        let mut pipeline = Pipeline::new(Arc::new(config), Arc::new(rules), store);
+        let day = |d: u32| Utc.with_ymd_and_hms(2026, 11, d, 12, 0, 0).unwrap();
+        let mail = |id: &str| {
+            let raw = format!(
+                "From: c@client.example\r\nSubject: Помогите\r\nMessage-ID: <{id}>\r\n\r\nhi\r\n"
+            );
+            Incoming::new(raw.into_bytes(), "support", id.to_string())
+        };
+        pipeline.set_now(Some(day(1)));
+        pipeline.process_batch(vec![mail("old@x")], None).unwrap();
+        pipeline.set_now(Some(day(20)));
+        pipeline.process_batch(vec![mail("new@x")], None).unwrap();
+        let mut sink = PipelineSink::new(pipeline, rules_dir);
+        let kept = |sink: &PipelineSink, id: i64| sink.pipeline.store().message_raw(id).unwrap();
+
+        sink.run_schedules(day(30)).unwrap();
+        assert!(kept(&sink, 1).is_some(), "29 days old: kept");
+        sink.run_schedules(day(30) + chrono::TimeDelta::days(2))
+            .unwrap();
+        assert!(kept(&sink, 1).is_none(), "32 days old: dropped");
+        assert!(kept(&sink, 2).is_some(), "14 days old: kept");
+        let record = sink.pipeline.store().message(1).unwrap().unwrap();
+        assert_eq!(record.summary.message_id.as_deref(), Some("old@x"));
+    }
+}
