@@ -67,7 +67,7 @@ pub(super) fn write(
         (None, None) => "ignored",
         (None, Some(_)) => "applied",
     };
-    let (id, received_at): (i64, String) = conn
+    let id: i64 = conn
         .prepare_cached(
             "INSERT INTO messages (key, message_id, mailbox, source, subject, sender, status, \
              rule, task_id, error, attempts, received_at, processed_at) \
@@ -77,7 +77,7 @@ pub(super) fn write(
              sender = excluded.sender, status = excluded.status, rule = excluded.rule, \
              task_id = excluded.task_id, error = excluded.error, bytes_dropped_at = NULL, \
              attempts = attempts + 1, processed_at = excluded.processed_at \
-             RETURNING id, received_at",
+             RETURNING id",
         )?
         .query_row(
             params![
@@ -93,9 +93,9 @@ pub(super) fn write(
                 outcome.error,
                 now
             ],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| r.get(0),
         )?;
-    kept_mail::write(conn, id, &received_at, record)
+    kept_mail::write(conn, id, record)
 }
 
 pub(super) fn write_cursor(

@@ -219,23 +219,23 @@ CREATE TRIGGER tasks_updated_at_to_fields AFTER UPDATE OF updated_at ON tasks
 END;
 "#,
     // 6: every message's original bytes, not only a failed one's: compressed (zstd), in a
-    // table of their own keyed by the message row's id, so that listing and counting messages
-    // never reads mail bytes (a row with its mail inline fills several pages). The bytes kept
-    // by failed messages so far move there as they are ("plain"). `received_at` is the message's
-    // first arrival, indexed for `keep_mail`: dropping the bytes past it reads only those.
-    // On the message row: how often it was delivered again after it was processed (a
-    // re-delivery changes nothing else), and when `keep_mail` dropped its bytes.
+    // table of their own whose id is the message row's, so that listing and counting messages
+    // never reads mail bytes (a row with its mail inline fills several pages). No foreign key
+    // and no index: with either, every message's insert cost more than the bytes themselves
+    // (a foreign key makes SQLite keep a statement journal); `keep_mail` walks the rows in
+    // id order, which is the order of arrival. The bytes kept by failed messages so far move
+    // there as they are ("plain"). On the message row: how often it was delivered again after
+    // it was processed (a re-delivery changes nothing else), and when `keep_mail` dropped its
+    // bytes.
     r#"
 CREATE TABLE message_bytes (
-  id INTEGER PRIMARY KEY REFERENCES messages(id),
+  id INTEGER PRIMARY KEY,
   encoding TEXT NOT NULL,
   size INTEGER NOT NULL,
-  received_at TEXT NOT NULL,
   bytes BLOB NOT NULL
 );
-CREATE INDEX message_bytes_received ON message_bytes(received_at);
-INSERT INTO message_bytes (id, encoding, size, received_at, bytes)
-  SELECT id, 'plain', length(raw), received_at, raw FROM messages
+INSERT INTO message_bytes (id, encoding, size, bytes)
+  SELECT id, 'plain', length(raw), raw FROM messages
   WHERE raw IS NOT NULL AND length(raw) > 0;
 UPDATE messages SET raw = NULL WHERE raw IS NOT NULL;
 ALTER TABLE messages ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0;

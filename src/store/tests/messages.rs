@@ -200,7 +200,7 @@ fn keep_mail_drops_the_old_bytes_and_keeps_the_records() {
     store
         .conn
         .execute(
-            "UPDATE message_bytes SET received_at = '2026-11-01T10:00:00Z' WHERE id = ?1",
+            "UPDATE messages SET received_at = '2026-11-01T10:00:00Z' WHERE id = ?1",
             [id_of(&store, "oldfail@x")],
         )
         .unwrap();
