@@ -62,12 +62,8 @@ impl Compressed {
         }
     }
 
-    /// The stored (compressed) size.
-    pub fn len(&self) -> usize {
-        self.bytes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
+    /// Whether there was nothing to keep (a message the server could not deliver).
+    fn nothing(&self) -> bool {
         self.size == 0
     }
 }
@@ -93,7 +89,7 @@ pub(super) fn write(conn: &Connection, id: i64, record: &MessageRecord) -> Resul
             &made
         }
     };
-    if compressed.is_empty() {
+    if compressed.nothing() {
         // Nothing was delivered (the server could not): there is nothing to keep.
         return Ok(());
     }
