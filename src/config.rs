@@ -48,6 +48,9 @@ pub struct Config {
     pub mailboxes: Vec<MailboxConfig>,
     pub smtp: Option<SmtpConfig>,
     pub limits: Limits,
+    /// How long every message's original bytes are kept (`keep_mail`); `None`: forever.
+    /// Past it the bytes go and the record of the message's fate stays.
+    pub keep_mail: Option<Duration>,
 }
 
 /// What happens to a message that no rule matched.
@@ -274,6 +277,7 @@ struct RawConfig {
     smtp: Option<RawSmtp>,
     #[serde(default)]
     limits: RawLimits,
+    keep_mail: Option<String>,
 }
 
 fn default_store() -> PathBuf {
@@ -558,6 +562,20 @@ impl Config {
             },
         };
 
+        let keep_mail =
+            match raw.keep_mail.as_deref().map(str::trim) {
+                None | Some("forever") => None,
+                Some(text) => match parse_duration(text) {
+                    Ok(d) if d.is_zero() => return Err(invalid(
+                        "keep_mail must be longer than 0 (e.g. \"365d\"); leave it out to keep \
+                         mail forever"
+                            .into(),
+                    )),
+                    Ok(d) => Some(d),
+                    Err(m) => return Err(invalid(format!("keep_mail: {m}"))),
+                },
+            };
+
         if let Err(e) = regex::Regex::new(&raw.threading.subject_tag) {
             return Err(invalid(format!(
                 "[threading] subject_tag is not a valid regex: {e}"
@@ -574,6 +592,7 @@ impl Config {
             mailboxes,
             smtp,
             limits,
+            keep_mail,
         })
     }
 }
@@ -614,6 +633,21 @@ mod tests {
         assert_eq!(c.store, Path::new("/etc/mr/s.db"));
         assert_eq!(c.rules, Path::new("/etc/mr/r"));
         assert_eq!(c.unmatched, Unmatched::Thread);
+    }
+
+    #[test]
+    fn mail_is_kept_forever_unless_keep_mail_says_otherwise() {
+        let load = |text: &str| Config::from_str(text, Path::new("m.toml"));
+        assert_eq!(load("").unwrap().keep_mail, None);
+        assert_eq!(load("keep_mail = \"forever\"\n").unwrap().keep_mail, None);
+        assert_eq!(
+            load("keep_mail = \"365d\"\n").unwrap().keep_mail,
+            Some(Duration::from_secs(365 * 86_400))
+        );
+        let zero = load("keep_mail = \"0d\"\n").unwrap_err().to_string();
+        assert!(zero.contains("leave it out to keep mail forever"), "{zero}");
+        let bad = load("keep_mail = \"a year\"\n").unwrap_err().to_string();
+        assert!(bad.contains("keep_mail: bad duration"), "{bad}");
     }
 
     #[test]

@@ -156,6 +156,15 @@ impl Pipeline {
         crate::automation::run_with(&mut self.store, &rules, &self.options, now, which)
     }
 
+    /// Drops the original bytes of the messages received longer ago than the config's
+    /// `keep_mail` (nothing when it is not set); returns how many messages lost them.
+    pub fn drop_expired_mail(
+        &mut self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, StoreError> {
+        drop_expired_mail(&mut self.store, &self.config, now)
+    }
+
     /// Lets tests and the schedule runner fix the clock.
     pub fn set_now(&mut self, now: Option<chrono::DateTime<chrono::Utc>>) {
         self.options.now = now;
@@ -286,6 +295,23 @@ impl Pipeline {
     }
 }
 
+/// Enforces the config's `keep_mail` on `store` at `now`: the bytes of the messages received
+/// before `now - keep_mail` go, their records stay.
+pub fn drop_expired_mail(
+    store: &mut Store,
+    config: &Config,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, StoreError> {
+    let Some(keep) = config.keep_mail else {
+        return Ok(0);
+    };
+    let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+    let cutoff = now
+        .checked_sub_signed(keep)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+    store.drop_mail_received_before(cutoff, now)
+}
+
 /// The pure first half of processing (parse, resolve the sender), which needs no store: it
 /// can run on another thread while the batch before is applied.
 #[derive(Clone)]
@@ -311,11 +337,13 @@ struct Decided {
 }
 
 impl Preparer {
-    /// Parses one message, resolves its sender and runs the rules on it as if it threaded
-    /// nowhere. The record goes to the store and the parsed message stays for planning: the
-    /// raw bytes (which a failed message keeps) are never copied.
+    /// Parses one message, resolves its sender, runs the rules on it as if it threaded
+    /// nowhere and compresses its original bytes (which the store keeps for every message):
+    /// all of that here, on a preparing thread, not on the one that holds the store. The
+    /// record goes to the store and the parsed message stays for planning.
     pub fn prepare(&self, incoming: Incoming) -> PreparedMessage {
-        let Prepared { record, parsed } = self.prepare_one(incoming);
+        let Prepared { mut record, parsed } = self.prepare_one(incoming);
+        record.compress();
         let decided = parsed.as_ref().ok().map(|(message, sender)| {
             let env = envelope(message, &record.mailbox, sender, None);
             let (scan, evaluation) = self.rules.decide_unthreaded(&env, self.config.unmatched);
@@ -386,6 +414,7 @@ impl Preparer {
                 attachments: m.attachments.clone(),
                 references: m.ancestor_ids().into_iter().map(str::to_string).collect(),
                 raw,
+                compressed: None,
             },
             Err(_) => MessageRecord {
                 key,

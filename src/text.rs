@@ -101,6 +101,49 @@ pub fn single_line(s: &str) -> String {
     out
 }
 
+/// Bidirectional controls (embeddings, overrides, isolates, marks): in mail text they can
+/// make a terminal show text in another order than it is (a file name ending in "fdp.exe"
+/// shown as "exe.pdf").
+fn is_bidi_control(ch: char) -> bool {
+    matches!(ch, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// One line of mail text for a terminal: control characters (every escape sequence starts
+/// with one) and bidirectional controls become spaces.
+pub fn for_terminal(s: &str) -> String {
+    s.chars()
+        .map(|ch| {
+            if ch.is_control() || is_bidi_control(ch) {
+                ' '
+            } else {
+                ch
+            }
+        })
+        .collect()
+}
+
+/// Many lines of mail (a whole message as it came) for a terminal: line breaks and tabs stay,
+/// other control characters and bidirectional controls are shown escaped (`\x1b`, `\u{202e}`)
+/// and bytes that are not UTF-8 as U+FFFD.
+pub fn escape_for_terminal(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '\n' | '\t' => out.push(ch),
+            '\r' => {}
+            c if c.is_control() && (c as u32) < 0x100 => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() || is_bidi_control(c) => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +163,23 @@ mod tests {
     #[test]
     fn single_line_removes_breaks() {
         assert_eq!(single_line("a\r\nBcc: x"), "a  Bcc: x");
+    }
+
+    #[test]
+    fn mail_text_reaches_a_terminal_without_escape_sequences() {
+        let hostile = "Счёт\u{1b}]0;owned\u{7}\u{1b}[2J \u{202e}fdp.exe";
+        let line = for_terminal(hostile);
+        assert!(
+            !line.chars().any(|c| c.is_control() || is_bidi_control(c)),
+            "{line:?}"
+        );
+        assert!(line.starts_with("Счёт ]0;owned "), "{line:?}");
+        let text = escape_for_terminal(format!("{hostile}\r\nnext\tline\n").as_bytes());
+        assert_eq!(
+            text,
+            "Счёт\\x1b]0;owned\\x07\\x1b[2J \\u{202e}fdp.exe\nnext\tline\n"
+        );
+        assert_eq!(escape_for_terminal(b"a\xffb"), "a\u{fffd}b");
     }
 
     #[test]

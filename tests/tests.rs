@@ -16,6 +16,7 @@ mod diagnostics;
 mod faults;
 mod fuzz_regressions;
 mod hostile;
+mod messages;
 mod plans;
 mod rules_docs;
 mod scenarios;

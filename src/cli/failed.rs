@@ -48,18 +48,31 @@ pub fn retry(config_path: &Path, ids: &[i64], json: bool) -> anyhow::Result<Exit
             }
         }
     }
-    let batch: Vec<Incoming> = failed
-        .into_iter()
-        .map(|(f, raw)| {
-            let mut incoming = Incoming::new(raw, &f.mailbox, f.source.clone());
-            // Nothing of it was ever fetched: it stays failed, under the same record, until
-            // the server delivers it (it waits in the mailbox's on_failure folder).
-            if f.key.starts_with("unreadable:") {
-                incoming.unreadable = Some(f.error.clone().unwrap_or_default());
+    let mut batch: Vec<Incoming> = Vec::with_capacity(failed.len());
+    for (f, raw) in failed {
+        // Nothing of it was ever fetched: it stays failed, under the same record, until the
+        // server delivers it (it waits in the mailbox's on_failure folder).
+        if f.key.starts_with("unreadable:") {
+            let mut incoming = Incoming::new(Vec::new(), &f.mailbox, f.source.clone());
+            incoming.unreadable = Some(f.error.clone().unwrap_or_default());
+            batch.push(incoming);
+            continue;
+        }
+        let Some(raw) = raw else {
+            let why = format!(
+                "failed message {} cannot be run again: its original bytes were deleted \
+                 (keep_mail in {}); it stays listed",
+                f.id,
+                config_path.display()
+            );
+            if !ids.is_empty() {
+                anyhow::bail!(why);
             }
-            incoming
-        })
-        .collect();
+            eprintln!("skipped: {why}");
+            continue;
+        };
+        batch.push(Incoming::new(raw, &f.mailbox, f.source.clone()));
+    }
     let mut pipeline = Pipeline::new(config, rules, store);
     let results = pipeline.process_batch(batch, None)?;
     let applied = results

@@ -15,6 +15,7 @@ mod check_online;
 mod docs;
 mod failed;
 mod ingest;
+mod messages;
 mod outbox;
 mod output;
 mod prompt;
@@ -103,6 +104,11 @@ pub enum Command {
         /// The same as `--format json`, like every other command.
         #[arg(long)]
         json: bool,
+    },
+    /// Every message and its fate; one message's headers, original bytes and attachments.
+    Message {
+        #[command(subcommand)]
+        command: MessageCommand,
     },
     /// Messages that failed, with their errors.
     Failed {
@@ -250,6 +256,65 @@ pub enum TaskCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MessageCommand {
+    /// Every message and its fate (applied, ignored, failed), newest first.
+    List {
+        /// Only these; `duplicate`: messages delivered again after they were processed.
+        #[arg(long, value_enum)]
+        status: Option<FateArg>,
+        /// Only messages that acted on this task.
+        #[arg(long)]
+        task: Option<i64>,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One message: headers, fate, rule, task, error, attachments.
+    Show {
+        id: i64,
+        /// Write its original bytes as they came (escaped on a terminal).
+        #[arg(long)]
+        raw: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the message's N-th attachment (from 1) to stdout, or to a file.
+    Attachment {
+        id: i64,
+        number: usize,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Delete the original bytes of mail received longer ago than `keep_mail` now (the daemon
+    /// does it every hour); the messages' records stay.
+    Prune {
+        /// The time to count from (RFC 3339), instead of the clock.
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FateArg {
+    Applied,
+    Ignored,
+    Failed,
+    Duplicate,
+}
+
+impl From<FateArg> for crate::store::MessageFate {
+    fn from(fate: FateArg) -> Self {
+        match fate {
+            FateArg::Applied => Self::Applied,
+            FateArg::Ignored => Self::Ignored,
+            FateArg::Failed => Self::Failed,
+            FateArg::Duplicate => Self::Duplicate,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -402,6 +467,7 @@ pub fn main(cli: Cli) -> ExitCode {
             let format = if json { ReportFormat::Json } else { format };
             analytics::report(&cli.config, &table, &by, period, format)
         }
+        Command::Message { command } => message(&cli.config, command),
         Command::Failed { json } => failed::list(&cli.config, json),
         Command::Retry { ids, json } => failed::retry(&cli.config, &ids, json),
         Command::Schedules {
@@ -440,6 +506,29 @@ pub fn main(cli: Cli) -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+fn message(config: &std::path::Path, command: MessageCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        MessageCommand::List {
+            status,
+            task,
+            limit,
+            json,
+        } => {
+            let filter = crate::store::MessageFilter {
+                fate: status.map(Into::into),
+                task,
+                limit,
+            };
+            messages::list(config, &filter, json)
+        }
+        MessageCommand::Show { id, raw, json } => messages::show(config, id, raw, json),
+        MessageCommand::Attachment { id, number, output } => {
+            messages::attachment(config, id, number, output.as_deref())
+        }
+        MessageCommand::Prune { at } => messages::prune(config, at.as_deref()),
     }
 }
 

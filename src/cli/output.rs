@@ -42,7 +42,8 @@ pub fn prepare(command: &Command) {
         | Command::Retry { .. }
         | Command::Schedules { .. }
         | Command::Outbox { .. }
-        | Command::User { .. } => false,
+        | Command::User { .. }
+        | Command::Message { .. } => false,
     };
     if !talks_to_servers {
         // SAFETY: called on the main thread before any other thread exists; SIG_DFL is a valid

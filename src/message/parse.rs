@@ -53,6 +53,27 @@ pub fn message_id(raw: &[u8]) -> Option<String> {
         .flatten()
 }
 
+/// Every attachment of `raw` (as [`Message::attachments`] lists them, in the same order and
+/// with the same names) with its decoded contents: what `mailrules message attachment` writes.
+/// The whole message is parsed, attachments included.
+pub fn attachment_contents(raw: &[u8]) -> Result<Vec<(Attachment, Vec<u8>)>, ParseError> {
+    std::panic::catch_unwind(|| {
+        let parsed = PARSER
+            .parse(raw)
+            .ok_or_else(|| ParseError("no header fields found".into()))?;
+        let contents = parsed
+            .attachments
+            .iter()
+            .filter_map(|&id| parsed.parts.get(id as usize))
+            .map(|part| part.contents().to_vec());
+        Ok(attachments(&parsed, &[])
+            .into_iter()
+            .zip(contents)
+            .collect())
+    })
+    .unwrap_or_else(|_| Err(ParseError("the MIME parser failed on this message".into())))
+}
+
 fn parse_unguarded(raw: &[u8]) -> Result<Message, ParseError> {
     // A large message is parsed without the bulk of its attachments when that is certain to
     // give the same result; the whole message otherwise.

@@ -70,10 +70,11 @@ impl Store {
 
     /// Applies messages planned beforehand in one batch, committing `cursor` with them.
     ///
-    /// A key already applied is reported as Duplicate and changes nothing; a key recorded as
-    /// failed is run again. A message whose plan cannot be applied (no task with
-    /// `if_missing = "fail"`, a parent that does not exist, ...) leaves no trace but its
-    /// failed record (error and raw bytes), and the batch goes on. `Err` (disk full,
+    /// A key already processed (applied or ignored) is reported as Duplicate and changes
+    /// nothing but its count of re-deliveries; a key recorded as failed is run again. A
+    /// message whose plan cannot be applied (no task with `if_missing = "fail"`, a parent that
+    /// does not exist, ...) leaves no trace but its failed record (error and original bytes),
+    /// and the batch goes on. `Err` (disk full,
     /// read-only, locked) means nothing was committed.
     pub fn apply_batch(
         &mut self,
@@ -93,7 +94,7 @@ impl Store {
         Ok(results)
     }
 
-    /// Records one message as failed (unparseable, oversized, ...) with its raw bytes.
+    /// Records one message as failed (unparseable, oversized, ...) with its original bytes.
     pub fn record_failed(
         &mut self,
         record: MessageRecord,
@@ -116,11 +117,17 @@ impl Batch<'_> {
         ConnectionDirectory(&self.tx)
     }
 
-    /// Whether `record`'s key was applied before (a duplicate) or is to be applied now.
-    pub fn admit(&self, record: MessageRecord) -> Result<Admission, StoreError> {
+    /// Whether `record`'s key was processed before (a duplicate, counted on its row) or is
+    /// to be applied now.
+    pub fn admit(&mut self, record: MessageRecord) -> Result<Admission, StoreError> {
         let previous = messages::recorded(&self.tx, &record.key).map_err(|e| self.located(e))?;
         Ok(match previous {
-            Some(done) if done.status == MessageStatus::Applied => {
+            Some(done) if done.status != MessageStatus::Failed => {
+                messages::count_duplicate(&self.tx, &record.key, &self.stamp)
+                    .map_err(|e| self.located(e))?;
+                if let Some(log) = self.log.as_mut() {
+                    log.push(Logged::Duplicate(record.key.clone()));
+                }
                 Admission::Duplicate(ApplyResult {
                     key: record.key,
                     message_id: record.message_id,
@@ -303,8 +310,13 @@ type Isolation<'l> = Option<&'l mut Vec<Logged>>;
 
 /// A message applied without a savepoint, with what applying it again takes.
 enum Logged {
-    Applied { record: MessageRecord, plan: Plan },
+    Applied {
+        record: MessageRecord,
+        plan: Plan,
+    },
     Failed(MessageToFail),
+    /// A message processed before, delivered again (its key).
+    Duplicate(String),
 }
 
 impl Logged {
@@ -320,11 +332,12 @@ impl Logged {
                 ))),
             },
             Logged::Failed(failed) => failed.record(tx, at.stamp).map(drop),
+            Logged::Duplicate(key) => messages::count_duplicate(tx, &key, at.stamp),
         }
     }
 }
 
-/// A message to record as failed, with its raw bytes.
+/// A message to record as failed, with its original bytes.
 struct MessageToFail {
     record: MessageRecord,
     sender: Option<String>,
@@ -333,7 +346,7 @@ struct MessageToFail {
 }
 
 impl MessageToFail {
-    /// Writes the failed record (with the raw bytes and the error).
+    /// Writes the failed record (with the original bytes and the error).
     fn record(&self, conn: &Connection, stamp: &str) -> Result<ApplyResult, StoreError> {
         let record = &self.record;
         let outcome = RecordedOutcome {
@@ -427,8 +440,9 @@ fn apply_one(
                 error: None,
             };
             if let Some(log) = log {
-                // Only a failed message keeps its raw bytes.
-                record.raw = Vec::new();
+                // Applied again from the log, it writes its bytes again: compressed, they
+                // take a fraction of the memory (the pipeline compressed them already).
+                record.compress();
                 log.push(Logged::Applied { record, plan });
             }
             Ok(Step::Done(result))

@@ -313,6 +313,30 @@ INSERT INTO task_events (task_id, at, by, kind, name, from_value, to_value)
 DROP TABLE temp.rebuilt;
 DROP TABLE temp.rebuilt_rule;
 "#,
+    // 8: every message's original bytes, not only a failed one's: compressed (zstd), in a
+    // table of their own whose id is the message row's, so that listing and counting messages
+    // never reads mail bytes (a row with its mail inline fills several pages). No foreign key
+    // and no index: with either, every message's insert cost more than the bytes themselves
+    // (a foreign key makes SQLite keep a statement journal); `keep_mail` walks the rows in
+    // id order, which is the order of arrival. The bytes kept by failed messages so far move
+    // there as they are ("plain"). On the message row: how often it was delivered again after
+    // it was processed (a re-delivery changes nothing else), and when `keep_mail` dropped its
+    // bytes.
+    r#"
+CREATE TABLE message_bytes (
+  id INTEGER PRIMARY KEY,
+  encoding TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  bytes BLOB NOT NULL
+);
+INSERT INTO message_bytes (id, encoding, size, bytes)
+  SELECT id, 'plain', length(raw), raw FROM messages
+  WHERE raw IS NOT NULL AND length(raw) > 0;
+UPDATE messages SET raw = NULL WHERE raw IS NOT NULL;
+ALTER TABLE messages ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN last_duplicate_at TEXT;
+ALTER TABLE messages ADD COLUMN bytes_dropped_at TEXT;
+"#,
 ];
 
 /// The schema version this program writes.

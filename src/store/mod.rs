@@ -19,6 +19,7 @@ mod analytics;
 mod batch;
 mod contacts;
 mod history;
+mod kept_mail;
 mod manual;
 mod messages;
 mod migrations;
@@ -32,8 +33,11 @@ mod users;
 pub use analytics::{AnalyticsRow, Period, Report, ReportRow};
 pub use batch::{Admission, Admitted, Batch};
 pub use history::{Author, HistoryEntry};
+pub use kept_mail::Compressed;
 pub use manual::{Answer, Change, ChangeError};
-pub use messages::FailedMessage;
+pub use messages::{
+    FailedMessage, KeptBytes, MessageDetail, MessageFate, MessageFilter, MessageSummary,
+};
 pub use outbox::{OutboxRow, ANSWER as ANSWER_KIND};
 pub use schedules::{
     Entered, FiringOutcome, FiringRequest, ScheduleCandidate, ScheduleRun, ScheduleStatus,
@@ -203,8 +207,11 @@ pub struct MessageRecord {
     pub attachments: Vec<Attachment>,
     /// In-Reply-To + References of the incoming message, without `<>`.
     pub references: Vec<String>,
-    /// Kept only when the message ends failed.
+    /// The original bytes; kept (compressed) with every message, whatever its fate.
+    /// [`MessageRecord::compress`] replaces them by `compressed` beforehand, off the store's
+    /// thread; bytes still here are compressed when the message is written.
     pub raw: Vec<u8>,
+    pub compressed: Option<Compressed>,
 }
 
 /// How to apply: our identity, the flood limits and the clock.
@@ -250,6 +257,9 @@ pub struct MailboxCursor {
 #[serde(rename_all = "lowercase")]
 pub enum MessageStatus {
     Applied,
+    /// Processed with no effect: every action was `ignore` (the rule's, or `unmatched =
+    /// "ignore"`), or skipped (`if_missing = "skip"`). A duplicate like an applied one.
+    Ignored,
     Failed,
 }
 

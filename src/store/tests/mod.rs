@@ -9,6 +9,7 @@ use crate::plan::{ActionKind, FieldValue, IfMissing, Piece, Plan, PlannedAction,
 
 mod apply;
 mod history;
+mod messages;
 mod open;
 mod outbox;
 mod queries;
@@ -130,6 +131,7 @@ fn record(key: &str) -> MessageRecord {
         attachments: vec![],
         references: vec![],
         raw: format!("Message-ID: <{key}>\r\n\r\nbody").into_bytes(),
+        compressed: None,
     }
 }
 

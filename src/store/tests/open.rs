@@ -81,6 +81,12 @@ fn a_store_of_schema_2_upgrades_keeping_threads_and_failed_messages() {
     let failed = store.failed_messages().unwrap();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].key, "bad@x");
+    // Its bytes, kept as they were before bytes were compressed, still read back for retry.
+    assert_eq!(store.failed_raw(&[]).unwrap()[0].1, Some(b"A".to_vec()));
+    assert_eq!(
+        store.message_raw(failed[0].id).unwrap(),
+        Some(b"A".to_vec())
+    );
 }
 
 #[test]

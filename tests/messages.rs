@@ -1,0 +1,260 @@
+//! `mailrules message list|show|attachment|prune` through the built binary: every message's
+//! fate (applied, ignored, failed, delivered again), its original bytes and attachments, the
+//! `keep_mail` retention, bad input, and hostile text kept off the terminal.
+
+use crate::support::workdir::{fixture, Workdir};
+
+const RULES: &str = r#"
+[[rule]]
+name = "spam"
+[rule.when]
+subject = { contains = "SPAM" }
+[[rule.do]]
+action = "ignore"
+
+[[rule]]
+name = "request"
+[rule.when]
+subject = { regex = 'Заявка|Счёт' }
+[[rule.do]]
+action = "create_task"
+title = "{subject}"
+"#;
+
+/// A workdir with [`RULES`], `unmatched = "ignore"` and the extra top-level `config` lines.
+fn workdir(config: &str) -> Workdir {
+    let w = Workdir::with_rules(&[("rules.toml", RULES)]);
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    let text = text.replace("unmatched = \"thread\"", "unmatched = \"ignore\"");
+    std::fs::write(&w.config, format!("{config}{text}")).unwrap();
+    w
+}
+
+fn mail(w: &Workdir, name: &str, id: &str, subject: &str) -> String {
+    let text = format!(
+        "From: Client <client@example.com>\r\nTo: support@acme.example\r\n\
+         Subject: {subject}\r\nMessage-ID: <{id}>\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\n\
+         \r\nHello.\r\n"
+    );
+    let path = w.path(name);
+    std::fs::write(&path, &text).unwrap();
+    path.display().to_string()
+}
+
+fn list(w: &Workdir, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["message", "list"];
+    all.extend_from_slice(args);
+    w.json(&all).as_array().unwrap().clone()
+}
+
+fn ids(messages: &[serde_json::Value]) -> Vec<&str> {
+    messages
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap_or("-"))
+        .collect()
+}
+
+#[test]
+fn every_message_is_listed_with_its_fate_newest_first() {
+    let w = workdir("");
+    let request = mail(&w, "1.eml", "req@client", "Заявка на ремонт");
+    let spam = mail(&w, "2.eml", "spam@client", "SPAM offer");
+    let other = mail(&w, "3.eml", "other@client", "Hello there");
+    std::fs::write(w.path("4.eml"), "\u{1}\u{2} not a message").unwrap();
+    for path in [&request, &spam, &other] {
+        w.ok(&["ingest", path]);
+    }
+    w.run(&["ingest", w.path("4.eml").to_str().unwrap()]);
+    // Delivered again: counted on its row, not a second row.
+    w.ok(&["ingest", &request]);
+
+    let all = list(&w, &[]);
+    assert_eq!(
+        ids(&all),
+        ["-", "other@client", "spam@client", "req@client"]
+    );
+    let statuses: Vec<&str> = all.iter().map(|m| m["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["failed", "ignored", "ignored", "applied"]);
+    let request = &all[3];
+    for key in [
+        "id",
+        "message_id",
+        "status",
+        "rule",
+        "task",
+        "from",
+        "subject",
+        "received_at",
+        "error",
+    ] {
+        assert!(request.get(key).is_some(), "{key} missing: {request}");
+    }
+    assert_eq!(request["rule"], "request");
+    assert_eq!(request["from"], "client@example.com");
+    assert_eq!(request["subject"], "Заявка на ремонт");
+    assert_eq!(request["duplicates"], 1);
+    assert_eq!(all[2]["rule"], "spam");
+    assert!(all[1]["rule"].is_null(), "no rule matched: {}", all[1]);
+    assert!(all[0]["error"].as_str().unwrap().contains("unparseable"));
+
+    assert_eq!(
+        ids(&list(&w, &["--status", "ignored"])),
+        ["other@client", "spam@client"]
+    );
+    assert_eq!(ids(&list(&w, &["--status", "duplicate"])), ["req@client"]);
+    assert_eq!(list(&w, &["--status", "failed"]).len(), 1);
+    let task = request["task"].as_i64().unwrap().to_string();
+    assert_eq!(ids(&list(&w, &["--task", &task])), ["req@client"]);
+    assert_eq!(list(&w, &["--limit", "2"]).len(), 2);
+
+    let table = w.ok(&["message", "list", "--status", "ignored"]);
+    assert!(
+        table.contains("SPAM offer") && table.contains("ignored"),
+        "{table}"
+    );
+    let out = w.run(&["message", "list", "--status", "lost"]);
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("duplicate"));
+}
+
+#[test]
+fn show_gives_headers_fate_attachments_and_the_original_bytes() {
+    let w = workdir("");
+    let eml = fixture("encodings/attachments.eml");
+    w.ok(&["ingest", eml.to_str().unwrap()]);
+    let id = list(&w, &[])[0]["id"].as_i64().unwrap().to_string();
+
+    let text = w.ok(&["message", "show", &id]);
+    for expected in [
+        "Анна Соколова <anna@firm.example>",
+        "Счёт и спецификация",
+        "applied",
+        "  2  Счёт 512.pdf",
+        "application/pdf",
+    ] {
+        assert!(text.contains(expected), "{expected:?} in\n{text}");
+    }
+    let shown = w.json(&["message", "show", &id]);
+    assert_eq!(shown["headers"]["To"], "support@firm.example");
+    assert_eq!(shown["attachments"][1]["name"], "Счёт 512.pdf");
+    assert_eq!(shown["bytes"]["state"], "kept");
+
+    let raw = w
+        .command(&["message", "show", &id, "--raw"])
+        .output()
+        .unwrap();
+    assert!(raw.status.success());
+    assert_eq!(
+        raw.stdout,
+        std::fs::read(&eml).unwrap(),
+        "the bytes as they came"
+    );
+
+    let pdf = w
+        .command(&["message", "attachment", &id, "2"])
+        .output()
+        .unwrap();
+    assert!(pdf.status.success());
+    assert!(pdf.stdout.starts_with(b"%PDF"), "{:?}", &pdf.stdout[..8]);
+    let file = w.path("invoice.pdf");
+    w.ok(&[
+        "message",
+        "attachment",
+        &id,
+        "2",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(&file).unwrap(), pdf.stdout);
+}
+
+#[test]
+fn bad_ids_and_attachment_numbers_are_user_errors() {
+    let w = workdir("");
+    let eml = fixture("encodings/attachments.eml");
+    w.ok(&["ingest", eml.to_str().unwrap()]);
+    let plain = mail(&w, "plain.eml", "plain@client", "Заявка");
+    w.ok(&["ingest", &plain]);
+    let error = |args: &[&str]| {
+        let out = w.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(error(&["message", "show", "999"]).contains("no message with id 999"));
+    assert!(error(&["message", "show", "999", "--raw"]).contains("no message with id 999"));
+    assert!(error(&["message", "attachment", "999", "1"]).contains("no message with id 999"));
+    let e = error(&["message", "attachment", "1", "4"]);
+    assert!(
+        e.contains("has 3 attachments") && e.contains("no attachment 4"),
+        "{e}"
+    );
+    assert!(error(&["message", "attachment", "1", "0"]).contains("numbered from 1"));
+    assert!(error(&["message", "attachment", "2", "1"]).contains("message 2 has no attachments"));
+}
+
+#[test]
+fn past_keep_mail_the_bytes_go_and_the_record_stays() {
+    let w = workdir("keep_mail = \"30d\"\n");
+    let eml = fixture("encodings/attachments.eml");
+    w.ok(&["ingest", eml.to_str().unwrap()]);
+    let id = list(&w, &[])[0]["id"].as_i64().unwrap().to_string();
+
+    let soon = chrono::Utc::now() + chrono::Duration::days(29);
+    let text = w.ok(&["message", "prune", "--at", &soon.to_rfc3339()]);
+    assert!(text.contains("of 0 messages"), "{text}");
+    w.ok(&["message", "show", &id, "--raw"]);
+
+    let later = chrono::Utc::now() + chrono::Duration::days(31);
+    let text = w.ok(&["message", "prune", "--at", &later.to_rfc3339()]);
+    assert!(text.contains("of 1 message "), "{text}");
+
+    let shown = w.ok(&["message", "show", &id]);
+    assert!(
+        shown.contains("applied") && shown.contains("deleted at"),
+        "{shown}"
+    );
+    assert_eq!(list(&w, &[])[0]["status"], "applied");
+    for args in [
+        vec!["message", "show", &id, "--raw"],
+        vec!["message", "attachment", &id, "1"],
+    ] {
+        let out = w.run(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("deleted") && err.contains("keep_mail"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn prune_without_keep_mail_keeps_everything() {
+    let w = workdir("");
+    let request = mail(&w, "1.eml", "req@client", "Заявка");
+    w.ok(&["ingest", &request]);
+    let far = (chrono::Utc::now() + chrono::Duration::days(10_000)).to_rfc3339();
+    let text = w.ok(&["message", "prune", "--at", &far]);
+    assert!(text.contains("kept forever"), "{text}");
+    w.ok(&["message", "show", "1", "--raw"]);
+}
+
+#[test]
+fn hostile_subjects_and_names_reach_the_terminal_without_control_characters() {
+    let w = workdir("");
+    let raw = "From: \"Evil\u{1b}[2J\" <evil@example.com>\r\nTo: support@acme.example\r\n\
+               Subject: =?utf-8?B?0JfQsNGP0LLQutCwIBtdMDtvd25lZAcg4oCuZmRwLmV4ZQ==?=\r\n\
+               Message-ID: <evil@client>\r\n\r\nbody\r\n";
+    std::fs::write(w.path("evil.eml"), raw).unwrap();
+    w.ok(&["ingest", w.path("evil.eml").to_str().unwrap()]);
+    for args in [vec!["message", "list"], vec!["message", "show", "1"]] {
+        let out = w.ok(&args);
+        assert!(out.contains("Заявка"), "{out}");
+        assert!(
+            !out.chars()
+                .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}'),
+            "{args:?}: {out:?}"
+        );
+    }
+}
