@@ -13,6 +13,7 @@ mod author;
 mod check;
 mod check_online;
 mod docs;
+mod explain;
 mod failed;
 mod ingest;
 mod messages;
@@ -72,8 +73,18 @@ pub enum Command {
         json: bool,
     },
     /// Dry run of one message: thread, every rule tried and why, extracted values, actions.
+    ///
+    /// `mailrules explain mail.eml` for a file (`-`: standard input); `mailrules explain
+    /// --message 42` for a stored message (a failed one, above all): what happened to it, and
+    /// what would happen now with the current rules.
     Explain {
-        file: PathBuf,
+        /// The message file (`-` for standard input).
+        #[arg(required_unless_present = "message", conflicts_with = "message")]
+        file: Option<PathBuf>,
+        /// A stored message, by the id `mailrules message list` shows.
+        #[arg(long, value_name = "ID")]
+        message: Option<i64>,
+        /// The mailbox the message counts as coming from (for `mailbox = [...]` in rules).
         #[arg(long, default_value = "cli")]
         mailbox: String,
         #[arg(long)]
@@ -384,9 +395,10 @@ pub fn main(cli: Cli) -> ExitCode {
         } => ingest::ingest(&cli.config, &paths, &mailbox, json),
         Command::Explain {
             file,
+            message,
             mailbox,
             json,
-        } => ingest::explain(&cli.config, &file, &mailbox, json),
+        } => explain::explain(&cli.config, file, message, &mailbox, json),
         Command::Task {
             command:
                 TaskCommand::List {
