@@ -278,10 +278,7 @@ fn explain_says_what_became_of_a_stored_message_and_what_would_happen_now() {
         "{out}"
     );
     assert!(out.contains("what the current rules would do"), "{out}");
-    assert!(
-        out.contains("MATCH survey"),
-        "the rule matches now: {out}"
-    );
+    assert!(out.contains("MATCH survey"), "the rule matches now: {out}");
 
     // The same message as a file: the store knows it.
     let out = w.ok(&["explain", survey.to_str().unwrap()]);
