@@ -268,7 +268,11 @@ pub fn bless(actual: &Actual) -> String {
             .iter()
             .map(|(name, value)| format!("{} = {}", quoted(name), quoted(value)))
             .collect();
-        let _ = writeln!(out, "fields = {{ {} }}", fields.join(", "));
+        if fields.is_empty() {
+            out.push_str("fields = {}\n");
+        } else {
+            let _ = writeln!(out, "fields = {{ {} }}", fields.join(", "));
+        }
     }
     for mail in &actual.outbox {
         out.push_str("\n[[outbox]]\n");
