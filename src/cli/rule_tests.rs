@@ -16,7 +16,10 @@ pub fn test(config_path: &Path, paths: &[PathBuf], bless: bool) -> anyhow::Resul
         let looked: Vec<String> = if folders.is_empty() {
             vec![default.display().to_string()]
         } else {
-            folders.iter().map(|f| f.dir.display().to_string()).collect()
+            folders
+                .iter()
+                .map(|f| f.dir.display().to_string())
+                .collect()
         };
         anyhow::bail!(
             "no rule tests found in {} (a test is a NAME.eml message with its NAME.toml \

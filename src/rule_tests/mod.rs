@@ -61,7 +61,10 @@ pub enum Verdict {
     /// Why, one line each (`task.status: expected "…", got "…"`).
     Failed(Vec<String>),
     /// `--bless`: the expectation file, and whether it changed.
-    Blessed { path: PathBuf, changed: bool },
+    Blessed {
+        path: PathBuf,
+        changed: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,18 +78,14 @@ pub struct TestResult {
 pub fn discover(paths: &[PathBuf], default: &Path) -> Result<Vec<Folder>, RuleTestError> {
     // Folder → the names checked in it (None: all of them).
     let mut wanted: BTreeMap<PathBuf, Option<BTreeSet<String>>> = BTreeMap::new();
-    if paths.is_empty() {
-        if default.is_dir() {
-            wanted.insert(default.to_path_buf(), None);
-        }
+    if paths.is_empty() && default.is_dir() {
+        wanted.insert(default.to_path_buf(), None);
     }
     for path in paths {
         if path.is_dir() {
             wanted.insert(path.clone(), None);
         } else if path.is_file() {
-            let is_test = path
-                .extension()
-                .is_some_and(|x| x == "eml" || x == "toml");
+            let is_test = path.extension().is_some_and(|x| x == "eml" || x == "toml");
             let (Some(stem), true) = (path.file_stem().and_then(|s| s.to_str()), is_test) else {
                 return Err(RuleTestError::NotATest { path: path.clone() });
             };
@@ -94,11 +93,9 @@ pub fn discover(paths: &[PathBuf], default: &Path) -> Result<Vec<Folder>, RuleTe
                 Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
                 _ => PathBuf::from("."),
             };
-            match wanted.entry(dir).or_insert_with(|| Some(BTreeSet::new())) {
-                Some(names) => {
-                    names.insert(stem.to_string());
-                }
-                None => {} // the whole folder is run already
+            // None: the whole folder is run already.
+            if let Some(names) = wanted.entry(dir).or_insert_with(|| Some(BTreeSet::new())) {
+                names.insert(stem.to_string());
             }
         } else {
             return Err(RuleTestError::NotFound { path: path.clone() });
