@@ -215,3 +215,42 @@ fn no_tests_is_an_error_that_says_where_it_looked() {
         stderr(&out)
     );
 }
+
+/// Every `*.toml` file directly in `dir`, parsed, in name order.
+fn toml_files(dir: &std::path::Path) -> Vec<toml::Table> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| toml::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
+        .collect()
+}
+
+#[test]
+fn every_shipped_rule_has_a_test() {
+    let rules = crate::support::workdir::root().join("rules");
+    let tested: Vec<String> = toml_files(&rules.join("tests"))
+        .iter()
+        .filter_map(|t| t.get("rule")?.as_str().map(str::to_string))
+        .collect();
+    let mut untested = Vec::new();
+    for file in toml_files(&rules) {
+        let Some(list) = file.get("rule").and_then(|r| r.as_array()) else {
+            continue;
+        };
+        for rule in list {
+            let name = rule["name"].as_str().unwrap().to_string();
+            if !tested.contains(&name) {
+                untested.push(name);
+            }
+        }
+    }
+    assert!(
+        untested.is_empty(),
+        "rules without a test in rules/tests/: {untested:?}"
+    );
+}
