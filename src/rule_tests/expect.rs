@@ -27,6 +27,9 @@ pub enum Fate {
     Applied,
     Ignored,
     Failed,
+    /// An earlier test of the folder delivered the same message (its Message-ID): nothing
+    /// changed. Expected on purpose to show that a message delivered again is harmless.
+    Duplicate,
 }
 
 impl Fate {
@@ -35,6 +38,7 @@ impl Fate {
             Fate::Applied => "applied",
             Fate::Ignored => "ignored",
             Fate::Failed => "failed",
+            Fate::Duplicate => "duplicate",
         }
     }
 }
