@@ -20,6 +20,7 @@ mod messages;
 mod outbox;
 mod output;
 mod prompt;
+mod rule_tests;
 mod run;
 mod schedules;
 mod table;
@@ -89,6 +90,16 @@ pub enum Command {
         mailbox: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Run the rule tests: sample mail with what must happen (`NAME.eml` + `NAME.toml`), in a
+    /// throwaway store; nothing is sent. Example: `mailrules test rules/tests`.
+    Test {
+        /// Folders of tests, or single tests (`NAME.eml` or `NAME.toml`: the folder's earlier
+        /// messages arrive first); default: the `tests` folder beside the rule files.
+        paths: Vec<PathBuf>,
+        /// Write each test's `.toml` from what happened, instead of checking it.
+        #[arg(long)]
+        bless: bool,
     },
     /// Tasks in the store.
     Task {
@@ -399,6 +410,7 @@ pub fn main(cli: Cli) -> ExitCode {
             mailbox,
             json,
         } => explain::explain(&cli.config, file, message, &mailbox, json),
+        Command::Test { paths, bless } => rule_tests::test(&cli.config, &paths, bless),
         Command::Task {
             command:
                 TaskCommand::List {
