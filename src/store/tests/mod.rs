@@ -8,6 +8,7 @@ use crate::message::Address;
 use crate::plan::{ActionKind, FieldValue, IfMissing, Piece, Plan, PlannedAction, TaskRef, Text};
 
 mod apply;
+mod apply_mail;
 mod history;
 mod messages;
 mod open;
