@@ -133,7 +133,7 @@ impl Planner<'_> {
                 let value = match decl.map(|d| d.kind) {
                     None | Some(FieldType::Value(ValueType::Text)) => text,
                     Some(FieldType::Choice) => {
-                        self.choice(name, decl.map_or(&[][..], |d| &d.values[..]), text)?
+                        self.choice("field", name, decl.map_or(&[][..], |d| &d.values[..]), text)?
                     }
                     Some(FieldType::Value(kind)) => self.typed("field", name, kind, text)?,
                 };
@@ -158,9 +158,11 @@ impl Planner<'_> {
                 let kind = decl
                     .and_then(|d| d.columns.iter().find(|(c, _)| c == name))
                     .map(|(_, k)| *k);
-                let value = match kind {
-                    None | Some(ValueType::Text) => text,
-                    Some(kind) => self.typed("column", name, kind, text)?,
+                let value = match (decl.and_then(|d| d.choice(name)), kind) {
+                    // Rows are grouped by value in reports: one declared spelling per value.
+                    (Some(allowed), _) => self.choice("column", name, allowed, text)?,
+                    (None, None | Some(ValueType::Text)) => text,
+                    (None, Some(kind)) => self.typed("column", name, kind, text)?,
                 };
                 Ok(FieldValue {
                     name: name.clone(),
@@ -171,7 +173,13 @@ impl Planner<'_> {
     }
 
     /// A choice value in its declared spelling; an empty value clears the field.
-    fn choice(&self, name: &str, allowed: &[String], text: Text) -> Result<Text, PlanError> {
+    fn choice(
+        &self,
+        what: &str,
+        name: &str,
+        allowed: &[String],
+        text: Text,
+    ) -> Result<Text, PlanError> {
         if text.needs_task() {
             return Ok(text);
         }
@@ -183,7 +191,7 @@ impl Planner<'_> {
         match allowed.iter().find(|v| v.trim().to_lowercase() == wanted) {
             Some(v) => Ok(Text::literal(v.clone())),
             None => Err(self.error(format!(
-                "field \"{name}\": \"{}\" is not one of its values ({})",
+                "{what} \"{name}\": \"{}\" is not one of its values ({})",
                 short(value.trim()),
                 allowed.join(", ")
             ))),
