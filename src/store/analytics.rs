@@ -10,6 +10,17 @@ use serde_json::{Map, Value};
 
 use super::{Store, StoreError};
 
+/// The time of a row a message made: what the message reports happened when it was written,
+/// so an archive ingested today reports under its own period. Its `Date:` counts when sane (at
+/// most a day ahead of `now`: clocks drift, but a forged future date must not open a future
+/// period); else the time of the change, `stamp`.
+pub(super) fn row_time(date: Option<DateTime<Utc>>, now: DateTime<Utc>, stamp: &str) -> String {
+    match date {
+        Some(date) if date <= now + chrono::Duration::days(1) => super::timestamp(date),
+        _ => stamp.to_string(),
+    }
+}
+
 /// Appends a row to table `table` (created when new) and remembers any new column names.
 pub(super) fn insert_row(
     conn: &Connection,
