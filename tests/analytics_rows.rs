@@ -117,3 +117,29 @@ fn rows_of_triggers_and_of_mail_without_a_sane_date_take_the_time_of_the_change(
         "{rows:?}"
     );
 }
+
+#[test]
+fn rows_written_before_a_column_became_a_choice_count_under_its_declared_spelling() {
+    let text_column = RULES.replace(
+        r#"{ type = "choice", values = ["Damaged", "Wrong size"] }"#,
+        r#""text""#,
+    );
+    let w = Workdir::with_rules(&[("rules.toml", &text_column)]);
+    ingest(&w, 1, Some("Mon, 10 Mar 2025 09:00:00 +0300"), "damaged");
+    ingest(&w, 2, Some("Tue, 11 Mar 2025 09:00:00 +0300"), "DAMAGED");
+    let reasons = |w: &Workdir| -> Vec<(String, u64)> {
+        report(w, "Reason")
+            .into_iter()
+            .filter(|(_, value, _)| !value.is_empty())
+            .map(|(_, value, count)| (value, count))
+            .collect()
+    };
+    // As text, every spelling is its own value.
+    assert_eq!(
+        reasons(&w),
+        [("DAMAGED".to_string(), 1), ("damaged".to_string(), 1)]
+    );
+    w.write_rule("rules.toml", RULES);
+    ingest(&w, 3, Some("Wed, 12 Mar 2025 09:00:00 +0300"), "Damaged");
+    assert_eq!(reasons(&w), [("Damaged".to_string(), 3)]);
+}

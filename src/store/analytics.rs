@@ -202,6 +202,19 @@ impl Store {
         by: &str,
         period: Option<Period>,
     ) -> Result<Report, StoreError> {
+        self.report_spelled(table, by, period, &[])
+    }
+
+    /// [`Store::report`] of a choice column: a value equal to one of `spellings` without case
+    /// counts under that spelling, so rows written before the column was declared a choice
+    /// (`damaged`, `DAMAGED`) group with the declared `Damaged`.
+    pub fn report_spelled(
+        &self,
+        table: &str,
+        by: &str,
+        period: Option<Period>,
+        spellings: &[String],
+    ) -> Result<Report, StoreError> {
         let (_, columns) = self
             .analytics_table(table)?
             .ok_or_else(|| StoreError::UnknownTable(table.to_string()))?;
@@ -218,6 +231,11 @@ impl Store {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Null) | None => String::new(),
                 Some(other) => other.to_string(),
+            };
+            let wanted = value.trim().to_lowercase();
+            let value = match spellings.iter().find(|s| s.trim().to_lowercase() == wanted) {
+                Some(declared) => declared.clone(),
+                None => value,
             };
             let bucket = match period {
                 Some(p) => {
