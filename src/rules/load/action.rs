@@ -382,7 +382,7 @@ fn pairs(
 
 /// A field name one or two edits from a declared one is a typo, not a new free field: the
 /// value would go where no report or trigger looks.
-fn check_field_name(
+pub fn check_field_name(
     sink: &mut Sink,
     name: &toml::Spanned<toml::de::DeString>,
     fields: &[FieldDecl],

@@ -218,3 +218,34 @@ fn a_choice_column_needs_its_values() {
         ]
     );
 }
+
+#[test]
+fn field_names_in_trigger_and_schedule_conditions_are_checked_too() {
+    let src = with_schema(
+        r#"[[trigger]]
+name = "t"
+on = "field_changed"
+[trigger.when]
+any = [ { "Причина откза" = "Дорого" }, { status = "x", "Источник" = "y" } ]
+[[trigger.do]]
+action = "comment"
+text = "x"
+
+[[schedule]]
+name = "s"
+every = "1h"
+[schedule.when]
+field_older_than = { "Причина Отказа" = "1d" }
+[[schedule.do]]
+action = "comment"
+text = "x"
+"#,
+    );
+    assert_eq!(
+        errors(&src),
+        [
+            r#"rules.toml:14:11: trigger "t": field "Причина откза" is not declared, did you mean "Причина отказа"? (an undeclared field is a free text field, but this name is too close to a declared one to be meant)"#,
+            r#"rules.toml:23:22: schedule "s": field "Причина Отказа" is not declared, did you mean "Причина отказа"? (an undeclared field is a free text field, but this name is too close to a declared one to be meant)"#,
+        ]
+    );
+}
