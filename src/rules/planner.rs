@@ -14,6 +14,48 @@ use crate::context::Envelope;
 use crate::message::strip_quoted;
 use crate::plan::{ActionKind, FieldValue, Piece, PlanError, PlannedAction, TaskRef, Text};
 
+/// Puts every variable that alone sets a choice field or column (`"{reason}"`) in the value's
+/// declared spelling, so that the other templates of the rule (a reply, a comment) render it
+/// as the task stores it: "дорого" is "Дорого" everywhere. Values outside the list are left
+/// as they are (the field's own planning fails on them).
+pub fn canonical_vars(
+    actions: &[Action],
+    fields: &[FieldDecl],
+    tables: &[AnalyticsDecl],
+    vars: &mut Vars,
+) {
+    for action in actions {
+        let (pairs, table) = match &action.kind {
+            ActionSpec::CreateTask { fields, .. } | ActionSpec::Set { fields, .. } => {
+                (fields, None)
+            }
+            ActionSpec::Analytics { table, values } => {
+                (values, tables.iter().find(|t| &t.name == table))
+            }
+            _ => continue,
+        };
+        for (name, template) in pairs {
+            let Some(var) = template.single_var() else {
+                continue;
+            };
+            let allowed = match table {
+                Some(t) => t.choice(name),
+                None => fields
+                    .iter()
+                    .find(|f| &f.name == name && f.kind == FieldType::Choice)
+                    .map(|f| f.values.as_slice()),
+            };
+            let (Some(allowed), Some(value)) = (allowed, vars.get_mut(var)) else {
+                continue;
+            };
+            let wanted = value.trim().to_lowercase();
+            if let Some(declared) = allowed.iter().find(|v| v.trim().to_lowercase() == wanted) {
+                value.clone_from(declared);
+            }
+        }
+    }
+}
+
 /// What the actions are about.
 #[derive(Clone, Copy)]
 pub enum Context<'a> {

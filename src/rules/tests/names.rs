@@ -249,3 +249,30 @@ text = "x"
         ]
     );
 }
+
+#[test]
+fn a_variable_that_sets_a_choice_renders_in_its_declared_spelling_everywhere() {
+    let set = load(&with_schema(
+        r#"[[rule]]
+name = "refusal"
+[rule.extract]
+reason = { after = "Причина:" }
+[[rule.do]]
+action = "set"
+task = "7"
+fields = { "Причина отказа" = "{reason}" }
+[[rule.do]]
+action = "comment"
+task = "7"
+text = "Причина: {reason}"
+"#,
+    ));
+    let e = mail("a@shop.example", "Отказ", "Причина: не устроили СРОКИ\n").run(&set);
+    assert_eq!(
+        actions(&e)[1],
+        ActionKind::Comment {
+            text: Text::literal("Причина: Не устроили сроки"),
+            auto: true,
+        }
+    );
+}
