@@ -21,6 +21,7 @@ pub mod parallel;
 pub mod people;
 pub mod pipeline;
 pub mod plan;
+pub mod rule_tests;
 pub mod rules;
 pub mod smtp;
 pub mod store;

@@ -144,9 +144,36 @@ pub fn escape_for_terminal(bytes: &[u8]) -> String {
     out
 }
 
+/// `90s`, `5m`, `2h`, `1d`, `1h30m`: the way durations are written in the config (and in
+/// messages people read, instead of Rust's `Debug` form).
+pub fn duration(d: std::time::Duration) -> String {
+    let mut secs = d.as_secs();
+    if secs == 0 {
+        // Only tests wait less than a second.
+        return format!("{}ms", d.as_millis());
+    }
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
+        if secs >= size {
+            out.push_str(&format!("{}{unit}", secs / size));
+            secs %= size;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_as_in_the_config() {
+        use std::time::Duration;
+        assert_eq!(duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(duration(Duration::from_secs(300)), "5m");
+        assert_eq!(duration(Duration::from_secs(86_400 + 3600)), "1d1h");
+        assert_eq!(duration(Duration::from_millis(500)), "500ms");
+    }
 
     #[test]
     fn line_col_counts_characters() {

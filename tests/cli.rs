@@ -256,6 +256,48 @@ fn a_failed_message_is_kept_listed_and_retried_after_the_fix() {
 }
 
 #[test]
+fn explain_says_what_became_of_a_stored_message_and_what_would_happen_now() {
+    let w = Workdir::with_rules(&[("survey.toml", SURVEY_RULE)]);
+    std::fs::write(
+        w.path("rules/survey.toml"),
+        SURVEY_RULE.replace("[\"Дорого\", \"Другое\"]", "[\"Другое\"]"),
+    )
+    .unwrap();
+    let survey = fixture("scenarios/07-refusal-survey.eml");
+    assert_eq!(w.ingest(&survey)["failed"], 1);
+    let id = w.json(&["message", "list"])[0]["id"].as_i64().unwrap();
+    w.write_rule("survey.toml", SURVEY_RULE);
+
+    let out = w.ok(&["explain", "--message", &id.to_string()]);
+    assert!(
+        out.starts_with(&format!("already processed: message {id} (")),
+        "{out}"
+    );
+    assert!(
+        out.contains("outcome: failed: ") && out.contains("Дорого"),
+        "{out}"
+    );
+    assert!(out.contains("what the current rules would do"), "{out}");
+    assert!(out.contains("MATCH survey"), "the rule matches now: {out}");
+
+    // The same message as a file: the store knows it.
+    let out = w.ok(&["explain", survey.to_str().unwrap()]);
+    assert!(out.starts_with("already processed: message"), "{out}");
+
+    let json = w.json(&["explain", "--message", &id.to_string()]);
+    assert_eq!(json["recorded"]["status"], "failed", "{json:#}");
+    assert!(
+        json["rules"].is_array(),
+        "the explanation's keys stay: {json:#}"
+    );
+
+    let out = w.run(&["explain", "--message", "999"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no message with id 999"), "{err}");
+}
+
+#[test]
 fn ingest_from_stdin_and_tempfail_when_the_store_cannot_be_written() {
     let w = Workdir::with_rules(&[("survey.toml", SURVEY_RULE)]);
     let raw = std::fs::read(fixture("scenarios/07-refusal-survey.eml")).unwrap();

@@ -19,6 +19,7 @@ mod fuzz_regressions;
 mod hostile;
 mod messages;
 mod plans;
+mod rule_tests;
 mod rules_docs;
 mod scenarios;
 mod scenarios_automation;

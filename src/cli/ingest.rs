@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::ingest::{expand, read_all, IngestError, Source};
 use crate::parallel;
-use crate::pipeline::{Explanation, Incoming, Outcome, OutcomeStatus, Pipeline, PARSE_AHEAD};
+use crate::pipeline::{Incoming, Outcome, OutcomeStatus, Pipeline, PARSE_AHEAD};
 
 /// Messages per store transaction: each commit writes every index page the transaction
 /// touched and syncs the disk, so larger transactions write less. Memory does not grow with
@@ -155,84 +155,4 @@ pub fn status_name(status: OutcomeStatus) -> &'static str {
         OutcomeStatus::Duplicate => "duplicate",
         OutcomeStatus::Failed => "failed",
     }
-}
-
-pub fn explain(
-    config_path: &Path,
-    file: &Path,
-    mailbox: &str,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let config = Arc::new(super::load_config(config_path)?);
-    let rules = Arc::new(super::load_rules(&config)?);
-    let raw = if file.as_os_str() == "-" {
-        let mut raw = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut raw)?;
-        raw
-    } else {
-        std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?
-    };
-    let store = super::open_store(&config)?;
-    let pipeline = Pipeline::new(config, rules, store);
-    let explanation = pipeline.explain(&raw, mailbox)?;
-    if json {
-        super::print_json(&explanation)?;
-    } else {
-        print!("{}", render_explanation(&explanation));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn render_explanation(e: &Explanation) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "subject: {}",
-        e.subject.as_deref().unwrap_or("(unparseable message)")
-    );
-    if let Some(sender) = &e.sender {
-        let kind = e
-            .sender_kind
-            .map(|k| format!("{k:?}").to_lowercase())
-            .unwrap_or_default();
-        let _ = write!(out, "sender:  {sender} ({kind})");
-        if let Some(by) = &e.forwarded_by {
-            let _ = write!(out, ", forwarded by {by}");
-        }
-        out.push('\n');
-    }
-    let thread = match (e.thread.task, e.thread.via) {
-        (Some(task), Some(via)) => {
-            format!("task #{task} (via {})", format!("{via:?}").to_lowercase())
-        }
-        (Some(task), None) => format!("task #{task}"),
-        _ => "new (no task found)".to_string(),
-    };
-    let _ = writeln!(out, "thread:  {thread}");
-    out.push_str("\nrules:\n");
-    if e.rules.is_empty() {
-        out.push_str("  (no rules loaded)\n");
-    }
-    for rule in &e.rules {
-        let mark = if rule.matched { "MATCH" } else { "  -  " };
-        let _ = writeln!(out, "  {mark} {}: {}", rule.name, rule.why);
-    }
-    if !e.extracted.is_empty() {
-        out.push_str("\nextracted:\n");
-        for (name, value) in &e.extracted {
-            let _ = writeln!(out, "  {name} = {value:?}");
-        }
-    }
-    out.push_str("\nactions:\n");
-    if e.actions.is_empty() {
-        out.push_str("  (none)\n");
-    }
-    for action in &e.actions {
-        let _ = writeln!(out, "  {}", crate::plan::describe(action));
-    }
-    if let Some(error) = &e.error {
-        let _ = writeln!(out, "\nwould fail: {error}");
-    }
-    out
 }

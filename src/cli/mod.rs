@@ -13,12 +13,14 @@ mod author;
 mod check;
 mod check_online;
 mod docs;
+mod explain;
 mod failed;
 mod ingest;
 mod messages;
 mod outbox;
 mod output;
 mod prompt;
+mod rule_tests;
 mod run;
 mod schedules;
 mod table;
@@ -72,12 +74,32 @@ pub enum Command {
         json: bool,
     },
     /// Dry run of one message: thread, every rule tried and why, extracted values, actions.
+    ///
+    /// `mailrules explain mail.eml` for a file (`-`: standard input); `mailrules explain
+    /// --message 42` for a stored message (a failed one, above all): what happened to it, and
+    /// what would happen now with the current rules.
     Explain {
-        file: PathBuf,
+        /// The message file (`-` for standard input).
+        #[arg(required_unless_present = "message", conflicts_with = "message")]
+        file: Option<PathBuf>,
+        /// A stored message, by the id `mailrules message list` shows.
+        #[arg(long, value_name = "ID")]
+        message: Option<i64>,
+        /// The mailbox the message counts as coming from (for `mailbox = [...]` in rules).
         #[arg(long, default_value = "cli")]
         mailbox: String,
         #[arg(long)]
         json: bool,
+    },
+    /// Run the rule tests: sample mail with what must happen (`NAME.eml` + `NAME.toml`), in a
+    /// throwaway store; nothing is sent. Example: `mailrules test rules/tests`.
+    Test {
+        /// Folders of tests, or single tests (`NAME.eml` or `NAME.toml`: the folder's earlier
+        /// messages arrive first); default: the `tests` folder beside the rule files.
+        paths: Vec<PathBuf>,
+        /// Write each test's `.toml` from what happened, instead of checking it.
+        #[arg(long)]
+        bless: bool,
     },
     /// Tasks in the store.
     Task {
@@ -384,9 +406,11 @@ pub fn main(cli: Cli) -> ExitCode {
         } => ingest::ingest(&cli.config, &paths, &mailbox, json),
         Command::Explain {
             file,
+            message,
             mailbox,
             json,
-        } => ingest::explain(&cli.config, &file, &mailbox, json),
+        } => explain::explain(&cli.config, file, message, &mailbox, json),
+        Command::Test { paths, bless } => rule_tests::test(&cli.config, &paths, bless),
         Command::Task {
             command:
                 TaskCommand::List {

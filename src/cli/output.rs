@@ -35,6 +35,7 @@ pub fn prepare(command: &Command) {
         | Command::Man
         | Command::Ingest { .. }
         | Command::Explain { .. }
+        | Command::Test { .. }
         | Command::Task { .. }
         | Command::Analytics { .. }
         | Command::Report { .. }

@@ -157,13 +157,13 @@ impl Watcher {
             match trouble {
                 Trouble::Network => warn!(
                     mailbox = %name,
-                    "{error}; reconnecting with backoff (up to {:?} between attempts)",
-                    self.policy.backoff_max
+                    "{error}; reconnecting with backoff (up to {} between attempts)",
+                    crate::text::duration(self.policy.backoff_max)
                 ),
                 Trouble::Operator(_) => error!(
                     mailbox = %name,
-                    "{error}; retrying every {:?} until fixed",
-                    self.policy.operator_retry
+                    "{error}; retrying every {} until fixed",
+                    crate::text::duration(self.policy.operator_retry)
                 ),
                 Trouble::Store => error!(
                     mailbox = %name,
@@ -172,7 +172,8 @@ impl Watcher {
             }
             self.trouble = Some(trouble);
         } else {
-            debug!(mailbox = %name, "still failing: {error}; next attempt in {wait:?}");
+            let wait = crate::text::duration(wait);
+            debug!(mailbox = %name, "still failing: {error}; next attempt in {wait}");
         }
         self.status.set_state(name, state);
         wait

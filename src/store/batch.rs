@@ -409,10 +409,16 @@ fn apply_one(
     let plan = match plan {
         Ok(plan) => plan,
         Err(error) => {
+            // A rule that matched but could not plan (a required value missing, a value outside
+            // its list) is the rule of the failure: `message list` and `mailrules test` name it.
+            let rule = match &error {
+                NoPlan::Rules(e) if !e.rule.is_empty() => Some(e.rule.clone()),
+                _ => None,
+            };
             let failed = MessageToFail {
                 record,
                 sender: None,
-                rule: None,
+                rule,
                 error: error.to_string(),
             };
             let result = failed.record(tx, at.stamp)?;

@@ -373,4 +373,13 @@ impl Store {
             bytes,
         }))
     }
+
+    /// The id of the message recorded under `key` (Message-ID, else `sha256:` of its bytes).
+    pub fn message_id_for_key(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT id FROM messages WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?)
+    }
 }

@@ -100,7 +100,7 @@ pub(super) fn reply_limit_reason(
         return Ok(Some(format!(
             "rate limit: {recipient} already got an automatic reply about task #{task} \
              within {}",
-            human_duration(limits.reply_per_task_period)
+            crate::text::duration(limits.reply_per_task_period)
         )));
     }
     let per_day: i64 = conn.prepare_cached(REPLIES_UP_TO_LIMIT)?.query_row(
@@ -119,22 +119,6 @@ pub(super) fn reply_limit_reason(
         )));
     }
     Ok(None)
-}
-
-/// `90s`, `5m`, `2h`, `1d`, `1h30m`: the way durations are written in the config.
-fn human_duration(d: Duration) -> String {
-    let mut secs = d.as_secs();
-    if secs == 0 {
-        return "0s".into();
-    }
-    let mut out = String::new();
-    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
-        if secs >= size {
-            out.push_str(&format!("{}{unit}", secs / size));
-            secs %= size;
-        }
-    }
-    out
 }
 
 /// One outbox row, as the SMTP worker and `mailrules outbox` see it.
