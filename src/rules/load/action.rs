@@ -435,7 +435,7 @@ fn choice(
 }
 
 /// The declared spelling of `text` among `allowed`, or an error at `span`. Empty clears.
-fn check_choice(
+pub fn check_choice(
     sink: &mut Sink,
     span: &Span,
     text: &str,

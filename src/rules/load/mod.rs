@@ -8,11 +8,12 @@ use toml::de::{DeTable, DeValue};
 
 mod action;
 mod extract;
+mod names;
 mod reader;
 mod status;
 mod when;
 
-use self::action::{check_field_name, Owner, Scope, RULE_BUILTINS};
+use self::action::{Owner, Scope, RULE_BUILTINS};
 use self::extract::{extractors, literals};
 use self::reader::{entries, Sink, Span};
 use self::when::value_names;
@@ -481,11 +482,19 @@ fn trigger(
         status::check_conditions(sink, w, &loaded.statuses);
     }
     let table_name = reader::string(sink, table, "table");
-    if let (Some(w), true) = (
-        reader::get(table, "when"),
-        on != Some(TriggerEvent::Analytics),
-    ) {
-        check_field_names(sink, w, &loaded.fields);
+    if let Some(w) = reader::get(table, "when") {
+        match on {
+            // The row of a declared table: its columns (checked below) and their choices.
+            Some(TriggerEvent::Analytics) => {
+                let declared = table_name
+                    .as_ref()
+                    .and_then(|n| loaded.analytics.iter().find(|a| &a.name == n.get_ref()));
+                if let Some(decl) = declared {
+                    names::check_when(sink, w, names::Names::Columns(decl));
+                }
+            }
+            _ => names::check_when(sink, w, names::Names::Fields(&loaded.fields)),
+        }
     }
     if let (Some(t), Some(on)) = (&table_name, on) {
         if on != TriggerEvent::Analytics {
@@ -555,7 +564,7 @@ fn schedule(
         status::check_conditions(sink, w, &loaded.statuses);
     }
     if let Some(w) = reader::get(table, "when") {
-        check_field_names(sink, w, &loaded.fields);
+        names::check_when(sink, w, names::Names::Fields(&loaded.fields));
     }
     let every =
         reader::required_string(sink, table, "every", span, "how often it runs, e.g. \"5m\"")
@@ -611,48 +620,6 @@ fn schedule(
         field_older_than,
         actions,
     })
-}
-
-/// The field names a trigger's or schedule's `when` tests (at any depth, and in
-/// `field_older_than`): one within two edits of a declared field is a typo (the condition
-/// would test a field no task has, and never hold).
-fn check_field_names(sink: &mut Sink, when: &reader::Value, fields: &[FieldDecl]) {
-    /// Names that are the event's, not fields.
-    const OWN: [&str; 9] = [
-        "status",
-        "old_status",
-        "old",
-        "new",
-        "field",
-        "in_status_for",
-        "any",
-        "all",
-        "not",
-    ];
-    match when.get_ref() {
-        DeValue::Table(table) => {
-            for (key, value) in entries(table) {
-                match key.get_ref().as_ref() {
-                    "any" | "all" | "not" => check_field_names(sink, value, fields),
-                    "field_older_than" => {
-                        if let DeValue::Table(ages) = value.get_ref() {
-                            for (field, _) in entries(ages) {
-                                check_field_name(sink, field, fields);
-                            }
-                        }
-                    }
-                    name if OWN.contains(&name) => {}
-                    _ => check_field_name(sink, key, fields),
-                }
-            }
-        }
-        DeValue::Array(items) => {
-            for item in items.iter() {
-                check_field_names(sink, item, fields);
-            }
-        }
-        _ => {}
-    }
 }
 
 fn duration(sink: &mut Sink, text: &toml::Spanned<String>) -> Option<std::time::Duration> {

@@ -276,3 +276,35 @@ text = "Причина: {reason}"
         }
     );
 }
+
+#[test]
+fn a_condition_on_a_choice_outside_its_list_is_an_error() {
+    let src = with_schema(
+        r#"[[trigger]]
+name = "cheap"
+on = "analytics"
+table = "Причины отказа"
+[trigger.when]
+"Причина" = { any = ["дорого", "Дешево"] }
+[[trigger.do]]
+action = "comment"
+text = "x"
+
+[[schedule]]
+name = "s"
+every = "1h"
+[schedule.when]
+not = { "Причина отказа" = "Не устроили срок" }
+[[schedule.do]]
+action = "comment"
+text = "x"
+"#,
+    );
+    assert_eq!(
+        errors(&src),
+        [
+            r#"rules.toml:15:32: trigger "cheap": value "Дешево" is not a value of column "Причина"; its values are "Дорого", "Другое""#,
+            r#"rules.toml:24:28: schedule "s": value "Не устроили срок" is not a value of field "Причина отказа", did you mean "Не устроили сроки"?"#,
+        ]
+    );
+}
