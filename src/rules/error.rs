@@ -85,8 +85,8 @@ pub fn nearest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
         .map(|(_, k)| k)
 }
 
-/// The known name `word` is most likely a misspelling of: one within two edits (case
-/// included) but not equal to it. Used where an unknown name is allowed (free fields) and only a
+/// The known name `word` most likely misspells: one within two edits of it (a difference of
+/// case included) but not equal to it. For names that may be new (free fields), where only a
 /// near miss of a declared one is surely a mistake.
 pub fn likely_typo<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
     if known.contains(&word) {
