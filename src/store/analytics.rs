@@ -270,3 +270,24 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn a_row_takes_its_messages_date_unless_it_is_more_than_a_day_ahead() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let stamp = "2026-12-01T12:00:00Z";
+        let archive = Utc.with_ymd_and_hms(2025, 3, 10, 6, 0, 0).unwrap();
+        assert_eq!(row_time(Some(archive), now, stamp), "2025-03-10T06:00:00Z");
+        // A sender's clock a few hours fast is believed; a date days ahead is not.
+        let fast = now + chrono::Duration::hours(23);
+        assert_eq!(row_time(Some(fast), now, stamp), "2026-12-02T11:00:00Z");
+        let future = now + chrono::Duration::days(2);
+        assert_eq!(row_time(Some(future), now, stamp), stamp);
+        assert_eq!(row_time(None, now, stamp), stamp);
+    }
+}
