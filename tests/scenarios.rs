@@ -148,7 +148,8 @@ fn refusal_survey_sets_typed_fields_and_feeds_the_report() {
         "--format",
         "csv",
     ]);
-    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    // The month of the survey's `Date:` (21 Nov 2026), not of the day it was ingested.
+    let month = "2026-11";
     assert_eq!(report, format!("period,Причина,count\n{month},Дорого,1\n"));
 
     // `--json` like every other command, and the rows as CSV.

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod analytics_rows;
 mod broken_pipe;
 mod cli;
 mod corpus;

@@ -72,13 +72,28 @@ pub fn report(
     period: Option<PeriodArg>,
     format: ReportFormat,
 ) -> anyhow::Result<ExitCode> {
-    let store = super::open_store(&super::load_config(config_path)?)?;
+    let config = super::load_config(config_path)?;
+    let store = super::open_store(&config)?;
+    // A choice column groups its values under their declared spelling, rows written before
+    // it was declared included. The report is about stored rows: rules that do not load
+    // (being edited) only lose that merging, they do not stop the report.
+    let spellings: Vec<String> = super::load_rules(&config)
+        .ok()
+        .and_then(|rules| {
+            rules
+                .analytics_tables()
+                .iter()
+                .find(|t| t.name == table_name)
+                .and_then(|t| t.choice(by))
+                .map(<[String]>::to_vec)
+        })
+        .unwrap_or_default();
     let period = period.map(|p| match p {
         PeriodArg::Day => Period::Day,
         PeriodArg::Week => Period::Week,
         PeriodArg::Month => Period::Month,
     });
-    let report = store.report(table_name, by, period)?;
+    let report = store.report_spelled(table_name, by, period, &spellings)?;
     match format {
         ReportFormat::Json => super::print_json(&report)?,
         ReportFormat::Csv => {

@@ -85,6 +85,25 @@ pub fn nearest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
         .map(|(_, k)| k)
 }
 
+/// The known name `word` most likely misspells: one within two edits of it (a difference of
+/// case included) but not equal to it. For names that may be new (free fields), where only a
+/// near miss of a declared one is surely a mistake.
+pub fn likely_typo<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
+    if known.contains(&word) {
+        return None;
+    }
+    known
+        .iter()
+        .map(|k| {
+            // A difference of case alone counts as one edit: "причина" is not "Причина".
+            let d = edit_distance(word, k).max(usize::from(word != *k));
+            (d, *k)
+        })
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
 /// "unknown key `frm`, did you mean `from`?", or the list of known keys when nothing is close.
 pub fn unknown_word(what: &str, word: &str, known: &[&str]) -> String {
     match nearest(word, known) {
@@ -128,6 +147,10 @@ mod tests {
             Some("subject")
         );
         assert_eq!(nearest("zzzzzz", &["from", "to", "subject"]), None);
+        assert_eq!(likely_typo("Тпи", &["Тип", "Сбор данных"]), Some("Тип"));
+        assert_eq!(likely_typo("тип", &["Тип"]), Some("Тип"));
+        assert_eq!(likely_typo("Тип", &["Тип"]), None);
+        assert_eq!(likely_typo("Источник", &["Тип"]), None);
         assert_eq!(
             unknown_word("key", "frm", &["from", "to"]),
             "unknown key `frm`, did you mean `from`?"

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::condition::{self, Facts, Vars};
 use super::extract::{self, ExtractFailure};
-use super::planner::{Context, Planner};
+use super::planner::{canonical_vars, Context, Planner};
 use super::{Evaluation, RuleSet, RuleTrace};
 use crate::config::Unmatched;
 use crate::context::Envelope;
@@ -99,6 +99,12 @@ pub fn evaluate_facts(set: &RuleSet, facts: &Facts, unmatched: Unmatched) -> Eva
         }
         traces.push(trace(&rule.name, true, "matched".into()));
         first.get_or_insert_with(|| rule.name.clone());
+        canonical_vars(
+            &rule.actions,
+            set.fields(),
+            set.analytics_tables(),
+            &mut vars,
+        );
         let planner = Planner {
             context: Context::Message(env),
             rule: &rule.name,

@@ -269,7 +269,20 @@ pub struct StatusDecl {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AnalyticsDecl {
     pub name: String,
+    /// A `choice` column is listed as text here, with its values in `choices`.
     pub columns: Vec<(String, ValueType)>,
+    /// The allowed values of each `choice` column, in the declared spelling.
+    pub choices: Vec<(String, Vec<String>)>,
+}
+
+impl AnalyticsDecl {
+    /// The allowed values of column `name`, when it is a `choice` column.
+    pub fn choice(&self, name: &str) -> Option<&[String]> {
+        self.choices
+            .iter()
+            .find(|(c, _)| c == name)
+            .map(|(_, v)| v.as_slice())
+    }
 }
 
 /// One action of `do`, still a template.

@@ -14,6 +14,48 @@ use crate::context::Envelope;
 use crate::message::strip_quoted;
 use crate::plan::{ActionKind, FieldValue, Piece, PlanError, PlannedAction, TaskRef, Text};
 
+/// Puts every variable that alone sets a choice field or column (`"{reason}"`) in the value's
+/// declared spelling, so that the other templates of the rule (a reply, a comment) render it
+/// as the task stores it: "дорого" is "Дорого" everywhere. Values outside the list are left
+/// as they are (the field's own planning fails on them).
+pub fn canonical_vars(
+    actions: &[Action],
+    fields: &[FieldDecl],
+    tables: &[AnalyticsDecl],
+    vars: &mut Vars,
+) {
+    for action in actions {
+        let (pairs, table) = match &action.kind {
+            ActionSpec::CreateTask { fields, .. } | ActionSpec::Set { fields, .. } => {
+                (fields, None)
+            }
+            ActionSpec::Analytics { table, values } => {
+                (values, tables.iter().find(|t| &t.name == table))
+            }
+            _ => continue,
+        };
+        for (name, template) in pairs {
+            let Some(var) = template.single_var() else {
+                continue;
+            };
+            let allowed = match table {
+                Some(t) => t.choice(name),
+                None => fields
+                    .iter()
+                    .find(|f| &f.name == name && f.kind == FieldType::Choice)
+                    .map(|f| f.values.as_slice()),
+            };
+            let (Some(allowed), Some(value)) = (allowed, vars.get_mut(var)) else {
+                continue;
+            };
+            let wanted = value.trim().to_lowercase();
+            if let Some(declared) = allowed.iter().find(|v| v.trim().to_lowercase() == wanted) {
+                value.clone_from(declared);
+            }
+        }
+    }
+}
+
 /// What the actions are about.
 #[derive(Clone, Copy)]
 pub enum Context<'a> {
@@ -133,7 +175,7 @@ impl Planner<'_> {
                 let value = match decl.map(|d| d.kind) {
                     None | Some(FieldType::Value(ValueType::Text)) => text,
                     Some(FieldType::Choice) => {
-                        self.choice(name, decl.map_or(&[][..], |d| &d.values[..]), text)?
+                        self.choice("field", name, decl.map_or(&[][..], |d| &d.values[..]), text)?
                     }
                     Some(FieldType::Value(kind)) => self.typed("field", name, kind, text)?,
                 };
@@ -158,9 +200,11 @@ impl Planner<'_> {
                 let kind = decl
                     .and_then(|d| d.columns.iter().find(|(c, _)| c == name))
                     .map(|(_, k)| *k);
-                let value = match kind {
-                    None | Some(ValueType::Text) => text,
-                    Some(kind) => self.typed("column", name, kind, text)?,
+                let value = match (decl.and_then(|d| d.choice(name)), kind) {
+                    // Rows are grouped by value in reports: one declared spelling per value.
+                    (Some(allowed), _) => self.choice("column", name, allowed, text)?,
+                    (None, None | Some(ValueType::Text)) => text,
+                    (None, Some(kind)) => self.typed("column", name, kind, text)?,
                 };
                 Ok(FieldValue {
                     name: name.clone(),
@@ -171,7 +215,13 @@ impl Planner<'_> {
     }
 
     /// A choice value in its declared spelling; an empty value clears the field.
-    fn choice(&self, name: &str, allowed: &[String], text: Text) -> Result<Text, PlanError> {
+    fn choice(
+        &self,
+        what: &str,
+        name: &str,
+        allowed: &[String],
+        text: Text,
+    ) -> Result<Text, PlanError> {
         if text.needs_task() {
             return Ok(text);
         }
@@ -183,7 +233,7 @@ impl Planner<'_> {
         match allowed.iter().find(|v| v.trim().to_lowercase() == wanted) {
             Some(v) => Ok(Text::literal(v.clone())),
             None => Err(self.error(format!(
-                "field \"{name}\": \"{}\" is not one of its values ({})",
+                "{what} \"{name}\": \"{}\" is not one of its values ({})",
                 short(value.trim()),
                 allowed.join(", ")
             ))),

@@ -343,13 +343,17 @@ impl<'a> MessageApply<'a> {
                     .iter()
                     .map(|v| (v.name.clone(), v.value.render(Some(task))))
                     .collect();
+                // Rows made by people, triggers and schedules: the change's time.
+                let by_message = self.depth == 0 && matches!(self.author, Author::Rule(_));
+                let date = self.record.date.filter(|_| by_message);
+                let at = analytics::row_time(date, self.now, self.stamp);
                 analytics::insert_row(
                     self.conn,
                     table,
                     Some(task),
                     &values,
                     &self.record.key,
-                    self.stamp,
+                    &at,
                 )?;
                 let row: serde_json::Map<String, serde_json::Value> = values
                     .iter()

@@ -10,6 +10,17 @@ use serde_json::{Map, Value};
 
 use super::{Store, StoreError};
 
+/// The time of a row a message made: what the message reports happened when it was written,
+/// so an archive ingested today reports under its own period. Its `Date:` counts when sane (at
+/// most a day ahead of `now`: clocks drift, but a forged future date must not open a future
+/// period); else the time of the change, `stamp`.
+pub(super) fn row_time(date: Option<DateTime<Utc>>, now: DateTime<Utc>, stamp: &str) -> String {
+    match date {
+        Some(date) if date <= now + chrono::Duration::days(1) => super::timestamp(date),
+        _ => stamp.to_string(),
+    }
+}
+
 /// Appends a row to table `table` (created when new) and remembers any new column names.
 pub(super) fn insert_row(
     conn: &Connection,
@@ -191,6 +202,19 @@ impl Store {
         by: &str,
         period: Option<Period>,
     ) -> Result<Report, StoreError> {
+        self.report_spelled(table, by, period, &[])
+    }
+
+    /// [`Store::report`] of a choice column: a value equal to one of `spellings` without case
+    /// counts under that spelling, so rows written before the column was declared a choice
+    /// (`damaged`, `DAMAGED`) group with the declared `Damaged`.
+    pub fn report_spelled(
+        &self,
+        table: &str,
+        by: &str,
+        period: Option<Period>,
+        spellings: &[String],
+    ) -> Result<Report, StoreError> {
         let (_, columns) = self
             .analytics_table(table)?
             .ok_or_else(|| StoreError::UnknownTable(table.to_string()))?;
@@ -207,6 +231,11 @@ impl Store {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Null) | None => String::new(),
                 Some(other) => other.to_string(),
+            };
+            let wanted = value.trim().to_lowercase();
+            let value = match spellings.iter().find(|s| s.trim().to_lowercase() == wanted) {
+                Some(declared) => declared.clone(),
+                None => value,
             };
             let bucket = match period {
                 Some(p) => {
@@ -239,5 +268,26 @@ impl Store {
             period,
             rows,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn a_row_takes_its_messages_date_unless_it_is_more_than_a_day_ahead() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let stamp = "2026-12-01T12:00:00Z";
+        let archive = Utc.with_ymd_and_hms(2025, 3, 10, 6, 0, 0).unwrap();
+        assert_eq!(row_time(Some(archive), now, stamp), "2025-03-10T06:00:00Z");
+        // A sender's clock a few hours fast is believed; a date days ahead is not.
+        let fast = now + chrono::Duration::hours(23);
+        assert_eq!(row_time(Some(fast), now, stamp), "2026-12-02T11:00:00Z");
+        let future = now + chrono::Duration::days(2);
+        assert_eq!(row_time(Some(future), now, stamp), stamp);
+        assert_eq!(row_time(None, now, stamp), stamp);
     }
 }

@@ -4,9 +4,11 @@ use toml::de::{DeTable, DeValue};
 
 use super::reader::{self, entries, Sink, Span};
 use crate::plan::IfMissing;
-use crate::rules::error::{nearest, unknown_word};
-use crate::rules::model::{Action, ActionSpec, AnalyticsDecl, StatusDecl, TaskSpec};
-use crate::rules::template::Template;
+use crate::rules::error::{likely_typo, nearest, unknown_word};
+use crate::rules::model::{
+    Action, ActionSpec, AnalyticsDecl, FieldDecl, FieldType, StatusDecl, TaskSpec,
+};
+use crate::rules::template::{Part, Template};
 
 pub const ACTIONS: [&str; 7] = [
     "create_task",
@@ -47,6 +49,28 @@ pub struct Scope<'a> {
     pub tables: &'a [AnalyticsDecl],
     /// The declared statuses (none: any status goes).
     pub statuses: &'a [StatusDecl],
+    /// The declared fields: choice values and near-miss names are checked against them.
+    pub fields: &'a [FieldDecl],
+    /// The texts an extracted variable may take whatever the mail says (its `default`, its
+    /// `map` values): a choice field set from the variable must allow each of them.
+    pub literals: &'a [Literal],
+}
+
+/// A text written in the rule that a variable may take at run time.
+pub struct Literal {
+    pub var: String,
+    /// Where the text is written, for the error.
+    pub span: Span,
+    pub text: String,
+    /// `default` or `map`.
+    pub what: &'static str,
+}
+
+/// What the names of `fields`/`values` are checked against.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    Fields,
+    Columns(Option<&'a AnalyticsDecl>),
 }
 
 /// Every action of a `do` value.
@@ -123,7 +147,7 @@ fn action(sink: &mut Sink, table: &DeTable, span: &Span, scope: &Scope) -> Optio
                     let status = t(sink, "status");
                     super::status::action_status(sink, table, status, scope.statuses)
                 },
-                fields: pairs(sink, table, "fields", scope),
+                fields: pairs(sink, table, "fields", scope, Target::Fields),
                 assignee: t(sink, "assignee"),
                 parent: t(sink, "parent"),
             }
@@ -144,13 +168,14 @@ fn action(sink: &mut Sink, table: &DeTable, span: &Span, scope: &Scope) -> Optio
             let status = t(sink, "status");
             ActionSpec::Set {
                 status: super::status::action_status(sink, table, status, scope.statuses),
-                fields: pairs(sink, table, "fields", scope),
+                fields: pairs(sink, table, "fields", scope, Target::Fields),
             }
         }
         "analytics" => {
             let table_name =
                 reader::required_string(sink, table, "table", span, "the analytics table")?;
-            let values = pairs(sink, table, "values", scope);
+            let decl = check_table(sink, &table_name, scope.tables)?;
+            let values = pairs(sink, table, "values", scope, Target::Columns(decl));
             if reader::get(table, "values").is_none() {
                 sink.error(span, "action `analytics` needs `values`");
             }
@@ -189,6 +214,28 @@ fn action(sink: &mut Sink, table: &DeTable, span: &Span, scope: &Scope) -> Optio
         task: task_spec(sink, table, scope),
         if_missing: if_missing(sink, table),
     })
+}
+
+/// The declared table an analytics action names. When tables are declared, a name that is
+/// not one of them is an error (a typo would start a new table and split the data); with none
+/// declared, any table goes, as in version 1. `None` from the outer option: the error.
+fn check_table<'t>(
+    sink: &mut Sink,
+    name: &toml::Spanned<String>,
+    tables: &'t [AnalyticsDecl],
+) -> Option<Option<&'t AnalyticsDecl>> {
+    if tables.is_empty() {
+        return Some(None);
+    }
+    if let Some(decl) = tables.iter().find(|d| &d.name == name.get_ref()) {
+        return Some(Some(decl));
+    }
+    let known: Vec<&str> = tables.iter().map(|d| d.name.as_str()).collect();
+    sink.error(
+        &name.span(),
+        unknown_word("analytics table", name.get_ref(), &known),
+    );
+    None
 }
 
 /// Analytics columns must be declared when the table is.
@@ -243,6 +290,10 @@ fn task_spec(sink: &mut Sink, table: &DeTable, scope: &Scope) -> TaskSpec {
             } else {
                 template(sink, by, "is", scope)
             };
+            if let Some(field) = &field {
+                let name = toml::Spanned::new(field.span(), field.get_ref().as_str().into());
+                check_field_name(sink, &name, scope.fields);
+            }
             match (field, is) {
                 (Some(field), Some(value)) => TaskSpec::Field {
                     field: field.into_inner(),
@@ -281,8 +332,15 @@ fn if_missing(sink: &mut Sink, table: &DeTable) -> IfMissing {
     }
 }
 
-/// `fields = { "Name" = "template" }` or analytics `values`, in source order.
-fn pairs(sink: &mut Sink, table: &DeTable, key: &str, scope: &Scope) -> Vec<(String, Template)> {
+/// `fields = { "Name" = "template" }` or analytics `values`, in source order. A literal value
+/// of a choice field or column is checked against its list and put in its declared spelling.
+fn pairs(
+    sink: &mut Sink,
+    table: &DeTable,
+    key: &str,
+    scope: &Scope,
+    target: Target,
+) -> Vec<(String, Template)> {
     let Some((map, _)) = reader::table(sink, table, key) else {
         return Vec::new();
     };
@@ -297,11 +355,114 @@ fn pairs(sink: &mut Sink, table: &DeTable, key: &str, scope: &Scope) -> Vec<(Str
                 continue;
             }
         };
-        if let Some(t) = compile(sink, &value.span(), &text, scope) {
-            out.push((name.get_ref().to_string(), t));
+        let choices = match target {
+            Target::Fields => {
+                check_field_name(sink, name, scope.fields);
+                scope
+                    .fields
+                    .iter()
+                    .find(|f| f.name == name.get_ref().as_ref() && f.kind == FieldType::Choice)
+                    .map(|f| (format!("field \"{}\"", f.name), f.values.as_slice()))
+            }
+            Target::Columns(decl) => decl.and_then(|d| {
+                d.choice(name.get_ref())
+                    .map(|v| (format!("column \"{}\"", name.get_ref()), v))
+            }),
+        };
+        let Some(mut t) = compile(sink, &value.span(), &text, scope) else {
+            continue;
+        };
+        if let Some((what, allowed)) = choices {
+            t = choice(sink, &value.span(), t, &what, allowed, scope.literals);
         }
+        out.push((name.get_ref().to_string(), t));
     }
     out
+}
+
+/// A field name one or two edits from a declared one is a typo, not a new free field: the
+/// value would go where no report or trigger looks.
+pub fn check_field_name(
+    sink: &mut Sink,
+    name: &toml::Spanned<toml::de::DeString>,
+    fields: &[FieldDecl],
+) {
+    let known: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
+    if let Some(near) = likely_typo(name.get_ref(), &known) {
+        sink.error(
+            &name.span(),
+            format!(
+                "field \"{}\" is not declared, did you mean \"{near}\"? (an undeclared field is \
+                 a free text field, but this name is too close to a declared one to be meant)",
+                name.get_ref()
+            ),
+        );
+    }
+}
+
+/// A choice value written in the rule: a literal must be one of `allowed` (it becomes the
+/// declared spelling); a lone variable must allow every text the rule gives it (`default`,
+/// `map` values). Other templates depend on the mail and are checked when it arrives.
+fn choice(
+    sink: &mut Sink,
+    span: &Span,
+    template: Template,
+    what: &str,
+    allowed: &[String],
+    literals: &[Literal],
+) -> Template {
+    if template.vars().next().is_none() {
+        let text: String = template
+            .parts
+            .iter()
+            .map(|p| match p {
+                Part::Literal(l) => l.as_str(),
+                Part::Var(_) => "",
+            })
+            .collect();
+        return match check_choice(sink, span, &text, what, allowed, "value") {
+            Some(declared) => Template::literal(&declared),
+            None => template,
+        };
+    }
+    if let Some(var) = template.single_var() {
+        for literal in literals.iter().filter(|l| l.var == var) {
+            let label = format!("`{}` of {{{var}}}", literal.what);
+            check_choice(sink, &literal.span, &literal.text, what, allowed, &label);
+        }
+    }
+    template
+}
+
+/// The declared spelling of `text` among `allowed`, or an error at `span`. Empty clears.
+pub fn check_choice(
+    sink: &mut Sink,
+    span: &Span,
+    text: &str,
+    what: &str,
+    allowed: &[String],
+    label: &str,
+) -> Option<String> {
+    let wanted = text.trim().to_lowercase();
+    if wanted.is_empty() {
+        return Some(String::new());
+    }
+    if let Some(v) = allowed.iter().find(|v| v.trim().to_lowercase() == wanted) {
+        return Some(v.clone());
+    }
+    let names: Vec<&str> = allowed.iter().map(String::as_str).collect();
+    let hint = match nearest(text.trim(), &names) {
+        Some(near) => format!(", did you mean \"{near}\"?"),
+        None => {
+            let list: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+            format!("; its values are {}", list.join(", "))
+        }
+    };
+    sink.error(
+        span,
+        format!("{label} \"{}\" is not a value of {what}{hint}", text.trim()),
+    );
+    None
 }
 
 /// A template-valued key, if present.

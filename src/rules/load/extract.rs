@@ -3,6 +3,7 @@
 use regex::Regex;
 use toml::de::{DeTable, DeValue};
 
+use super::action::Literal;
 use super::reader::{self, entries, Sink, Span};
 use super::when::compile_regex;
 use crate::rules::convert::convert;
@@ -22,6 +23,41 @@ pub fn extractors(sink: &mut Sink, table: &DeTable) -> Vec<Extractor> {
         match value.get_ref() {
             DeValue::Table(t) => out.extend(extractor(sink, name, t, &value.span())),
             _ => reader::wrong_type(sink, &name, value, "a table such as { after = \"Label:\" }"),
+        }
+    }
+    out
+}
+
+/// The texts the rule itself gives each extracted variable (`default`, `map` values), with
+/// where they are written: a choice field set from the variable must allow them.
+pub fn literals(table: &DeTable) -> Vec<Literal> {
+    let mut out = Vec::new();
+    for (key, value) in entries(table) {
+        let DeValue::Table(t) = value.get_ref() else {
+            continue;
+        };
+        let var = key.get_ref().to_string();
+        if let Some(d) = reader::get(t, "default") {
+            if let DeValue::String(text) = d.get_ref() {
+                out.push(Literal {
+                    var: var.clone(),
+                    span: d.span(),
+                    text: text.to_string(),
+                    what: "default",
+                });
+            }
+        }
+        if let Some(DeValue::Table(map)) = reader::get(t, "map").map(|m| m.get_ref()) {
+            for (_, v) in entries(map) {
+                if let DeValue::String(text) = v.get_ref() {
+                    out.push(Literal {
+                        var: var.clone(),
+                        span: v.span(),
+                        text: text.to_string(),
+                        what: "map",
+                    });
+                }
+            }
         }
     }
     out

@@ -8,12 +8,13 @@ use toml::de::{DeTable, DeValue};
 
 mod action;
 mod extract;
+mod names;
 mod reader;
 mod status;
 mod when;
 
 use self::action::{Owner, Scope, RULE_BUILTINS};
-use self::extract::extractors;
+use self::extract::{extractors, literals};
 use self::reader::{entries, Sink, Span};
 use self::when::value_names;
 use super::error::{unknown_word, RuleError, RuleErrors};
@@ -274,6 +275,7 @@ fn declarations(sink: &mut Sink, doc: &DeTable, loaded: &mut Loaded) {
                 continue;
             }
             let mut columns = Vec::new();
+            let mut choices = Vec::new();
             match reader::table(sink, table, "columns") {
                 None if !table.contains_key("columns") => {
                     sink.error(&span, "missing `columns` (column name = type)")
@@ -281,19 +283,14 @@ fn declarations(sink: &mut Sink, doc: &DeTable, loaded: &mut Loaded) {
                 None => {}
                 Some((cols, _)) => {
                     for (col, kind) in entries(cols) {
-                        let kind_name = match kind.get_ref() {
-                            DeValue::String(s) => s.to_string(),
-                            _ => {
-                                reader::wrong_type(sink, col.get_ref(), kind, "a type name");
-                                continue;
+                        let name = col.get_ref().to_string();
+                        match column_type(sink, &name, kind) {
+                            Some(ColumnType::Value(k)) => columns.push((name, k)),
+                            Some(ColumnType::Choice(values)) => {
+                                columns.push((name.clone(), ValueType::Text));
+                                choices.push((name, values));
                             }
-                        };
-                        match ValueType::parse(&kind_name) {
-                            Some(k) => columns.push((col.get_ref().to_string(), k)),
-                            None => sink.error(
-                                &kind.span(),
-                                unknown_word("type", &kind_name, &ValueType::NAMES),
-                            ),
+                            None => {}
                         }
                     }
                 }
@@ -301,7 +298,67 @@ fn declarations(sink: &mut Sink, doc: &DeTable, loaded: &mut Loaded) {
             loaded.analytics.push(AnalyticsDecl {
                 name: name.into_inner(),
                 columns,
+                choices,
             });
+        }
+    }
+}
+
+/// The type of an analytics column, as declared.
+enum ColumnType {
+    Value(ValueType),
+    Choice(Vec<String>),
+}
+
+/// A column's type: `"number"`, or a table typed like a field:
+/// `{ type = "choice", values = [...] }`, `{ type = "date" }`.
+fn column_type(sink: &mut Sink, column: &str, kind: &reader::Value) -> Option<ColumnType> {
+    let mut known = ValueType::NAMES.to_vec();
+    known.push("choice");
+    let (name, spec) = match kind.get_ref() {
+        DeValue::String(s) => (toml::Spanned::new(kind.span(), s.to_string()), None),
+        DeValue::Table(t) => {
+            reader::check_keys(sink, t, &["type", "values"]);
+            let name = reader::required_string(sink, t, "type", &kind.span(), "the column's type")?;
+            (name, Some(t))
+        }
+        _ => {
+            reader::wrong_type(
+                sink,
+                column,
+                kind,
+                "a type name or { type = \"choice\", values = [...] }",
+            );
+            return None;
+        }
+    };
+    let values: Vec<String> = spec
+        .and_then(|t| reader::strings(sink, t, "values"))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.into_inner())
+        .collect();
+    if name.get_ref() == "choice" {
+        if values.is_empty() {
+            sink.error(
+                &kind.span(),
+                format!("column `{column}` of type \"choice\" needs `values`, the list of allowed values"),
+            );
+            return None;
+        }
+        return Some(ColumnType::Choice(values));
+    }
+    if spec.is_some_and(|t| t.contains_key("values")) {
+        sink.error(
+            &kind.span(),
+            format!("column `{column}`: `values` applies only to columns of type \"choice\""),
+        );
+    }
+    match ValueType::parse(name.get_ref()) {
+        Some(k) => Some(ColumnType::Value(k)),
+        None => {
+            sink.error(&name.span(), unknown_word("type", name.get_ref(), &known));
+            None
         }
     }
 }
@@ -325,8 +382,8 @@ fn rule(
     let when = reader::table(sink, table, "when")
         .map(|(t, _)| when::when(sink, t))
         .unwrap_or_default();
-    let extract = reader::table(sink, table, "extract")
-        .map(|(t, _)| extractors(sink, t))
+    let (extract, literals) = reader::table(sink, table, "extract")
+        .map(|(t, _)| (extractors(sink, t), literals(t)))
         .unwrap_or_default();
     let mut vars: Vec<String> = RULE_BUILTINS.iter().map(|s| s.to_string()).collect();
     regex_names(&when, &mut vars);
@@ -336,6 +393,8 @@ fn rule(
         vars: &vars,
         tables: &loaded.analytics,
         statuses: &loaded.statuses,
+        fields: &loaded.fields,
+        literals: &literals,
     };
     let actions = do_actions(sink, table, span, &scope);
     (sink.error_count() == before).then_some(Rule {
@@ -423,11 +482,34 @@ fn trigger(
         status::check_conditions(sink, w, &loaded.statuses);
     }
     let table_name = reader::string(sink, table, "table");
+    if let Some(w) = reader::get(table, "when") {
+        match on {
+            // The row of a declared table: its columns (checked below) and their choices.
+            Some(TriggerEvent::Analytics) => {
+                let declared = table_name
+                    .as_ref()
+                    .and_then(|n| loaded.analytics.iter().find(|a| &a.name == n.get_ref()));
+                if let Some(decl) = declared {
+                    names::check_when(sink, w, names::Names::Columns(decl));
+                }
+            }
+            _ => names::check_when(sink, w, names::Names::Fields(&loaded.fields)),
+        }
+    }
     if let (Some(t), Some(on)) = (&table_name, on) {
         if on != TriggerEvent::Analytics {
             sink.error(
                 &t.span(),
                 "`table` applies only to triggers with on = \"analytics\"",
+            );
+        } else if !loaded.analytics.is_empty()
+            && !loaded.analytics.iter().any(|a| &a.name == t.get_ref())
+        {
+            // A trigger on a misspelt table would never fire.
+            let known: Vec<&str> = loaded.analytics.iter().map(|a| a.name.as_str()).collect();
+            sink.error(
+                &t.span(),
+                unknown_word("analytics table", t.get_ref(), &known),
             );
         }
     }
@@ -453,6 +535,8 @@ fn trigger(
         vars: &vars,
         tables: &loaded.analytics,
         statuses: &loaded.statuses,
+        fields: &loaded.fields,
+        literals: &[],
     };
     let actions = do_actions(sink, table, span, &scope);
     if sink.error_count() != before {
@@ -478,6 +562,9 @@ fn schedule(
     reader::check_keys(sink, table, &SCHEDULE_KEYS);
     if let Some(w) = reader::get(table, "when") {
         status::check_conditions(sink, w, &loaded.statuses);
+    }
+    if let Some(w) = reader::get(table, "when") {
+        names::check_when(sink, w, names::Names::Fields(&loaded.fields));
     }
     let every =
         reader::required_string(sink, table, "every", span, "how often it runs, e.g. \"5m\"")
@@ -518,6 +605,8 @@ fn schedule(
         vars: &vars,
         tables: &loaded.analytics,
         statuses: &loaded.statuses,
+        fields: &loaded.fields,
+        literals: &[],
     };
     let actions = do_actions(sink, table, span, &scope);
     if sink.error_count() != before {

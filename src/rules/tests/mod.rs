@@ -2,6 +2,7 @@
 
 mod load;
 mod matching;
+mod names;
 mod planning;
 mod prefilter;
 

@@ -181,11 +181,12 @@ fn the_refusal_survey_sets_typed_fields_on_the_captured_task() {
             ],
         }
     );
-    // a captured `task` is a value like any other: `{task}` is literal text here
+    // a captured `task` is a value like any other: `{task}` is literal text here; `{reason}`
+    // sets the choice field, so it renders in the declared spelling too (rules.md, version 2)
     assert_eq!(
         p.actions[1].kind,
         ActionKind::Comment {
-            text: Text::literal("Опрос «Причина отказа» по задаче #17: дорого"),
+            text: Text::literal("Опрос «Причина отказа» по задаче #17: Дорого"),
             auto: true,
         }
     );
