@@ -114,6 +114,74 @@ fn a_missing_rules_folder_is_said_on_stderr_without_a_position() {
 }
 
 #[test]
+fn every_command_describes_each_argument_and_shows_an_example() {
+    let w = Workdir::with_rules(&[]);
+    let leaves: &[&[&str]] = &[
+        &["run"],
+        &["check"],
+        &["ingest"],
+        &["explain"],
+        &["test"],
+        &["report"],
+        &["failed"],
+        &["retry"],
+        &["schedules"],
+        &["outbox"],
+        &["completions"],
+        &["man"],
+        &["task", "list"],
+        &["task", "show"],
+        &["task", "set"],
+        &["task", "comment"],
+        &["task", "close"],
+        &["task", "reply"],
+        &["task", "history"],
+        &["user", "add"],
+        &["user", "list"],
+        &["user", "remove"],
+        &["user", "passwd"],
+        &["user", "token"],
+        &["message", "list"],
+        &["message", "show"],
+        &["message", "attachment"],
+        &["message", "prune"],
+        &["analytics", "show"],
+        &["schedules", "run"],
+        &["outbox", "retry"],
+    ];
+    for command in leaves {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let help = w.ok(&args);
+        assert!(
+            help.contains("Example:\n  mailrules "),
+            "{command:?} has no example:\n{help}"
+        );
+        let lines: Vec<&str> = help.lines().collect();
+        let mut in_options = false;
+        for (i, line) in lines.iter().enumerate() {
+            if line.ends_with(':') && !line.starts_with(' ') {
+                in_options = matches!(*line, "Arguments:" | "Options:");
+                continue;
+            }
+            let item = line.trim();
+            if !in_options || !(item.starts_with('-') || item.starts_with('<')) {
+                continue;
+            }
+            // Short help: the description on the same line; long help: on the next, indented.
+            let same_line = item.contains("  ");
+            let next_line = lines
+                .get(i + 1)
+                .is_some_and(|next| next.starts_with("          ") && !next.trim().is_empty());
+            assert!(
+                same_line || next_line,
+                "{command:?}: {line:?} has no description"
+            );
+        }
+    }
+}
+
+#[test]
 fn completions_and_the_man_page_cover_every_command() {
     let w = Workdir::with_rules(&[]);
     for shell in ["bash", "zsh", "fish"] {

@@ -55,8 +55,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The daemon: watch every configured mailbox, process mail, send queued mail, run schedules.
+    #[command(after_help = "Example:\n  mailrules --config /etc/mailrules/mailrules.toml run")]
     Run,
     /// Load the configuration and the rules, and report every error.
+    #[command(after_help = "Example:\n  mailrules check --online")]
     Check {
         /// Also log in to every mailbox and the SMTP server, resolve the folders mail is moved
         /// to, and say what each server offers.
@@ -64,12 +66,17 @@ pub enum Command {
         online: bool,
     },
     /// Process messages from .eml files, Maildir folders, mbox files or `-` (stdin).
+    #[command(
+        after_help = "Example:\n  mailrules ingest ~/Maildir/.Support archive.mbox --mailbox support"
+    )]
     Ingest {
+        /// Files, Maildir folders, mbox files, or `-` for one message on standard input.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Mailbox name the messages count as coming from (for `mailbox = [...]` in rules).
         #[arg(long, default_value = "cli")]
         mailbox: String,
+        /// One JSON document on stdout instead of the table (keys in the docs).
         #[arg(long)]
         json: bool,
     },
@@ -78,6 +85,9 @@ pub enum Command {
     /// `mailrules explain mail.eml` for a file (`-`: standard input); `mailrules explain
     /// --message 42` for a stored message (a failed one, above all): what happened to it, and
     /// what would happen now with the current rules.
+    #[command(
+        after_help = "Example:\n  mailrules explain new-mail.eml; mailrules explain --message 12 --json"
+    )]
     Explain {
         /// The message file (`-` for standard input).
         #[arg(required_unless_present = "message", conflicts_with = "message")]
@@ -88,11 +98,13 @@ pub enum Command {
         /// The mailbox the message counts as coming from (for `mailbox = [...]` in rules).
         #[arg(long, default_value = "cli")]
         mailbox: String,
+        /// One JSON document on stdout instead of the table (keys in the docs).
         #[arg(long)]
         json: bool,
     },
     /// Run the rule tests: sample mail with what must happen (`NAME.eml` + `NAME.toml`), in a
     /// throwaway store; nothing is sent. Example: `mailrules test rules/tests`.
+    #[command(after_help = "Example:\n  mailrules test --bless rules/tests")]
     Test {
         /// Folders of tests, or single tests (`NAME.eml` or `NAME.toml`: the folder's earlier
         /// messages arrive first); default: the `tests` folder beside the rule files.
@@ -112,6 +124,9 @@ pub enum Command {
         command: AnalyticsCommand,
     },
     /// Counts of analytics rows grouped by a column (and a period).
+    #[command(
+        after_help = "Example:\n  mailrules report \"Причины отказа\" --by Причина --period month --format csv"
+    )]
     Report {
         /// The analytics table.
         table: String,
@@ -133,27 +148,35 @@ pub enum Command {
         command: MessageCommand,
     },
     /// Messages that failed, with their errors.
+    #[command(after_help = "Example:\n  mailrules failed --json")]
     Failed {
+        /// One JSON document on stdout instead of the table (keys in the docs).
         #[arg(long)]
         json: bool,
     },
     /// Run failed messages again (all of them, or the given ids).
+    #[command(after_help = "Example:\n  mailrules retry 12 15")]
     Retry {
         ids: Vec<i64>,
+        /// One JSON document on stdout instead of the table (keys in the docs).
         #[arg(long)]
         json: bool,
     },
     /// Schedules: when each last ran and what it did.
+    #[command(after_help = "Example:\n  mailrules schedules; mailrules schedules run --now")]
     Schedules {
         #[command(subcommand)]
         command: Option<SchedulesCommand>,
+        /// One JSON document on stdout instead of the table (keys in the docs).
         #[arg(long)]
         json: bool,
     },
     /// Queued, sent, failed and suppressed outgoing mail.
+    #[command(after_help = "Example:\n  mailrules outbox; mailrules outbox retry 7")]
     Outbox {
         #[command(subcommand)]
         command: Option<OutboxCommand>,
+        /// One JSON document on stdout instead of the table (keys in the docs).
         #[arg(long)]
         json: bool,
     },
@@ -163,12 +186,14 @@ pub enum Command {
         command: UserCommand,
     },
     /// Print a shell completion script: `mailrules completions bash > /etc/bash_completion.d/mailrules`.
+    #[command(after_help = "Example:\n  mailrules completions zsh > ~/.zfunc/_mailrules")]
     Completions {
         /// The shell to complete in.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
     /// Print the man page (roff): `mailrules man > /usr/local/share/man/man1/mailrules.1`.
+    #[command(after_help = "Example:\n  mailrules man | man -l -")]
     Man,
 }
 
@@ -176,8 +201,13 @@ pub enum Command {
 pub enum UserCommand {
     /// Add an account; the password is read from standard input (one line), or asked for
     /// twice when standard input is a terminal.
+    #[command(
+        after_help = "Example:\n  mailrules user add anna@acme.example --name \"Анна\" --role agent < password.txt"
+    )]
     Add {
+        /// The account's email address.
         email: String,
+        /// The name shown beside the address.
         #[arg(long)]
         name: Option<String>,
         /// viewer: reads everything; agent: also works tasks; admin: also users, retry, rules.
@@ -185,27 +215,46 @@ pub enum UserCommand {
         role: users::RoleArg,
     },
     /// Every account with its role.
+    #[command(after_help = "Example:\n  mailrules user list --json")]
     List {
+        /// One JSON document on stdout instead of the table (keys in the docs).
         #[arg(long)]
         json: bool,
     },
     /// Remove an account (its API token stops working).
-    Remove { email: String },
+    #[command(after_help = "Example:\n  mailrules user remove anna@acme.example")]
+    Remove {
+        /// The account's email address.
+        email: String,
+    },
     /// Set a new password, read like `user add` reads it.
-    Passwd { email: String },
+    #[command(after_help = "Example:\n  mailrules user passwd anna@acme.example")]
+    Passwd {
+        /// The account's email address.
+        email: String,
+    },
     /// Print a new API token for the account, once; it replaces the account's previous token.
-    Token { email: String },
+    #[command(after_help = "Example:\n  mailrules user token anna@acme.example")]
+    Token {
+        /// The account's email address.
+        email: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TaskCommand {
     /// Tasks, newest first.
+    #[command(
+        after_help = "Example:\n  mailrules task list --open --assignee anna@acme.example --limit 50"
+    )]
     List {
+        /// Only tasks (or messages) with this status.
         #[arg(long)]
         status: Option<String>,
         /// Only tasks whose status is not a `closed = true` one.
         #[arg(long)]
         open: bool,
+        /// Only tasks assigned to this address.
         #[arg(long, value_name = "EMAIL")]
         assignee: Option<String>,
         /// Only tasks whose field NAME has VALUE.
@@ -214,26 +263,36 @@ pub enum TaskCommand {
         /// Text in the title, the description or a comment.
         #[arg(long, value_name = "TEXT")]
         search: Option<String>,
+        /// At most this many (with --offset: a page of them).
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
         /// Skip the first N tasks (with --limit: pages).
         #[arg(long, value_name = "N", default_value_t = 0)]
         offset: u64,
+        /// One JSON document on stdout instead of the table (keys in the docs).
         #[arg(long)]
         json: bool,
     },
     /// One task with its fields, comments and analytics rows.
+    #[command(after_help = "Example:\n  mailrules task show 42 --json")]
     Show {
+        /// The task (or message) number.
         id: i64,
         /// Also show automatic comments (written by rules and triggers).
         #[arg(long)]
         all: bool,
+        /// One JSON document on stdout instead of the table (keys in the docs).
         #[arg(long)]
         json: bool,
     },
     /// Change a task by hand: its status, assignee or fields (checked like a rule's).
+    #[command(
+        after_help = "Example:\n  mailrules task set 42 --status \"Завершенная\" --field \"Причина отказа=Дорого\" --as anna@acme.example"
+    )]
     Set {
+        /// The task (or message) number.
         id: i64,
+        /// Only tasks (or messages) with this status.
         #[arg(long)]
         status: Option<String>,
         /// An address, or `none` to take the assignee off.
@@ -247,34 +306,49 @@ pub enum TaskCommand {
         author: Option<String>,
     },
     /// Add an internal note to a task (not mailed); `-` reads it from standard input.
+    #[command(after_help = "Example:\n  mailrules task comment 42 \"Позвонила клиенту\"")]
     Comment {
+        /// The task (or message) number.
         id: i64,
+        /// The text, or `-` to read it from standard input (UTF-8).
         text: String,
+        /// Who makes the change (else `$MAILRULES_USER`).
         #[arg(long = "as", value_name = "EMAIL")]
         author: Option<String>,
     },
     /// Close a task: its status becomes the first status declared `closed = true`.
+    #[command(after_help = "Example:\n  mailrules task close 42")]
     Close {
+        /// The task (or message) number.
         id: i64,
+        /// Who makes the change (else `$MAILRULES_USER`).
         #[arg(long = "as", value_name = "EMAIL")]
         author: Option<String>,
     },
     /// Answer the task's requester by mail (through the outbox); `-` reads the text from
     /// standard input.
+    #[command(after_help = "Example:\n  mailrules task reply 42 - < answer.txt")]
     Reply {
+        /// The task (or message) number.
         id: i64,
+        /// The text, or `-` to read it from standard input (UTF-8).
         text: String,
         /// A copy to this address; may be repeated.
         #[arg(long, value_name = "ADDR")]
         cc: Vec<String>,
+        /// Who makes the change (else `$MAILRULES_USER`).
         #[arg(long = "as", value_name = "EMAIL")]
         author: Option<String>,
+        /// One JSON document on stdout instead of the table (keys in the docs).
         #[arg(long)]
         json: bool,
     },
     /// Everything that happened to a task and who did it, oldest first.
+    #[command(after_help = "Example:\n  mailrules task history 42")]
     History {
+        /// The task (or message) number.
         id: i64,
+        /// One JSON document on stdout instead of the table (keys in the docs).
         #[arg(long)]
         json: bool,
     },
@@ -283,6 +357,7 @@ pub enum TaskCommand {
 #[derive(Debug, Subcommand)]
 pub enum MessageCommand {
     /// Every message and its fate (applied, ignored, failed), newest first.
+    #[command(after_help = "Example:\n  mailrules message list --status failed --limit 20")]
     List {
         /// Only these; `duplicate`: messages delivered again after they were processed.
         #[arg(long, value_enum)]
@@ -290,29 +365,39 @@ pub enum MessageCommand {
         /// Only messages that acted on this task.
         #[arg(long)]
         task: Option<i64>,
+        /// At most this many, newest first.
         #[arg(long)]
         limit: Option<u32>,
+        /// One JSON document on stdout instead of the table (keys in the docs).
         #[arg(long)]
         json: bool,
     },
     /// One message: headers, fate, rule, task, error, attachments.
+    #[command(after_help = "Example:\n  mailrules message show 12 --raw > original.eml")]
     Show {
+        /// The task (or message) number.
         id: i64,
         /// Write its original bytes as they came (escaped on a terminal).
         #[arg(long)]
         raw: bool,
+        /// One JSON document on stdout instead of the table (keys in the docs).
         #[arg(long)]
         json: bool,
     },
     /// Write the message's N-th attachment (from 1) to stdout, or to a file.
+    #[command(after_help = "Example:\n  mailrules message attachment 12 1 -o invoice.pdf")]
     Attachment {
+        /// The task (or message) number.
         id: i64,
+        /// Which attachment, from 1 (as `message show` numbers them).
         number: usize,
+        /// Write it to this file instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
     /// Delete the original bytes of mail received longer ago than `keep_mail` now (the daemon
     /// does it every hour); the messages' records stay.
+    #[command(after_help = "Example:\n  mailrules message prune")]
     Prune {
         /// The time to count from (RFC 3339), instead of the clock.
         #[arg(long)]
@@ -342,6 +427,7 @@ impl From<FateArg> for crate::store::MessageFate {
 #[derive(Debug, Subcommand)]
 pub enum AnalyticsCommand {
     /// Rows of one analytics table.
+    #[command(after_help = "Example:\n  mailrules analytics show \"Причины отказа\" --format csv")]
     Show {
         /// The analytics table.
         name: String,
@@ -357,6 +443,7 @@ pub enum AnalyticsCommand {
 pub enum SchedulesCommand {
     /// Run the schedules whose `every` has passed since they last ran (all of them with
     /// --now); each still acts at most once per task per entry into its state.
+    #[command(after_help = "Example:\n  mailrules schedules run --now --at 2026-12-02T09:00:00Z")]
     Run {
         /// Run every schedule, whenever it last ran.
         #[arg(long)]
@@ -364,6 +451,7 @@ pub enum SchedulesCommand {
         /// The time to run at (RFC 3339), instead of the clock: for tests.
         #[arg(long)]
         at: Option<String>,
+        /// One JSON document on stdout instead of the table (keys in the docs).
         #[arg(long)]
         json: bool,
     },
@@ -372,6 +460,7 @@ pub enum SchedulesCommand {
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
     /// Put failed mail (all, or the given ids) back in the queue.
+    #[command(after_help = "Example:\n  mailrules outbox retry 7")]
     Retry { ids: Vec<i64> },
     /// Send what is due now and exit (for cron, or when the daemon is not running).
     Send,
