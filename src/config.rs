@@ -31,6 +31,13 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// Every problem found in a configuration that parsed, each on its own line, so that one
+    /// run of `check` shows them all.
+    #[error("{}", .problems.iter().map(|p| format!("{}: {p}", .path.display())).collect::<Vec<_>>().join("\n"))]
+    Problems {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
     #[error("cannot read the password for {what}: {message}")]
     Secret { what: String, message: String },
 }
@@ -447,6 +454,11 @@ fn password_source(
     }
 }
 
+/// The value, or `None` with the problem noted as `at: problem`.
+fn noted<T>(problems: &mut Vec<String>, at: &str, result: Result<T, String>) -> Option<T> {
+    result.map_err(|e| problems.push(format!("{at}: {e}"))).ok()
+}
+
 impl Config {
     /// Reads and validates the config at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -479,23 +491,39 @@ impl Config {
             }
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let invalid = |message: String| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message,
-        };
+        // Every problem is collected (as rule errors are) and reported together at the end.
+        let mut problems: Vec<String> = Vec::new();
 
         let mut mailboxes = Vec::new();
         for m in raw.mailbox {
-            let ctx = |msg: String| invalid(format!("mailbox {:?}: {msg}", m.name));
+            let ctx = |msg: String| format!("mailbox {:?}: {msg}", m.name);
+            let before = problems.len();
             if mailboxes.iter().any(|b: &MailboxConfig| b.name == m.name) {
-                return Err(ctx("a mailbox with this name is already configured".into()));
+                problems.push(ctx("a mailbox with this name is already configured".into()));
             }
             let tls = m.tls.unwrap_or(TlsMode::Implicit);
             if tls == TlsMode::None && !is_loopback_host(&m.host) {
-                return Err(ctx(format!(
+                problems.push(ctx(format!(
                     "tls = \"none\" is only allowed for loopback hosts, not {:?}",
                     m.host
                 )));
+            }
+            let at = format!("mailbox {:?}", m.name);
+            let password = noted(
+                &mut problems,
+                &at,
+                password_source(m.password_file, m.password_env, &base),
+            );
+            let on_success = noted(&mut problems, &at, Disposition::parse(&m.on_success));
+            let on_failure = noted(&mut problems, &at, Disposition::parse(&m.on_failure));
+            let poll_interval = noted(&mut problems, &at, parse_duration(&m.poll_interval));
+            let (Some(password), Some(on_success), Some(on_failure), Some(poll_interval)) =
+                (password, on_success, on_failure, poll_interval)
+            else {
+                continue;
+            };
+            if problems.len() > before {
+                continue;
             }
             mailboxes.push(MailboxConfig {
                 port: m
@@ -503,10 +531,10 @@ impl Config {
                     .unwrap_or(if tls == TlsMode::Implicit { 993 } else { 143 }),
                 tls,
                 ca_file: m.ca_file.map(|f| base.join(f)),
-                password: password_source(m.password_file, m.password_env, &base).map_err(ctx)?,
-                on_success: Disposition::parse(&m.on_success).map_err(ctx)?,
-                on_failure: Disposition::parse(&m.on_failure).map_err(ctx)?,
-                poll_interval: parse_duration(&m.poll_interval).map_err(ctx)?,
+                password,
+                on_success,
+                on_failure,
+                poll_interval,
                 batch_size: m.batch_size.max(1),
                 idle: m.idle,
                 folder: m.folder,
@@ -519,37 +547,47 @@ impl Config {
         let smtp = match raw.smtp {
             None => None,
             Some(s) => {
-                let ctx = |msg: String| invalid(format!("[smtp]: {msg}"));
+                let ctx = |msg: String| format!("[smtp]: {msg}");
                 let tls = s.tls.unwrap_or(TlsMode::Starttls);
                 if tls == TlsMode::None && !is_loopback_host(&s.host) {
-                    return Err(ctx(format!(
+                    problems.push(ctx(format!(
                         "tls = \"none\" is only allowed for loopback hosts, not {:?}",
                         s.host
                     )));
                 }
-                Some(SmtpConfig {
-                    port: s.port.unwrap_or(match tls {
-                        TlsMode::Implicit => 465,
-                        TlsMode::Starttls => 587,
-                        TlsMode::None => 25,
+                let password = noted(
+                    &mut problems,
+                    "[smtp]",
+                    password_source(s.password_file, s.password_env, &base),
+                );
+                let timeout = noted(&mut problems, "[smtp]", parse_duration(&s.timeout));
+                match (password, timeout) {
+                    (Some(password), Some(timeout)) => Some(SmtpConfig {
+                        port: s.port.unwrap_or(match tls {
+                            TlsMode::Implicit => 465,
+                            TlsMode::Starttls => 587,
+                            TlsMode::None => 25,
+                        }),
+                        tls,
+                        ca_file: s.ca_file.map(|f| base.join(f)),
+                        password,
+                        timeout,
+                        max_attempts: s.max_attempts.max(1),
+                        user: s.user,
+                        from: s.from,
+                        host: s.host,
                     }),
-                    tls,
-                    ca_file: s.ca_file.map(|f| base.join(f)),
-                    password: password_source(s.password_file, s.password_env, &base)
-                        .map_err(ctx)?,
-                    timeout: parse_duration(&s.timeout).map_err(ctx)?,
-                    max_attempts: s.max_attempts.max(1),
-                    user: s.user,
-                    from: s.from,
-                    host: s.host,
-                })
+                    _ => None,
+                }
             }
         };
 
         let defaults = Limits::default();
         let limits = Limits {
             reply_per_task_period: match raw.limits.reply_per_task_period {
-                Some(t) => parse_duration(&t).map_err(|m| invalid(format!("[limits]: {m}")))?,
+                Some(t) => parse_duration(&t)
+                    .map_err(|m| problems.push(format!("[limits]: {m}")))
+                    .unwrap_or(defaults.reply_per_task_period),
                 None => defaults.reply_per_task_period,
             },
             replies_per_recipient_per_day: raw
@@ -557,29 +595,49 @@ impl Config {
                 .replies_per_recipient_per_day
                 .unwrap_or(defaults.replies_per_recipient_per_day),
             max_message_size: match raw.limits.max_message_size {
-                Some(t) => parse_size(&t).map_err(|m| invalid(format!("[limits]: {m}")))?,
+                Some(t) => parse_size(&t)
+                    .map_err(|m| problems.push(format!("[limits]: {m}")))
+                    .unwrap_or(defaults.max_message_size),
                 None => defaults.max_message_size,
             },
         };
 
-        let keep_mail =
-            match raw.keep_mail.as_deref().map(str::trim) {
-                None | Some("forever") => None,
-                Some(text) => match parse_duration(text) {
-                    Ok(d) if d.is_zero() => return Err(invalid(
-                        "keep_mail must be longer than 0 (e.g. \"365d\"); leave it out to keep \
-                         mail forever"
+        let keep_mail = match raw.keep_mail.as_deref().map(str::trim) {
+            None | Some("forever") => None,
+            Some(text) => match parse_duration(text) {
+                Ok(d) if d.is_zero() => {
+                    problems.push(
+                        "keep_mail must be longer than 0 (e.g. \"365d\"); leave it out to \
+                         keep mail forever"
                             .into(),
-                    )),
-                    Ok(d) => Some(d),
-                    Err(m) => return Err(invalid(format!("keep_mail: {m}"))),
-                },
-            };
+                    );
+                    None
+                }
+                Ok(d) => Some(d),
+                Err(m) => {
+                    problems.push(format!("keep_mail: {m}"));
+                    None
+                }
+            },
+        };
 
         if let Err(e) = regex::Regex::new(&raw.threading.subject_tag) {
-            return Err(invalid(format!(
-                "[threading] subject_tag is not a valid regex: {e}"
-            )));
+            problems.push(format!("[threading] subject_tag is not a valid regex: {e}"));
+        }
+        match problems.len() {
+            0 => {}
+            1 => {
+                return Err(ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    message: problems.remove(0),
+                })
+            }
+            _ => {
+                return Err(ConfigError::Problems {
+                    path: path.to_path_buf(),
+                    problems,
+                })
+            }
         }
 
         Ok(Config {
@@ -598,84 +656,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_and_sizes() {
-        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172_800));
-        assert!(parse_duration("5 minutes").is_err());
-        assert_eq!(parse_size("50MB").unwrap(), 50 << 20);
-        assert_eq!(parse_size("1024").unwrap(), 1024);
-    }
-
-    #[test]
-    fn staff_is_matched_on_address_not_name() {
-        let staff = Staff {
-            domains: vec!["acme.example".into()],
-            addresses: vec!["Boss@gmail.example".into()],
-        };
-        assert!(staff.is_staff("anna@ACME.example"));
-        assert!(staff.is_staff("boss@gmail.example"));
-        assert!(!staff.is_staff("anna@acme.example.evil.test"));
-        assert!(!staff.is_staff("Anna ACME <x@evil.test>"));
-    }
-
-    #[test]
-    fn paths_are_relative_to_the_config_file() {
-        let c = Config::from_str(
-            "store = \"s.db\"\nrules = \"r\"\n",
-            Path::new("/etc/mr/mailrules.toml"),
-        )
-        .unwrap();
-        assert_eq!(c.store, Path::new("/etc/mr/s.db"));
-        assert_eq!(c.rules, Path::new("/etc/mr/r"));
-        assert_eq!(c.unmatched, Unmatched::Thread);
-    }
-
-    #[test]
-    fn mail_is_kept_forever_unless_keep_mail_says_otherwise() {
-        let load = |text: &str| Config::from_str(text, Path::new("m.toml"));
-        assert_eq!(load("").unwrap().keep_mail, None);
-        assert_eq!(load("keep_mail = \"forever\"\n").unwrap().keep_mail, None);
-        assert_eq!(
-            load("keep_mail = \"365d\"\n").unwrap().keep_mail,
-            Some(Duration::from_secs(365 * 86_400))
-        );
-        let zero = load("keep_mail = \"0d\"\n").unwrap_err().to_string();
-        assert!(zero.contains("leave it out to keep mail forever"), "{zero}");
-        let bad = load("keep_mail = \"a year\"\n").unwrap_err().to_string();
-        assert!(bad.contains("keep_mail: bad duration"), "{bad}");
-    }
-
-    #[test]
-    fn syntax_errors_name_line_and_column() {
-        let err = Config::from_str(
-            "store = \"a\"\nunmatched = \"sometimes\"\n",
-            Path::new("m.toml"),
-        )
-        .unwrap_err();
-        let text = err.to_string();
-        assert!(text.starts_with("m.toml:2:"), "{text}");
-    }
-
-    #[test]
-    fn plain_text_connections_only_to_loopback() {
-        let mk = |host: &str| {
-            format!("[[mailbox]]\nname=\"a\"\nhost=\"{host}\"\ntls=\"none\"\nuser=\"u\"\n")
-        };
-        assert!(Config::from_str(&mk("127.0.0.1"), Path::new("m.toml")).is_ok());
-        let err = Config::from_str(&mk("imap.example.com"), Path::new("m.toml")).unwrap_err();
-        assert!(err.to_string().contains("loopback"));
-    }
-
-    #[test]
-    fn secrets_are_not_in_debug_output() {
-        std::env::set_var("MAILRULES_TEST_SECRET_X", "hunter2");
-        let src = PasswordSource::Env("MAILRULES_TEST_SECRET_X".into());
-        assert_eq!(src.read("t").unwrap().as_deref(), Some("hunter2"));
-        assert!(!format!("{src:?}").contains("hunter2"));
-    }
-}
+mod tests;
