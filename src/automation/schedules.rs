@@ -175,7 +175,7 @@ fn firing(
 ) -> FiringRequest {
     let actions = rules
         .schedule_actions(schedule, c.task, &task_values(c))
-        .map_err(|e| format!("schedule {:?}: {}", e.rule, e.message));
+        .map_err(|e| format!("schedule \"{}\": {}", e.rule, e.message));
     let summary = match &actions {
         Ok(actions) => summarize(actions, c.task),
         Err(_) => "(could not plan)".into(),
@@ -242,11 +242,11 @@ where
                 for f in &firings {
                     match &f.outcome {
                         FiringOutcome::Failed(error) => warn!(
-                            "schedule {:?} on task #{}: {error} (tried again at its next run)",
+                            "schedule \"{}\" on task #{}: {error} (tried again at its next run)",
                             f.schedule, f.task
                         ),
                         _ => info!(
-                            "schedule {:?} on task #{}: {}",
+                            "schedule \"{}\" on task #{}: {}",
                             f.schedule, f.task, f.summary
                         ),
                     }

@@ -48,7 +48,7 @@ impl Triggers for RuleTriggers {
                 event.task,
                 &event_values(event),
             )
-            .map_err(|e| format!("trigger {:?}: {}", e.rule, e.message))
+            .map_err(|e| format!("trigger \"{}\": {}", e.rule, e.message))
     }
 
     fn wants(&self, kind: EventKind) -> bool {
