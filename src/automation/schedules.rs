@@ -252,7 +252,10 @@ where
                     }
                 }
             }
-            Err(e) => warn!("schedules could not run: {e}; trying again in {tick:?}"),
+            Err(e) => warn!(
+                "schedules could not run: {e}; trying again in {}",
+                crate::text::duration(tick)
+            ),
         }
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}

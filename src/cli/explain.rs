@@ -147,7 +147,10 @@ fn render_explanation(e: &Explanation) -> String {
     if let Some(sender) = &e.sender {
         let kind = e
             .sender_kind
-            .map(|k| format!("{k:?}").to_lowercase())
+            .map(|k| match k {
+                crate::context::SenderKind::Staff => "staff",
+                crate::context::SenderKind::Contact => "contact",
+            })
             .unwrap_or_default();
         let _ = write!(out, "sender:  {sender} ({kind})");
         if let Some(by) = &e.forwarded_by {
@@ -157,7 +160,11 @@ fn render_explanation(e: &Explanation) -> String {
     }
     let thread = match (e.thread.task, e.thread.via) {
         (Some(task), Some(via)) => {
-            format!("task #{task} (via {})", format!("{via:?}").to_lowercase())
+            let via = match via {
+                crate::context::ThreadVia::References => "references",
+                crate::context::ThreadVia::Subject => "subject",
+            };
+            format!("task #{task} (via {via})")
         }
         (Some(task), None) => format!("task #{task}"),
         _ => "new (no task found)".to_string(),

@@ -241,7 +241,10 @@ async fn handshake(
             match rustls_error {
                 Some(rustls::Error::InvalidCertificate(reason)) => Err(ImapError::Certificate {
                     host: host.to_string(),
-                    message: format!("the server's certificate is not trusted: {reason:?}"),
+                    message: format!(
+                        "the server's certificate is not trusted: {}",
+                        certificate_problem(reason)
+                    ),
                 }),
                 _ => Err(ImapError::Tls {
                     host: host.to_string(),
@@ -249,6 +252,25 @@ async fn handshake(
                 }),
             }
         }
+    }
+}
+
+/// A certificate problem in words (rustls's own names for them are Rust enum variants).
+fn certificate_problem(reason: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as E;
+    match reason {
+        E::UnknownIssuer => {
+            "it is signed by an unknown authority (self-signed or a private CA)".into()
+        }
+        E::Expired | E::ExpiredContext { .. } => "it has expired".into(),
+        E::NotValidYet | E::NotValidYetContext { .. } => "it is not valid yet".into(),
+        E::NotValidForName | E::NotValidForNameContext { .. } => {
+            "it is not valid for this host name".into()
+        }
+        E::Revoked => "it has been revoked".into(),
+        E::BadSignature => "its signature is invalid".into(),
+        E::BadEncoding => "it cannot be read".into(),
+        other => other.to_string(),
     }
 }
 

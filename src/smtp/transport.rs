@@ -94,7 +94,10 @@ impl Mailer {
             Ok(Err(e)) => Err(self.classify(&e)),
             Err(_) => Err(SmtpError::Unreachable {
                 server: self.server.clone(),
-                message: format!("no complete answer within {:?}", self.deadline),
+                message: format!(
+                    "no complete answer within {}",
+                    crate::text::duration(self.deadline)
+                ),
             }),
         }
     }
@@ -112,7 +115,10 @@ impl Mailer {
             Ok(Err(e)) => Err(self.classify(&e)),
             Err(_) => Err(SmtpError::Unreachable {
                 server: self.server.clone(),
-                message: format!("no complete answer within {:?}", self.deadline),
+                message: format!(
+                    "no complete answer within {}",
+                    crate::text::duration(self.deadline)
+                ),
             }),
         }
     }
