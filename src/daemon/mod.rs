@@ -323,6 +323,9 @@ async fn notify_systemd(notifier: Notifier, status: StatusBoard, shutdown: Shutd
         }
         let waiting = summary != said;
         tokio::select! {
+            // A change not yet told wins over shutdown: on a busy machine this task may first
+            // run when both are ready, and READY must not be lost to the coin toss.
+            biased;
             changed = changes.changed() => if changed.is_err() { break },
             _ = tokio::time::sleep_until(next_status), if waiting => {}
             _ = watchdog.tick() => {
