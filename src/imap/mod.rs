@@ -63,9 +63,9 @@ pub enum ImapError {
     CaFile { path: PathBuf, message: String },
     #[error("the server does not accept STARTTLS ({message}); refusing to log in without TLS")]
     NoStarttls { message: String },
-    #[error("the server rejected the login of {user:?}: {message}; check user and password")]
+    #[error("the server rejected the login of \"{user}\": {message}; check user and password")]
     LoginRejected { user: String, message: String },
-    #[error("cannot open folder {folder:?}: {message}")]
+    #[error("cannot open folder \"{folder}\": {message}")]
     Folder { folder: String, message: String },
     #[error("the server closed the connection: {message}")]
     Closed { message: String },

@@ -72,7 +72,12 @@ pub fn parse_from(from: &str) -> Result<Mailbox, SmtpError> {
     crate::text::single_line(from)
         .trim()
         .parse::<Mailbox>()
-        .map_err(|e| SmtpError::Config(format!("[smtp] from {from:?} is not an address: {e}")))
+        .map_err(|e| {
+            SmtpError::Config(format!(
+                "[smtp] from \"{}\" is not an address: {e}",
+                crate::text::single_line(from)
+            ))
+        })
 }
 
 /// Builds the message. Fails (permanently) only when the recipient is not a valid address.
@@ -85,7 +90,10 @@ pub fn compose(mail: &OutgoingMail, from: &Mailbox) -> Result<lettre::Message, S
         ))
     })?;
     let message_id = safe_message_id(&mail.message_id).ok_or_else(|| {
-        SmtpError::Unsendable(format!("unusable Message-ID {:?}", mail.message_id))
+        SmtpError::Unsendable(format!(
+            "unusable Message-ID \"{}\"",
+            crate::text::single_line(&mail.message_id)
+        ))
     })?;
 
     let mut builder = lettre::Message::builder()
