@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod webhook;
+pub use webhook::{HeaderPiece, HeaderTemplate, WebhookConfig, WebhookSecretError};
+
 /// Everything that can be wrong with a configuration file, in words an operator can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -58,6 +61,8 @@ pub struct Config {
     /// How long every message's original bytes are kept (`keep_mail`); `None`: forever.
     /// Past it the bytes go and the record of the message's fate stays.
     pub keep_mail: Option<Duration>,
+    /// `[[webhook]]` endpoints that rules push to, by name.
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 /// What happens to a message that no rule matched.
@@ -285,6 +290,8 @@ struct RawConfig {
     #[serde(default)]
     limits: RawLimits,
     keep_mail: Option<String>,
+    #[serde(default)]
+    webhook: Vec<webhook::RawWebhook>,
 }
 
 fn default_store() -> PathBuf {
@@ -621,6 +628,8 @@ impl Config {
             },
         };
 
+        let webhooks = webhook::parse(raw.webhook, &mut problems);
+
         if let Err(e) = regex::Regex::new(&raw.threading.subject_tag) {
             problems.push(format!("[threading] subject_tag is not a valid regex: {e}"));
         }
@@ -651,6 +660,7 @@ impl Config {
             smtp,
             limits,
             keep_mail,
+            webhooks,
         })
     }
 }

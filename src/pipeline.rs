@@ -113,6 +113,11 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// The configuration the pipeline runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     pub fn new(config: Arc<Config>, rules: Arc<RuleSet>, store: Store) -> Pipeline {
         // Config::load already checked the regex; an invalid one here means a hand-built Config.
         let subject_tag = Regex::new(&config.threading.subject_tag)

@@ -67,6 +67,61 @@ impl Serialize for Text {
     }
 }
 
+/// A webhook body: JSON whose strings may still wait for the task number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JsonText {
+    Text(Text),
+    /// A number, a boolean or a date, as written.
+    Value(serde_json::Value),
+    List(Vec<JsonText>),
+    /// Keys in the order written.
+    Table(Vec<(String, JsonText)>),
+}
+
+impl JsonText {
+    /// The JSON to send, with `task` put in for every `{task}`.
+    pub fn render(&self, task: Option<i64>) -> serde_json::Value {
+        match self {
+            JsonText::Text(t) => serde_json::Value::String(t.render(task)),
+            JsonText::Value(v) => v.clone(),
+            JsonText::List(items) => {
+                serde_json::Value::Array(items.iter().map(|i| i.render(task)).collect())
+            }
+            JsonText::Table(entries) => serde_json::Value::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.render(task)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Shown as JSON with `{task}` where the number goes.
+impl Serialize for JsonText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self {
+            JsonText::Text(t) => t.serialize(s),
+            JsonText::Value(v) => v.serialize(s),
+            JsonText::List(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
+                }
+                seq.end()
+            }
+            JsonText::Table(entries) => {
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
 /// Which task an action acts on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -133,6 +188,11 @@ pub enum ActionKind {
         to: Text,
         subject: Text,
         text: Text,
+    },
+    /// A JSON body for the `[[webhook]]` endpoint `to`, queued in the outbox.
+    Webhook {
+        to: String,
+        body: JsonText,
     },
     /// A person's change of the assignee (a bare address; None: nobody).
     Assign {

@@ -210,6 +210,7 @@ fn summarize(actions: &[PlannedAction], task: i64) -> String {
             ActionKind::Analytics { table, .. } => format!("analytics row in \"{table}\""),
             ActionKind::Reply { .. } => "reply".into(),
             ActionKind::Notify { to, .. } => format!("notify {}", to.render(Some(task))),
+            ActionKind::Webhook { to, .. } => format!("webhook \"{to}\""),
             ActionKind::Assign { assignee } => {
                 format!("assign {}", assignee.as_deref().unwrap_or("nobody"))
             }

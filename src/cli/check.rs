@@ -1,6 +1,7 @@
 //! `mailrules check`: load the configuration and the rules, and say what is wrong, including
 //! what can be checked without the network: the store's folder is writable, every password
-//! and secret can be read, and `[smtp]` exists when something replies or notifies.
+//! and secret can be read (webhook headers' variables too), `[smtp]` exists when something
+//! replies or notifies, and every webhook action names a configured `[[webhook]]`.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -13,11 +14,18 @@ pub fn check(config_path: &Path, online: bool) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config_path)?;
     let rules_ok = match RuleSet::load_dir(&config.rules) {
         Ok(rules) => {
+            // A webhook action naming no [[webhook]] is a mistake in a rule file: a finding
+            // at its FILE:LINE:COL, like the loader's.
+            let names: Vec<&str> = config.webhooks.iter().map(|w| w.name.as_str()).collect();
+            let unknown = rules.check_webhooks(&names);
+            for error in &unknown {
+                say!("{error}")?;
+            }
             let problems = local_problems(&config, &rules);
             for problem in &problems {
                 eprintln!("error: {problem}");
             }
-            if problems.is_empty() {
+            if problems.is_empty() && unknown.is_empty() {
                 let s = rules.summary();
                 say!(
                     "ok: {} rules, {} triggers, {} schedules in {} files",
@@ -27,7 +35,7 @@ pub fn check(config_path: &Path, online: bool) -> anyhow::Result<ExitCode> {
                     s.files
                 )?;
             }
-            problems.is_empty()
+            problems.is_empty() && unknown.is_empty()
         }
         Err(errors) => {
             // Mistakes in rule files are check's findings (stdout, FILE:LINE:COL); a folder or
@@ -62,6 +70,14 @@ fn local_problems(config: &Config, rules: &RuleSet) -> Vec<String> {
         if let Err(e) = mailbox.password.read(&what) {
             problems.push(e.to_string());
         }
+    }
+    for webhook in &config.webhooks {
+        problems.extend(
+            webhook
+                .environment_problems()
+                .iter()
+                .map(ToString::to_string),
+        );
     }
     match &config.smtp {
         Some(smtp) => {

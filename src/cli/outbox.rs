@@ -17,7 +17,10 @@ pub fn list(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
         println!("outbox is empty");
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = Table::new(&["ID", "STATUS", "KIND", "TASK", "TO", "SUBJECT", "NOTE"]);
+    // A webhook row's TO is its endpoint's name and its NOTE the last answer (or error).
+    let mut table = Table::new(&[
+        "ID", "STATUS", "KIND", "TASK", "TO", "SUBJECT", "TRIES", "NOTE",
+    ]);
     for r in &rows {
         table.row(vec![
             r.id.to_string(),
@@ -26,6 +29,7 @@ pub fn list(config_path: &Path, json: bool) -> anyhow::Result<ExitCode> {
             r.task.map(|t| format!("#{t}")).unwrap_or_default(),
             r.recipient.clone(),
             r.subject.clone(),
+            r.attempts.to_string(),
             r.reason.clone().unwrap_or_default(),
         ]);
     }
@@ -42,16 +46,32 @@ pub fn retry(config_path: &Path, ids: &[i64]) -> anyhow::Result<ExitCode> {
 
 pub fn send(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config_path)?;
-    let Some(smtp) = &config.smtp else {
+    if config.smtp.is_none() && config.webhooks.is_empty() {
         anyhow::bail!(
-            "no [smtp] section in {}: nothing can be sent",
+            "no [smtp] section and no [[webhook]] in {}: nothing can be sent",
             config_path.display()
         );
-    };
+    }
     let mut store = super::open_store(&config)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    if !config.webhooks.is_empty() {
+        let report =
+            runtime.block_on(crate::webhook::send_due_once(&mut store, &config.webhooks))?;
+        for error in &report.errors {
+            eprintln!("warning: outbox {error}");
+        }
+        say!(
+            "webhooks: delivered {}, retrying later {}, failed {}",
+            report.delivered,
+            report.retrying,
+            report.failed
+        )?;
+    }
+    let Some(smtp) = &config.smtp else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let report = runtime.block_on(crate::outbox::send_due_once(&mut store, smtp))?;
     for error in &report.errors {
         let next = match (&error.gave_up, &error.retry_at) {

@@ -112,6 +112,28 @@ pub async fn run_until(
         dir: config.rules.display().to_string(),
         errors,
     })?;
+    let names: Vec<&str> = config.webhooks.iter().map(|w| w.name.as_str()).collect();
+    let unknown = rules.check_webhooks(&names);
+    if !unknown.is_empty() {
+        return Err(DaemonError::Rules {
+            dir: config.rules.display().to_string(),
+            errors: crate::rules::RuleErrors(unknown),
+        });
+    }
+    // A header or secret named by a variable that is not set would never be sent empty: the
+    // daemon does not start with it, as it does not with an unreadable password.
+    let missing: Vec<String> = config
+        .webhooks
+        .iter()
+        .flat_map(|w| w.environment_problems())
+        .map(|e| e.to_string())
+        .collect();
+    if !missing.is_empty() {
+        return Err(DaemonError::Config(ConfigError::Problems {
+            path: config.path.clone(),
+            problems: missing,
+        }));
+    }
     let summary = rules.summary();
     info!(
         "loaded {} rules, {} triggers, {} schedules from {} files",
@@ -220,7 +242,8 @@ pub async fn run_with<S: BatchSink>(
 }
 
 /// The daemon's other long-running services, beside the mailbox watchers: the outbox sender
-/// (when `[smtp]` is configured) and the schedule runner. A service runs
+/// (when `[smtp]` is configured), the webhook sender (when `[[webhook]]`s are) and the
+/// schedule runner. A service runs
 /// until `context.shutdown` triggers and returns `Err(DaemonError::Service(..))` only for
 /// failures the daemon cannot survive (that stops the whole daemon, exit 1). Services that
 /// change tasks ask the processing thread (`context.sink`), the one writer, to do it.
@@ -228,19 +251,66 @@ fn spawn_services(
     tasks: &mut JoinSet<TaskResult>,
     context: ServiceContext,
 ) -> Result<(), DaemonError> {
-    if let Some(smtp) = context.config.smtp.clone() {
+    let mail_task = match context.config.smtp.clone() {
         // Its own connection: a delivery takes seconds and must not hold the pipeline's.
+        Some(smtp) => Some((
+            Store::open(&context.config.store)?,
+            smtp,
+            context.shutdown.clone(),
+        )),
+        None => None,
+    };
+    if !context.config.webhooks.is_empty() {
         let store = Store::open(&context.config.store)?;
-        let wake = context.outbox_wake.clone();
+        let endpoints = context.config.webhooks.clone();
+        // Both senders look when something was queued: one wake-up is handed to each.
+        let webhook_wake = Arc::new(tokio::sync::Notify::new());
+        let mail_wake = Arc::new(tokio::sync::Notify::new());
+        if let Some(smtp_task) = mail_task {
+            spawn_mail(tasks, smtp_task, mail_wake.clone());
+        }
+        let (queued, hooks, shutdown) = (
+            context.outbox_wake.clone(),
+            webhook_wake.clone(),
+            context.shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.wait() => return Ok(()),
+                    _ = queued.notified() => {
+                        mail_wake.notify_one();
+                        hooks.notify_one();
+                    }
+                }
+            }
+        });
         let shutdown = context.shutdown.clone();
         tasks.spawn(async move {
-            crate::outbox::run_outbox(store, smtp, wake, async move { shutdown.wait().await })
-                .await
-                .map_err(|e| DaemonError::Service(format!("outbox: {e}")))
+            crate::webhook::run_webhooks(store, endpoints, webhook_wake, async move {
+                shutdown.wait().await
+            })
+            .await
+            .map_err(|e| DaemonError::Service(format!("webhooks: {e}")))
         });
+    } else if let Some(smtp_task) = mail_task {
+        spawn_mail(tasks, smtp_task, context.outbox_wake.clone());
     }
     tasks.spawn(run_schedules(context));
     Ok(())
+}
+
+/// The mail outbox worker, woken by `wake`.
+fn spawn_mail(
+    tasks: &mut JoinSet<TaskResult>,
+    (store, smtp, shutdown): (Store, crate::config::SmtpConfig, Shutdown),
+    wake: Arc<tokio::sync::Notify>,
+) {
+    tasks.spawn(async move {
+        crate::outbox::run_outbox(store, smtp, wake, async move { shutdown.wait().await })
+            .await
+            .map_err(|e| DaemonError::Service(format!("outbox: {e}")))
+    });
 }
 
 /// Runs the due schedules every [`SCHEDULE_TICK`] on the processing thread (the only store

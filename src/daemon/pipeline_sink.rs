@@ -31,6 +31,13 @@ impl PipelineSink {
         }
     }
 
+    /// Webhook actions of `rules` whose endpoint the configuration does not have.
+    fn unknown_webhooks(&self, rules: &RuleSet) -> Vec<crate::rules::RuleError> {
+        let config = self.pipeline.config();
+        let names: Vec<&str> = config.webhooks.iter().map(|w| w.name.as_str()).collect();
+        rules.check_webhooks(&names)
+    }
+
     /// Drops the bytes past `keep_mail` when it is time to. A store that cannot be written now
     /// is told in the log and tried again at the next tick; the schedules went on regardless.
     fn drop_expired_mail(&mut self, now: DateTime<Utc>) {
@@ -83,6 +90,11 @@ impl BatchSink for PipelineSink {
 
     fn reload_rules(&mut self) -> Result<String, Vec<String>> {
         match RuleSet::load_dir(&self.rules_dir) {
+            Ok(rules) if !self.unknown_webhooks(&rules).is_empty() => Err(self
+                .unknown_webhooks(&rules)
+                .iter()
+                .map(ToString::to_string)
+                .collect()),
             Ok(rules) => {
                 let s = rules.summary();
                 self.pipeline.set_rules(Arc::new(rules));

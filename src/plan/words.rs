@@ -85,6 +85,20 @@ pub fn describe(action: &PlannedAction) -> String {
         ActionKind::Notify { to, subject, .. } => {
             format!("notify {}, subject {}", quoted(to), quoted(subject))
         }
+        ActionKind::Webhook { to, body } => {
+            // JSON escapes every control character: mail's text cannot reach the terminal raw.
+            let json = serde_json::to_string(body).unwrap_or_default();
+            let mut short: String = json.chars().take(120).collect();
+            if short.len() < json.len() {
+                short.push('…');
+            }
+            return format!(
+                "rule \"{}\": send to webhook \"{}\" the JSON {short} ({{task}}: {task}, \
+                 empty when there is none)",
+                action.rule,
+                crate::text::single_line(to)
+            );
+        }
         ActionKind::Assign { assignee } => match assignee {
             Some(person) => format!("assign it to {}", crate::text::single_line(person)),
             None => "leave it unassigned".to_string(),

@@ -28,9 +28,9 @@ pub use events::{render_row, EventValues};
 pub use glob::Glob;
 pub use manual::{ChangeRefused, ManualChange};
 pub use model::{
-    Action, ActionSpec, AnalyticsDecl, Condition, ExtractHow, Extractor, FieldDecl, FieldType,
-    Leaf, Rule, Schedule, Source, StatusDecl, TaskSpec, Test, ThreadKind, Trigger, TriggerEvent,
-    ValueCondition, ValueType, ValueWhen, When,
+    Action, ActionSpec, AnalyticsDecl, BodyTemplate, Condition, ExtractHow, Extractor, FieldDecl,
+    FieldType, Leaf, Rule, Schedule, Source, StatusDecl, TaskSpec, Test, ThreadKind, Trigger,
+    TriggerEvent, ValueCondition, ValueType, ValueWhen, When,
 };
 pub use template::{Part, Template};
 pub use value_when::holds;
@@ -164,6 +164,44 @@ impl RuleSet {
             files: files.len(),
             prefilter,
         })
+    }
+
+    /// Every `action = "webhook"` whose `to` names no endpoint of `known` (the configuration's
+    /// `[[webhook]]` names), at the position of its `to`, with "did you mean".
+    pub fn check_webhooks(&self, known: &[&str]) -> Vec<RuleError> {
+        let actions = self
+            .rules
+            .iter()
+            .flat_map(|r| &r.actions)
+            .chain(self.triggers.iter().flat_map(|t| &t.actions))
+            .chain(self.schedules.iter().flat_map(|s| &s.actions));
+        let mut errors: Vec<RuleError> = Vec::new();
+        for action in actions {
+            let ActionSpec::Webhook { to, to_at, .. } = &action.kind else {
+                continue;
+            };
+            if known.contains(&to.as_str()) {
+                continue;
+            }
+            let message = if known.is_empty() {
+                format!(
+                    "no webhook \"{to}\": the configuration has no [[webhook]] (add one, see \
+                     config.example.toml)"
+                )
+            } else {
+                error::unknown_word("webhook", to, known)
+            };
+            let error = RuleError {
+                message,
+                ..to_at.clone()
+            };
+            if !errors.contains(&error) {
+                errors.push(error);
+            }
+        }
+        // File order, as the loader reports.
+        errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+        errors
     }
 
     pub fn summary(&self) -> RuleSummary {

@@ -325,7 +325,26 @@ pub enum ActionSpec {
         subject: Template,
         text: Template,
     },
+    /// `action = "webhook"`: a JSON body queued for the `[[webhook]]` endpoint `to`.
+    Webhook {
+        to: String,
+        /// Where `to` is written (message empty): the position of the error when the
+        /// configuration has no such endpoint (checked by [`crate::rules::RuleSet::check_webhooks`]).
+        to_at: crate::rules::RuleError,
+        body: BodyTemplate,
+    },
     Ignore,
+}
+
+/// A webhook `body` as written: a TOML value whose strings are templates.
+#[derive(Debug, Clone)]
+pub enum BodyTemplate {
+    Text(Template),
+    /// A number, a boolean or a date, sent as it is.
+    Value(serde_json::Value),
+    List(Vec<BodyTemplate>),
+    /// Keys in source order.
+    Table(Vec<(String, BodyTemplate)>),
 }
 
 /// Which task an action acts on, as written.

@@ -7,12 +7,15 @@ use chrono::SecondsFormat;
 use super::condition::Vars;
 use super::convert::convert;
 use super::model::{
-    short, Action, ActionSpec, AnalyticsDecl, FieldDecl, FieldType, TaskSpec, ValueType,
+    short, Action, ActionSpec, AnalyticsDecl, BodyTemplate, FieldDecl, FieldType, TaskSpec,
+    ValueType,
 };
 use super::template::{Part, Template};
 use crate::context::Envelope;
 use crate::message::strip_quoted;
-use crate::plan::{ActionKind, FieldValue, Piece, PlanError, PlannedAction, TaskRef, Text};
+use crate::plan::{
+    ActionKind, FieldValue, JsonText, Piece, PlanError, PlannedAction, TaskRef, Text,
+};
 
 /// Puts every variable that alone sets a choice field or column (`"{reason}"`) in the value's
 /// declared spelling, so that the other templates of the rule (a reply, a comment) render it
@@ -83,6 +86,23 @@ impl Planner<'_> {
         }
     }
 
+    /// A webhook body with every template rendered (`{task}` left open).
+    fn body(&self, body: &BodyTemplate) -> JsonText {
+        match body {
+            BodyTemplate::Text(t) => JsonText::Text(self.text(t)),
+            BodyTemplate::Value(v) => JsonText::Value(v.clone()),
+            BodyTemplate::List(items) => {
+                JsonText::List(items.iter().map(|i| self.body(i)).collect())
+            }
+            BodyTemplate::Table(entries) => JsonText::Table(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), self.body(v)))
+                    .collect(),
+            ),
+        }
+    }
+
     pub fn action(&self, action: &Action) -> Result<PlannedAction, PlanError> {
         let kind = match &action.kind {
             ActionSpec::CreateTask {
@@ -126,6 +146,10 @@ impl Planner<'_> {
                 to: self.text(to),
                 subject: self.text(subject),
                 text: self.text(text),
+            },
+            ActionSpec::Webhook { to, body, .. } => ActionKind::Webhook {
+                to: to.clone(),
+                body: self.body(body),
             },
             ActionSpec::Ignore => ActionKind::Ignore,
         };

@@ -9,10 +9,13 @@ use super::history::{self, Author, Event, Kind};
 use super::outbox::{self, NewOutgoing};
 use super::tasks::{self, NewComment, NewTask};
 use super::triggers::{loop_error, EventKind, TaskEvent, MAX_TRIGGER_DEPTH};
+use super::webhooks;
 use super::{analytics, contacts, ApplyOptions, MessageRecord, StoreError};
 use crate::outgoing::thread_references;
 use crate::outgoing::{bare_address, bare_message_id, new_message_id, reply_subject};
-use crate::plan::{ActionKind, FieldValue, IfMissing, Plan, PlannedAction, TaskRef, Text};
+use crate::plan::{
+    ActionKind, FieldValue, IfMissing, JsonText, Plan, PlannedAction, TaskRef, Text,
+};
 use crate::text::single_line;
 
 /// Why a plan's actions could not run.
@@ -303,6 +306,7 @@ impl<'a> MessageApply<'a> {
                 self.emit(EventKind::TaskCreated, task, None, None, None)?;
                 task
             }
+            ActionKind::Webhook { to, body } => return self.webhook(action, to, body),
             _ => match self.resolve(action)? {
                 Some(task) => {
                     self.note_message(task)?;
@@ -384,7 +388,7 @@ impl<'a> MessageApply<'a> {
                     )?;
                 }
             }
-            ActionKind::CreateTask { .. } | ActionKind::Ignore => {}
+            ActionKind::CreateTask { .. } | ActionKind::Ignore | ActionKind::Webhook { .. } => {}
         }
         self.touch(task);
         Ok(())
@@ -634,6 +638,43 @@ impl<'a> MessageApply<'a> {
             };
             outbox::insert(self.conn, &row, self.stamp)?;
             tasks::link_message_id(self.conn, &our_id, task)?;
+        }
+        Ok(())
+    }
+
+    /// Queues a webhook delivery. Its task is the one `task` names; with no `task` key, the
+    /// message's task if it has one, else none (`{task}` renders empty): a rule may push mail
+    /// to a tracker without keeping a task here.
+    fn webhook(
+        &mut self,
+        action: &PlannedAction,
+        to: &str,
+        body: &JsonText,
+    ) -> Result<(), Failure> {
+        let no_task_yet = match (self.created, self.base) {
+            (Some(_), _) => false,
+            (None, Some(thread)) => !tasks::exists(self.conn, thread)?,
+            (None, None) => true,
+        };
+        let task = if action.task == TaskRef::Current && no_task_yet {
+            None
+        } else {
+            match self.resolve(action)? {
+                Some(task) => Some(task),
+                None => return Ok(()),
+            }
+        };
+        let body = body.render(task).to_string();
+        let row = webhooks::NewDelivery {
+            task,
+            message_key: &self.record.key,
+            rule: &action.rule,
+            endpoint: to,
+            body: &body,
+        };
+        webhooks::queue(self.conn, &row, self.stamp)?;
+        if let Some(task) = task {
+            self.touch(task);
         }
         Ok(())
     }

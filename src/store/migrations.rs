@@ -337,6 +337,21 @@ ALTER TABLE messages ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN last_duplicate_at TEXT;
 ALTER TABLE messages ADD COLUMN bytes_dropped_at TEXT;
 "#,
+    // 9: PLACEHOLDER kept empty on branch `webhook`: number 9 is the web's sessions table on
+    // branch `web`. Whoever merges puts that migration here (or renumbers 10): 10 below is
+    // self-contained and does not depend on 9.
+    "",
+    // 10: webhook deliveries are outbox rows of kind 'webhook' (recipient: the endpoint's
+    // name, body: the JSON sent, attempts / next_attempt_at / reason: tries, next try, last
+    // answer, exactly as for mail). The Idempotency-Key every try of one delivery carries is
+    // fixed when the row is queued; the endpoint's URL, headers and secret stay in the
+    // configuration and are read at send time, so no secret is ever stored. The mail sender
+    // and the webhook sender each look only at their own kind among the due rows.
+    r#"
+ALTER TABLE outbox ADD COLUMN idempotency_key TEXT;
+CREATE UNIQUE INDEX outbox_idempotency_key ON outbox(idempotency_key)
+  WHERE idempotency_key IS NOT NULL;
+"#,
 ];
 
 /// The schema version this program writes.

@@ -29,6 +29,7 @@ mod task_query;
 mod tasks;
 mod triggers;
 mod users;
+mod webhooks;
 
 pub use analytics::{AnalyticsRow, Period, Report, ReportRow};
 pub use batch::{Admission, Admitted, Batch};
@@ -48,6 +49,7 @@ pub use tasks::{
 };
 pub use triggers::{EventKind, TaskEvent, Triggers, MAX_TRIGGER_DEPTH};
 pub use users::User;
+pub use webhooks::{WebhookDelivery, WEBHOOK as WEBHOOK_KIND};
 
 /// Everything that can go wrong in the store, worded for the operator. The errors about the
 /// store file as a whole (it cannot be opened, written, locked, ...) are named with its path

@@ -178,7 +178,8 @@ fn outbox_from(row: &rusqlite::Row) -> rusqlite::Result<OutboxRow> {
 }
 
 impl Store {
-    /// Rows with status queued and next_attempt_at <= now (or NULL), oldest first.
+    /// Mail rows with status queued and next_attempt_at <= now (or NULL), oldest first
+    /// (webhook deliveries have their own sender: `Store::webhooks_due`).
     pub fn outbox_due(
         &self,
         now: DateTime<Utc>,
@@ -186,7 +187,8 @@ impl Store {
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let sql = format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'queued' \
-             AND (next_attempt_at IS NULL OR next_attempt_at <= ?1) ORDER BY id LIMIT ?2"
+             AND (next_attempt_at IS NULL OR next_attempt_at <= ?1) AND kind != 'webhook' \
+             ORDER BY id LIMIT ?2"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);

@@ -10,13 +10,14 @@ use crate::rules::model::{
 };
 use crate::rules::template::{Part, Template};
 
-pub const ACTIONS: [&str; 7] = [
+pub const ACTIONS: [&str; 8] = [
     "create_task",
     "comment",
     "set",
     "analytics",
     "reply",
     "notify",
+    "webhook",
     "ignore",
 ];
 
@@ -97,6 +98,7 @@ fn keys_of(action: &str) -> &'static [&'static str] {
         "analytics" => &["action", "table", "values", "task", "if_missing"],
         "reply" => &["action", "subject", "text", "task", "if_missing"],
         "notify" => &["action", "to", "subject", "text", "task", "if_missing"],
+        "webhook" => &["action", "to", "body", "task", "if_missing"],
         _ => &["action"],
     }
 }
@@ -107,7 +109,7 @@ fn action(sink: &mut Sink, table: &DeTable, span: &Span, scope: &Scope) -> Optio
         table,
         "action",
         span,
-        "one of create_task, comment, set, analytics, reply, notify, ignore",
+        "one of create_task, comment, set, analytics, reply, notify, webhook, ignore",
     )?;
     let kind = name.get_ref().as_str();
     if !ACTIONS.contains(&kind) {
@@ -207,6 +209,7 @@ fn action(sink: &mut Sink, table: &DeTable, span: &Span, scope: &Scope) -> Optio
                 text: text?,
             }
         }
+        "webhook" => super::webhook::webhook(sink, table, span, scope)?,
         _ => ActionSpec::Ignore,
     };
     Some(Action {
@@ -472,7 +475,7 @@ pub fn template(sink: &mut Sink, table: &DeTable, key: &str, scope: &Scope) -> O
 }
 
 /// Compiles `text` and checks every variable against the scope.
-fn compile(sink: &mut Sink, span: &Span, text: &str, scope: &Scope) -> Option<Template> {
+pub fn compile(sink: &mut Sink, span: &Span, text: &str, scope: &Scope) -> Option<Template> {
     let template = match Template::parse(text) {
         Ok(t) => t,
         Err(e) => {

@@ -11,6 +11,7 @@ mod extract;
 mod names;
 mod reader;
 mod status;
+mod webhook;
 mod when;
 
 use self::action::{Owner, Scope, RULE_BUILTINS};
