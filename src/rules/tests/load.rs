@@ -93,7 +93,7 @@ fn every_error_of_every_file_is_reported_at_once() {
             r#"a.toml:3:1: rule "one": unknown key `priorty`, did you mean `priority`?"#,
             r#"a.toml:6:9: rule "one": unknown variable `{reasn}`; known here: {subject}, {body}, {from}, {from_name}, {to}, {date}, {message_id}, {mailbox}, {task}, {rule}"#,
             r#"b.toml:4:21: rule "two": bad regex: unclosed group"#,
-            r#"b.toml:6:10: rule "two": unknown action `explode`; expected one of `create_task`, `comment`, `set`, `analytics`, `reply`, `notify`, `ignore`"#,
+            r#"b.toml:6:10: rule "two": unknown action `explode`; expected one of `create_task`, `comment`, `set`, `analytics`, `reply`, `notify`, `webhook`, `ignore`"#,
         ]
     );
 }
@@ -360,4 +360,39 @@ fn empty_lists_that_mean_nothing_are_errors() {
             r#"rules.toml:4:6: rule "a": `do` needs at least one table"#,
         ]
     );
+}
+
+#[test]
+fn a_webhook_body_is_checked_to_its_deepest_value() {
+    let lines = errors(
+        "[[rule]]\nname = \"w\"\n[[rule.do]]\naction = \"webhook\"\nto = \"tracker\"\n\
+         body = { a = { b = [\"{subjct}\"] }, n = nan }\n\n\
+         [[rule]]\nname = \"x\"\n[[rule.do]]\naction = \"webhook\"\nbody = \"text\"\n",
+    );
+    assert_eq!(
+        lines,
+        vec![
+            r#"rules.toml:6:22: rule "w": unknown variable `{subjct}`, did you mean `{subject}`?"#,
+            r#"rules.toml:6:40: rule "w": nan cannot be sent as a JSON number"#,
+            r#"rules.toml:10:1: rule "x": missing `to` (the name of a [[webhook]])"#,
+            r#"rules.toml:12:8: rule "x": `body` must be a table, e.g. { title = "{subject}" }, not a string"#,
+        ]
+    );
+}
+
+#[test]
+fn an_unknown_webhook_is_named_where_it_is_written_with_the_nearest_one() {
+    let set = load(
+        "[[rule]]\nname = \"w\"\n[[rule.do]]\naction = \"webhook\"\nto = \"trackr\"\nbody = {}\n",
+    );
+    let lines: Vec<String> = set
+        .check_webhooks(&["tracker", "chat"])
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        lines,
+        vec![r#"rules.toml:5:6: rule "w": unknown webhook `trackr`, did you mean `tracker`?"#]
+    );
+    assert!(set.check_webhooks(&["trackr"]).is_empty());
 }
