@@ -394,3 +394,34 @@ fn check_names_an_unknown_endpoint_where_it_is_written_and_a_missing_variable() 
         daemon.log()
     );
 }
+
+#[test]
+fn the_integration_examples_load_and_name_their_endpoints() {
+    let doc = std::fs::read_to_string(crate::support::workdir::root().join("docs/integrations.md"))
+        .unwrap();
+    let blocks: Vec<&str> = doc
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    let mut config = String::from("store = \"s.db\"\n");
+    let mut rules = Vec::new();
+    for block in &blocks {
+        if block.starts_with("# mailrules.toml") {
+            config.push_str(block);
+        } else {
+            assert!(block.starts_with("# rules/"), "{block}");
+            rules.push((
+                std::path::PathBuf::from("integrations.md"),
+                block.to_string(),
+            ));
+        }
+    }
+    assert_eq!(rules.len(), 4, "Planfix, Jira, Redmine, chat");
+    let config = mailrules::config::Config::from_str(&config, Path::new("/tmp/mailrules.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let set = mailrules::rules::RuleSet::from_sources(&rules).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = config.webhooks.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, ["planfix", "jira", "redmine", "slack", "mattermost"]);
+    assert_eq!(set.check_webhooks(&names), []);
+}
