@@ -212,6 +212,12 @@ body = {{ event = "stale", task = "{{task}}", seen = [1, 2.5, {{ deep = "yes" }}
     let rows = webhook_rows(&w);
     assert!(rows.iter().all(|r| r["status"] == "sent"), "{rows:#?}");
     assert!(rows.iter().all(|r| r["task"] == 1), "{rows:#?}");
+    let history = w.ok(&["task", "history", "1"]);
+    assert_eq!(
+        history.matches("webhook to tracker").count(),
+        3,
+        "{history}"
+    );
 }
 
 #[test]
@@ -424,4 +430,51 @@ fn the_integration_examples_load_and_name_their_endpoints() {
     let names: Vec<&str> = config.webhooks.iter().map(|w| w.name.as_str()).collect();
     assert_eq!(names, ["planfix", "jira", "redmine", "slack", "mattermost"]);
     assert_eq!(set.check_webhooks(&names), []);
+}
+
+#[test]
+fn a_message_whose_later_action_fails_queues_no_webhook() {
+    let sink = HttpSink::start();
+    let rules = format!(
+        "[[field]]\nname = \"Сумма\"\ntype = \"number\"\n{RULES}[[rule.do]]\naction = \"set\"\n\
+         fields = {{ \"Сумма\" = \"{{subject}}\" }}\n"
+    );
+    let w = workdir(&sink, &rules, &[("tracker", "")]);
+    let path = w.path("m.eml");
+    std::fs::write(
+        &path,
+        "From: c@client.example\r\nSubject: not a number\r\nMessage-ID: <f1@client.example>\r\n\r\nx\r\n",
+    )
+    .unwrap();
+    let result = w.ingest(&path);
+    assert_eq!(result["failed"], 1, "{result:#}");
+    // The webhook was queued in the message's transaction, and went with it.
+    assert_eq!(webhook_rows(&w), Vec::<Value>::new());
+    assert_eq!(w.json(&["task", "list"]), serde_json::json!([]));
+}
+
+#[test]
+fn a_hang_past_the_timeout_is_tried_again_with_the_same_key() {
+    let sink = HttpSink::start();
+    sink.script("/tracker", vec![Reply::Hang]);
+    let w = workdir(&sink, RULES, &[("tracker", "timeout = \"1s\"")]);
+    ingest_mail(&w, 1, "Order 42 is late");
+    let first = with_env(&w, &["outbox", "send"]);
+    let warning = String::from_utf8_lossy(&first.stderr);
+    assert!(warning.contains("no answer within 1s"), "{warning}");
+    let row = &webhook_rows(&w)[0];
+    assert_eq!(
+        (row["status"].as_str(), row["attempts"].as_i64()),
+        (Some("queued"), Some(1))
+    );
+
+    let mut daemon = start_daemon(&w);
+    let got = sink.wait_for("/tracker", 2, LIMIT);
+    let row = wait_for_status(&w, "tracker", "sent");
+    daemon.terminate(LIMIT);
+    assert_eq!(
+        got[0].header("idempotency-key"),
+        got[1].header("idempotency-key")
+    );
+    assert_eq!(row["attempts"], 2, "{row:#}");
 }

@@ -57,6 +57,16 @@ pub fn send(config_path: &Path) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     if !config.webhooks.is_empty() {
+        // As `run` does: an unset variable stops here, before anything is sent or counted.
+        let missing: Vec<String> = config
+            .webhooks
+            .iter()
+            .flat_map(|w| w.environment_problems())
+            .map(|e| e.to_string())
+            .collect();
+        if !missing.is_empty() {
+            anyhow::bail!("{}; nothing was sent", missing.join("\n"));
+        }
         let report =
             runtime.block_on(crate::webhook::send_due_once(&mut store, &config.webhooks))?;
         for error in &report.errors {

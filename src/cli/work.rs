@@ -154,6 +154,7 @@ fn describe(e: &HistoryEntry) -> String {
         "field" => format!("field {}: {from} → {to}", e.name.as_deref().unwrap_or("")),
         "message" => format!("message from {from}: {to}"),
         "reply" => format!("reply to {to}"),
+        "webhook" => format!("webhook to {to}"),
         "analytics" => format!("analytics {}: {to}", e.name.as_deref().unwrap_or("")),
         kind => format!("{kind}: {to}"),
     }

@@ -53,14 +53,14 @@ pub enum HeaderPiece {
 /// Why an endpoint cannot be used now. Names variables, never their values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookSecretError {
-    #[error("webhook {endpoint:?}: environment variable {var} is not set (named by {what})")]
+    #[error("webhook \"{endpoint}\": environment variable {var} is not set (named by {what})")]
     Missing {
         endpoint: String,
         var: String,
         what: String,
     },
     #[error(
-        "webhook {endpoint:?}: the value of environment variable {var} cannot go in header \
+        "webhook \"{endpoint}\": the value of environment variable {var} cannot go in header \
          {header} (it holds a line break or a control character)"
     )]
     Unusable {
@@ -71,7 +71,8 @@ pub enum WebhookSecretError {
 }
 
 impl HeaderTemplate {
-    /// `Bearer {env:TOKEN}` → literal + env; any other `{…}` is an error.
+    /// `Bearer {env:TOKEN}` → literal + env; any other `{…}` is an error. Errors never quote
+    /// the value (a secret written there by mistake stays out of the message).
     pub fn parse(text: &str) -> Result<HeaderTemplate, String> {
         let mut pieces = Vec::new();
         let mut rest = text;
@@ -82,17 +83,17 @@ impl HeaderTemplate {
             let after = &rest[open + 1..];
             let close = after
                 .find('}')
-                .ok_or_else(|| format!("{text:?}: a `{{` without its `}}`"))?;
+                .ok_or_else(|| "a `{` without its `}`".to_string())?;
             let inner = &after[..close];
             let Some(var) = inner.strip_prefix("env:") else {
                 return Err(format!(
-                    "{text:?}: `{{{inner}}}` is not allowed; a header value may name an \
+                    "`{{{inner}}}` is not allowed; a header value may name an \
                      environment variable only, as {{env:NAME}}"
                 ));
             };
             if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!(
-                    "{text:?}: {var:?} is not an environment variable name (letters, digits, _)"
+                    "\"{var}\" is not an environment variable name (letters, digits, _)"
                 ));
             }
             pieces.push(HeaderPiece::Env(var.to_string()));
@@ -104,7 +105,7 @@ impl HeaderTemplate {
         for piece in &pieces {
             if let HeaderPiece::Literal(l) = piece {
                 if l.chars().any(|c| c.is_control() && c != '\t') {
-                    return Err(format!("{text:?}: a header value cannot hold a line break"));
+                    return Err("a header value cannot hold a line break".into());
                 }
             }
         }
@@ -233,7 +234,7 @@ pub(super) fn parse(raw: Vec<RawWebhook>, problems: &mut Vec<String>) -> Vec<Web
     let mut names: Vec<String> = Vec::new();
     for w in raw {
         let before = problems.len();
-        let mut problem = |msg: String| problems.push(format!("webhook {:?}: {msg}", w.name));
+        let mut problem = |msg: String| problems.push(format!("webhook \"{}\": {msg}", w.name));
         if w.name.trim().is_empty() {
             problem("`name` is empty".into());
         }
@@ -247,14 +248,14 @@ pub(super) fn parse(raw: Vec<RawWebhook>, problems: &mut Vec<String>) -> Vec<Web
         if let Some(var) = &w.secret_env {
             if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 problem(format!(
-                    "secret_env {var:?} is not an environment variable name"
+                    "secret_env \"{var}\" is not an environment variable name"
                 ));
             }
         }
         let mut headers = Vec::new();
         for (name, value) in &w.headers {
             if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                problem(format!("{name:?} is not a header name"));
+                problem(format!("\"{name}\" is not a header name"));
                 continue;
             }
             if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
@@ -298,12 +299,13 @@ pub(super) fn parse(raw: Vec<RawWebhook>, problems: &mut Vec<String>) -> Vec<Web
 }
 
 /// https anywhere; http only to this machine, or anywhere with `allow_http = true`. No user
-/// and password in the URL: they would show wherever the URL is shown (put them in `headers`).
+/// and password in the URL (put them in `headers`). Errors name the host, never the whole
+/// URL: a chat's incoming-webhook URL is itself a secret.
 fn check_url(url: &str, allow_http: bool) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("url {url:?}: {e}"))?;
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("url cannot be read: {e}"))?;
     let host = parsed.host_str().unwrap_or("");
     if host.is_empty() {
-        return Err(format!("url {url:?} has no host"));
+        return Err("url has no host".into());
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(
@@ -314,10 +316,10 @@ fn check_url(url: &str, allow_http: bool) -> Result<(), String> {
         "https" => Ok(()),
         "http" if allow_http || is_loopback_host(host) => Ok(()),
         "http" => Err(format!(
-            "url {url:?} is plain http to another machine: use https, or set allow_http = true \
+            "url is plain http to another machine ({host}): use https, or set allow_http = true \
              if the network between is trusted"
         )),
-        other => Err(format!("url {url:?}: scheme {other} is not http or https")),
+        other => Err(format!("url: scheme {other} is not http or https")),
     }
 }
 

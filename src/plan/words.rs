@@ -253,4 +253,32 @@ mod tests {
             describe(&hostile)
         );
     }
+
+    #[test]
+    fn a_webhook_reads_as_its_json_with_mail_text_escaped() {
+        let webhook = action(
+            ActionKind::Webhook {
+                to: "tracker".into(),
+                body: super::super::JsonText::Table(vec![
+                    (
+                        "title".into(),
+                        super::super::JsonText::Text(Text::literal("Заказ\u{1b}[2J")),
+                    ),
+                    (
+                        "task".into(),
+                        super::super::JsonText::Text(Text(vec![Piece::Task])),
+                    ),
+                    ("n".into(), super::super::JsonText::Value(3.into())),
+                ]),
+            },
+            TaskRef::Current,
+            IfMissing::Fail,
+        );
+        assert_eq!(
+            describe(&webhook),
+            "rule \"refusal-survey\": send to webhook \"tracker\" the JSON \
+             {\"title\":\"Заказ\\u001b[2J\",\"task\":\"{task}\",\"n\":3} ({task}: the \
+             message's task, empty when there is none)"
+        );
+    }
 }

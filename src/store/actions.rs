@@ -674,6 +674,7 @@ impl<'a> MessageApply<'a> {
         };
         webhooks::queue(self.conn, &row, self.stamp)?;
         if let Some(task) = task {
+            self.record(task, Kind::Webhook, None, None, Some(to))?;
             self.touch(task);
         }
         Ok(())

@@ -37,6 +37,8 @@ pub(super) enum Kind {
     Assignee,
     Comment,
     Reply,
+    /// A webhook delivery queued (`to`: the endpoint's name).
+    Webhook,
     Message,
     Analytics,
 }
@@ -50,6 +52,7 @@ impl Kind {
             Kind::Assignee => "assignee",
             Kind::Comment => "comment",
             Kind::Reply => "reply",
+            Kind::Webhook => "webhook",
             Kind::Message => "message",
             Kind::Analytics => "analytics",
         }

@@ -28,6 +28,8 @@ use crate::store::{Store, StoreError, WebhookDelivery};
 pub const MAX_IN_FLIGHT: usize = 8;
 /// How often an idle sender looks for deliveries that became due without being woken.
 const POLL: Duration = Duration::from_secs(30);
+/// How long a stopping sender waits for the deliveries in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// How much of an answer's body is read: the excerpt needs only its start.
 const ANSWER_BYTES: usize = 4096;
 
@@ -289,8 +291,8 @@ fn outcome_error(outcome: &Outcome) -> &str {
 
 /// The sender inside `mailrules run`: keeps up to [`MAX_IN_FLIGHT`] deliveries in flight,
 /// takes new ones as soon as one finishes, when woken (`wake`: something was queued), when the
-/// next retry is due, or every poll interval. On `shutdown` it lets the deliveries in flight
-/// finish (each within its endpoint's timeout) and records them.
+/// next retry is due, or every poll interval. On `shutdown` it gives the deliveries in flight
+/// a few seconds to finish and records those that did.
 ///
 /// Give it its own store connection, as the mail worker has.
 pub async fn run_webhooks(
@@ -340,10 +342,20 @@ pub async fn run_webhooks(
             _ = tokio::time::sleep(wait) => {}
         }
     }
-    while let Some(joined) = in_flight.join_next().await {
-        if let Ok((delivery, outcome)) = joined {
-            log_outcome(&sender, &store, &delivery, &outcome);
+    // The deliveries in flight get a moment to finish and be recorded; one still waiting then
+    // is dropped unrecorded and sent again, with the same Idempotency-Key, after the restart.
+    let drain = async move {
+        while let Some(joined) = in_flight.join_next().await {
+            if let Ok((delivery, outcome)) = joined {
+                log_outcome(&sender, &store, &delivery, &outcome);
+            }
         }
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        tracing::info!(
+            "webhooks: stopping with deliveries still waiting for an answer; they are sent \
+             again after the restart"
+        );
     }
     Ok(())
 }
