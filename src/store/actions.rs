@@ -9,13 +9,10 @@ use super::history::{self, Author, Event, Kind};
 use super::outbox::{self, NewOutgoing};
 use super::tasks::{self, NewComment, NewTask};
 use super::triggers::{loop_error, EventKind, TaskEvent, MAX_TRIGGER_DEPTH};
-use super::webhooks;
 use super::{analytics, contacts, ApplyOptions, MessageRecord, StoreError};
 use crate::outgoing::thread_references;
 use crate::outgoing::{bare_address, bare_message_id, new_message_id, reply_subject};
-use crate::plan::{
-    ActionKind, FieldValue, IfMissing, JsonText, Plan, PlannedAction, TaskRef, Text,
-};
+use crate::plan::{ActionKind, FieldValue, IfMissing, Plan, PlannedAction, TaskRef, Text};
 use crate::text::single_line;
 
 /// Why a plan's actions could not run.
@@ -54,18 +51,18 @@ impl From<rusqlite::Error> for Failure {
 
 /// The state of one message while its actions run.
 pub(super) struct MessageApply<'a> {
-    conn: &'a Connection,
+    pub(super) conn: &'a Connection,
     plan: &'a Plan,
-    record: &'a MessageRecord,
+    pub(super) record: &'a MessageRecord,
     opts: &'a ApplyOptions,
     now: DateTime<Utc>,
-    stamp: &'a str,
+    pub(super) stamp: &'a str,
     sender_contact: Option<i64>,
     /// The task the actions are about: the thread's task, or the event's task in a trigger.
-    base: Option<i64>,
+    pub(super) base: Option<i64>,
     /// The task created last by this message (or trigger), or, when the message threads to
     /// no task, the one its last action named: `{task}` for the actions after it.
-    created: Option<i64>,
+    pub(super) created: Option<i64>,
     /// Tasks the message's own actions acted on, in order, without repeats.
     touched: Vec<i64>,
     /// 0 for the message's own actions, n inside a trigger fired n levels deep.
@@ -120,7 +117,7 @@ impl<'a> MessageApply<'a> {
     }
 
     /// Writes one change to its task's history.
-    fn record(
+    pub(super) fn record(
         &self,
         task: i64,
         kind: Kind,
@@ -217,7 +214,7 @@ impl<'a> MessageApply<'a> {
         Ok(self.touched.last().copied())
     }
 
-    fn touch(&mut self, task: i64) {
+    pub(super) fn touch(&mut self, task: i64) {
         if self.depth > 0 {
             return;
         }
@@ -395,7 +392,7 @@ impl<'a> MessageApply<'a> {
     }
 
     /// The task an action acts on, applying `if_missing` when there is none; `None` = skip.
-    fn resolve(&mut self, action: &PlannedAction) -> Result<Option<i64>, Failure> {
+    pub(super) fn resolve(&mut self, action: &PlannedAction) -> Result<Option<i64>, Failure> {
         let found = match &action.task {
             TaskRef::Current => match (self.created, self.base) {
                 (Some(created), _) => Some(created),
@@ -638,44 +635,6 @@ impl<'a> MessageApply<'a> {
             };
             outbox::insert(self.conn, &row, self.stamp)?;
             tasks::link_message_id(self.conn, &our_id, task)?;
-        }
-        Ok(())
-    }
-
-    /// Queues a webhook delivery. Its task is the one `task` names; with no `task` key, the
-    /// message's task if it has one, else none (`{task}` renders empty): a rule may push mail
-    /// to a tracker without keeping a task here.
-    fn webhook(
-        &mut self,
-        action: &PlannedAction,
-        to: &str,
-        body: &JsonText,
-    ) -> Result<(), Failure> {
-        let no_task_yet = match (self.created, self.base) {
-            (Some(_), _) => false,
-            (None, Some(thread)) => !tasks::exists(self.conn, thread)?,
-            (None, None) => true,
-        };
-        let task = if action.task == TaskRef::Current && no_task_yet {
-            None
-        } else {
-            match self.resolve(action)? {
-                Some(task) => Some(task),
-                None => return Ok(()),
-            }
-        };
-        let body = body.render(task).to_string();
-        let row = webhooks::NewDelivery {
-            task,
-            message_key: &self.record.key,
-            rule: &action.rule,
-            endpoint: to,
-            body: &body,
-        };
-        webhooks::queue(self.conn, &row, self.stamp)?;
-        if let Some(task) = task {
-            self.record(task, Kind::Webhook, None, None, Some(to))?;
-            self.touch(task);
         }
         Ok(())
     }

@@ -7,7 +7,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
-use super::{timestamp, Store, StoreError};
+use super::actions::{Failure, MessageApply};
+use super::history::Kind;
+use super::{tasks, timestamp, Store, StoreError};
+use crate::plan::{JsonText, PlannedAction, TaskRef};
 
 /// The outbox kind of a webhook delivery.
 pub const WEBHOOK: &str = "webhook";
@@ -46,6 +49,46 @@ pub(super) fn queue(conn: &Connection, row: &NewDelivery, now: &str) -> Result<i
         key,
     ])?;
     Ok(conn.last_insert_rowid())
+}
+
+impl MessageApply<'_> {
+    /// Queues a webhook delivery. Its task is the one `task` names; with no `task` key, the
+    /// message's task if it has one, else none (`{task}` renders empty): a rule may push mail
+    /// to a tracker without keeping a task here.
+    pub(super) fn webhook(
+        &mut self,
+        action: &PlannedAction,
+        to: &str,
+        body: &JsonText,
+    ) -> Result<(), Failure> {
+        let no_task_yet = match (self.created, self.base) {
+            (Some(_), _) => false,
+            (None, Some(thread)) => !tasks::exists(self.conn, thread)?,
+            (None, None) => true,
+        };
+        let task = if action.task == TaskRef::Current && no_task_yet {
+            None
+        } else {
+            match self.resolve(action)? {
+                Some(task) => Some(task),
+                None => return Ok(()),
+            }
+        };
+        let body = body.render(task).to_string();
+        let row = NewDelivery {
+            task,
+            message_key: &self.record.key,
+            rule: &action.rule,
+            endpoint: to,
+            body: &body,
+        };
+        queue(self.conn, &row, self.stamp)?;
+        if let Some(task) = task {
+            self.record(task, Kind::Webhook, None, None, Some(to))?;
+            self.touch(task);
+        }
+        Ok(())
+    }
 }
 
 /// One delivery as the sender needs it.
