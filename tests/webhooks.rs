@@ -255,7 +255,9 @@ fn retries_reach_the_receiver_once_with_one_key_and_secrets_stay_hidden() {
         + &w.json(&["outbox"]).to_string();
     let mut store = std::fs::read(w.path("store.db")).unwrap();
     store.extend(std::fs::read(w.path("store.db-wal")).unwrap_or_default());
-    for secret in [TOKEN, SECRET] {
+    // A chat's incoming-webhook URL is a secret too: the endpoint is named, never its URL.
+    let url = sink.url("/tracker");
+    for secret in [TOKEN, SECRET, url.as_str()] {
         assert!(!daemon.log().contains(secret), "{}", daemon.log());
         assert!(!listing.contains(secret), "{listing}");
         assert!(!store.windows(secret.len()).any(|w| w == secret.as_bytes()));
