@@ -393,6 +393,13 @@ fn check_names_an_unknown_endpoint_where_it_is_written_and_a_missing_variable() 
     assert!(stderr.contains("HOOK_TOKEN is not set"), "{stderr}");
     assert!(!stderr.contains(SECRET) && !stdout.contains(SECRET));
 
+    // Nothing is queued for it either.
+    let path = w.path("m.eml");
+    std::fs::write(&path, "From: c@client.example\r\nSubject: x\r\n\r\nx\r\n").unwrap();
+    let ingest = w.run(&["ingest", path.to_str().unwrap()]);
+    assert!(!ingest.status.success());
+    assert!(String::from_utf8_lossy(&ingest.stderr).contains("did you mean `tracker`"));
+
     // The daemon refuses to start with either.
     let mut daemon = Daemon::start(&w.config);
     assert!(!daemon.wait_exit(LIMIT).success());

@@ -655,14 +655,23 @@ fn open_store(config: &crate::config::Config) -> anyhow::Result<crate::store::St
     Ok(crate::store::Store::open(&config.store)?)
 }
 
-/// Loads the rules, printing every error (file:line:col) when they do not load.
+/// Loads the rules, printing every error (file:line:col) when they do not load. A webhook
+/// action naming no configured `[[webhook]]` is one of them, as in `check` and `run`: nothing
+/// is queued for an endpoint that does not exist.
 fn load_rules(config: &crate::config::Config) -> anyhow::Result<crate::rules::RuleSet> {
-    crate::rules::RuleSet::load_dir(&config.rules).map_err(|errors| {
+    let not_loaded = |errors: crate::rules::RuleErrors| {
         anyhow::anyhow!(
             "the rules in {} do not load:\n{errors}",
             config.rules.display()
         )
-    })
+    };
+    let rules = crate::rules::RuleSet::load_dir(&config.rules).map_err(not_loaded)?;
+    let names: Vec<&str> = config.webhooks.iter().map(|w| w.name.as_str()).collect();
+    let unknown = rules.check_webhooks(&names);
+    if !unknown.is_empty() {
+        return Err(not_loaded(crate::rules::RuleErrors(unknown)));
+    }
+    Ok(rules)
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
