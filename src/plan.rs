@@ -79,20 +79,38 @@ pub enum JsonText {
 }
 
 impl JsonText {
-    /// The JSON to send, with `task` put in for every `{task}`.
-    pub fn render(&self, task: Option<i64>) -> serde_json::Value {
-        match self {
-            JsonText::Text(t) => serde_json::Value::String(t.render(task)),
-            JsonText::Value(v) => v.clone(),
+    /// The JSON text to send, with `task` put in for every `{task}`, keys in the order written
+    /// (receivers and people reading `outbox` see the body as the rule has it).
+    pub fn to_json(&self, task: Option<i64>) -> String {
+        // Serializing strings, numbers, booleans and string-keyed maps cannot fail.
+        serde_json::to_string(&Rendered(self, task)).unwrap_or_default()
+    }
+}
+
+/// A body with its task number, serialized in order.
+struct Rendered<'a>(&'a JsonText, Option<i64>);
+
+impl Serialize for Rendered<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        let task = self.1;
+        match self.0 {
+            JsonText::Text(t) => s.serialize_str(&t.render(task)),
+            JsonText::Value(v) => v.serialize(s),
             JsonText::List(items) => {
-                serde_json::Value::Array(items.iter().map(|i| i.render(task)).collect())
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&Rendered(item, task))?;
+                }
+                seq.end()
             }
-            JsonText::Table(entries) => serde_json::Value::Object(
-                entries
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.render(task)))
-                    .collect(),
-            ),
+            JsonText::Table(entries) => {
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(k, &Rendered(v, task))?;
+                }
+                map.end()
+            }
         }
     }
 }

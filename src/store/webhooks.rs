@@ -74,7 +74,7 @@ impl MessageApply<'_> {
                 None => return Ok(()),
             }
         };
-        let body = body.render(task).to_string();
+        let body = body.to_json(task);
         let row = NewDelivery {
             task,
             message_key: &self.record.key,

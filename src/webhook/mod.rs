@@ -303,11 +303,16 @@ pub async fn run_webhooks(
 ) -> Result<(), WebhookError> {
     let sender = Sender::new(&endpoints)?;
     let mut in_flight: JoinSet<(WebhookDelivery, Outcome)> = JoinSet::new();
+    // Ids in flight, or tried and not yet recorded: none of them is started again.
     let mut busy: Vec<i64> = Vec::new();
+    let mut unrecorded = Unrecorded::default();
     let mut store_failing = false;
     futures::pin_mut!(shutdown);
     loop {
-        let next_due = match start_due(&store, &sender, &mut in_flight, &mut busy) {
+        let round = unrecorded
+            .record(&sender, &store, &mut busy)
+            .and_then(|()| start_due(&store, &sender, &mut in_flight, &mut busy));
+        let next_due = match round {
             Ok(next) => {
                 if store_failing {
                     tracing::info!("webhooks: the store answers again; sending resumed");
@@ -334,8 +339,7 @@ pub async fn run_webhooks(
             _ = &mut shutdown => break,
             Some(joined) = in_flight.join_next() => {
                 if let Ok((delivery, outcome)) = joined {
-                    busy.retain(|id| *id != delivery.id);
-                    log_outcome(&sender, &store, &delivery, &outcome);
+                    unrecorded.0.push((delivery, outcome, Utc::now()));
                 }
             }
             _ = wake.notified() => {}
@@ -347,9 +351,10 @@ pub async fn run_webhooks(
     let drain = async move {
         while let Some(joined) = in_flight.join_next().await {
             if let Ok((delivery, outcome)) = joined {
-                log_outcome(&sender, &store, &delivery, &outcome);
+                unrecorded.0.push((delivery, outcome, Utc::now()));
             }
         }
+        let _ = unrecorded.record(&sender, &store, &mut busy);
     };
     if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
         tracing::info!(
@@ -381,29 +386,46 @@ fn start_due(
     store.webhooks_next_due(busy)
 }
 
-/// Records a finished try and says what happened. A store that cannot record it leaves the
-/// row queued: it is sent again later with the same Idempotency-Key, which is what the key is
-/// for.
-fn log_outcome(sender: &Sender, store: &Store, delivery: &WebhookDelivery, outcome: &Outcome) {
-    match sender.record(store, delivery, outcome, Utc::now()) {
-        Ok(Recorded::Delivered) => {
+/// Tries that finished and are not recorded yet (the store refused the write: disk full, a
+/// lock held too long). They are kept here, not tried again, until the store takes them: a
+/// full disk must not turn into a stream of repeats to the receiver. Only a crash in that
+/// state sends one again (with the same Idempotency-Key).
+#[derive(Default)]
+struct Unrecorded(Vec<(WebhookDelivery, Outcome, DateTime<Utc>)>);
+
+impl Unrecorded {
+    /// Records them in order, each leaving `busy`; stops at the first store error.
+    fn record(
+        &mut self,
+        sender: &Sender,
+        store: &Store,
+        busy: &mut Vec<i64>,
+    ) -> Result<(), StoreError> {
+        while let Some((delivery, outcome, at)) = self.0.first() {
+            let recorded = sender.record(store, delivery, outcome, *at)?;
+            log_outcome(delivery, outcome, recorded);
+            busy.retain(|id| *id != delivery.id);
+            self.0.remove(0);
+        }
+        Ok(())
+    }
+}
+
+/// Says what a recorded try came to.
+fn log_outcome(delivery: &WebhookDelivery, outcome: &Outcome, recorded: Recorded) {
+    match recorded {
+        Recorded::Delivered => {
             tracing::info!(id = delivery.id, endpoint = %delivery.endpoint, answer = %outcome_error(outcome), "webhook: delivered")
         }
-        Ok(Recorded::Retrying(at)) => tracing::info!(
+        Recorded::Retrying(at) => tracing::info!(
             id = delivery.id,
             endpoint = %delivery.endpoint,
             error = %outcome_error(outcome),
             next_try = %at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "webhook: will retry"
         ),
-        Ok(Recorded::Failed(error)) => {
+        Recorded::Failed(error) => {
             tracing::warn!(id = delivery.id, endpoint = %delivery.endpoint, error = %error, "webhook: gave up")
         }
-        Err(e) => tracing::warn!(
-            id = delivery.id,
-            error = %e,
-            "webhook: tried, but the store cannot record it; it is sent again later with the \
-             same Idempotency-Key"
-        ),
     }
 }

@@ -16,6 +16,7 @@ mod outbox;
 mod queries;
 mod triggers;
 mod users;
+mod webhooks;
 
 fn at(day: u32, hour: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, day, hour, 0, 0).unwrap()
