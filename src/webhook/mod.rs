@@ -25,7 +25,12 @@ use crate::config::WebhookConfig;
 use crate::store::{Store, StoreError, WebhookDelivery};
 
 /// How many deliveries are in flight at once.
-pub const MAX_IN_FLIGHT: usize = 8;
+pub const MAX_IN_FLIGHT: usize = 16;
+/// How many of them may go to one endpoint: one that hangs leaves room for the others.
+pub const PER_ENDPOINT: usize = MAX_IN_FLIGHT / 2;
+/// How many due deliveries one look at the store considers, to find some for an endpoint that
+/// has room when the oldest all go to one that has none.
+const LOOK_AHEAD: usize = 100;
 /// How often an idle sender looks for deliveries that became due without being woken.
 const POLL: Duration = Duration::from_secs(30);
 /// How long a stopping sender waits for the deliveries in flight.
@@ -227,7 +232,8 @@ fn error_words(error: &reqwest::Error) -> String {
     crate::text::single_line(&words)
 }
 
-/// Sends every delivery due now once, up to [`MAX_IN_FLIGHT`] at a time, and records each:
+/// Sends every delivery due now once, up to [`MAX_IN_FLIGHT`] at a time ([`PER_ENDPOINT`] to
+/// one endpoint), and records each:
 /// what `mailrules outbox send` does.
 pub async fn send_due_once(
     store: &mut Store,
@@ -237,14 +243,15 @@ pub async fn send_due_once(
     let mut report = WebhookReport::default();
     let mut done: Vec<i64> = Vec::new();
     let mut in_flight: JoinSet<(WebhookDelivery, Outcome)> = JoinSet::new();
-    let mut busy: Vec<i64> = Vec::new();
+    let mut busy = Busy::default();
     let started = Utc::now();
     loop {
         let free = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
-        let mut skip = busy.clone();
+        let mut skip = busy.ids();
         skip.extend_from_slice(&done);
-        for delivery in store.webhooks_due(started, &skip, free)? {
-            busy.push(delivery.id);
+        let due = store.webhooks_due(started, &skip, LOOK_AHEAD)?;
+        for delivery in pick(due, &busy, free) {
+            busy.add(&delivery);
             let sender = sender.clone();
             in_flight.spawn(async move {
                 let outcome = sender.deliver(&delivery).await;
@@ -257,7 +264,7 @@ pub async fn send_due_once(
         let Ok((delivery, outcome)) = joined else {
             continue;
         };
-        busy.retain(|id| *id != delivery.id);
+        busy.remove(delivery.id);
         done.push(delivery.id);
         match sender.record(store, &delivery, &outcome, Utc::now())? {
             Recorded::Delivered => report.delivered += 1,
@@ -289,7 +296,8 @@ fn outcome_error(outcome: &Outcome) -> &str {
     }
 }
 
-/// The sender inside `mailrules run`: keeps up to [`MAX_IN_FLIGHT`] deliveries in flight,
+/// The sender inside `mailrules run`: keeps up to [`MAX_IN_FLIGHT`] deliveries in flight
+/// ([`PER_ENDPOINT`] to one endpoint),
 /// takes new ones as soon as one finishes, when woken (`wake`: something was queued), when the
 /// next retry is due, or every poll interval. On `shutdown` it gives the deliveries in flight
 /// a few seconds to finish and records those that did.
@@ -304,7 +312,7 @@ pub async fn run_webhooks(
     let sender = Sender::new(&endpoints)?;
     let mut in_flight: JoinSet<(WebhookDelivery, Outcome)> = JoinSet::new();
     // Ids in flight, or tried and not yet recorded: none of them is started again.
-    let mut busy: Vec<i64> = Vec::new();
+    let mut busy = Busy::default();
     let mut unrecorded = Unrecorded::default();
     let mut store_failing = false;
     futures::pin_mut!(shutdown);
@@ -328,10 +336,12 @@ pub async fn run_webhooks(
                 None
             }
         };
-        // With every slot taken, a finished delivery is what makes room: no need to look.
+        // A due delivery that could not start waits for a slot: a finished delivery is what
+        // makes room, and it wakes the loop.
+        let now = Utc::now();
         let wait = match next_due {
-            Some(_) if in_flight.len() >= MAX_IN_FLIGHT => POLL,
-            Some(at) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO),
+            Some(at) if at <= now && !in_flight.is_empty() => POLL,
+            Some(at) => (at - now).to_std().unwrap_or(Duration::ZERO),
             None => POLL,
         }
         .clamp(Duration::from_millis(200), POLL);
@@ -365,17 +375,18 @@ pub async fn run_webhooks(
     Ok(())
 }
 
-/// Starts the due deliveries there is room for; when the next waiting one is due.
+/// Starts the due deliveries there is room for; when the next one not started is due.
 fn start_due(
     store: &Store,
     sender: &Sender,
     in_flight: &mut JoinSet<(WebhookDelivery, Outcome)>,
-    busy: &mut Vec<i64>,
+    busy: &mut Busy,
 ) -> Result<Option<DateTime<Utc>>, StoreError> {
     let free = MAX_IN_FLIGHT.saturating_sub(in_flight.len());
     if free > 0 {
-        for delivery in store.webhooks_due(Utc::now(), busy, free)? {
-            busy.push(delivery.id);
+        let due = store.webhooks_due(Utc::now(), &busy.ids(), LOOK_AHEAD)?;
+        for delivery in pick(due, busy, free) {
+            busy.add(&delivery);
             let sender = sender.clone();
             in_flight.spawn(async move {
                 let outcome = sender.deliver(&delivery).await;
@@ -383,7 +394,45 @@ fn start_due(
             });
         }
     }
-    store.webhooks_next_due(busy)
+    store.webhooks_next_due(&busy.ids())
+}
+
+/// Deliveries started and not yet recorded: never started twice at once.
+#[derive(Debug, Default)]
+struct Busy(Vec<(i64, String)>);
+
+impl Busy {
+    fn ids(&self) -> Vec<i64> {
+        self.0.iter().map(|(id, _)| *id).collect()
+    }
+    fn add(&mut self, delivery: &WebhookDelivery) {
+        self.0.push((delivery.id, delivery.endpoint.clone()));
+    }
+    fn remove(&mut self, id: i64) {
+        self.0.retain(|(busy, _)| *busy != id);
+    }
+    fn to(&self, endpoint: &str) -> usize {
+        self.0.iter().filter(|(_, e)| e == endpoint).count()
+    }
+}
+
+/// Of the due deliveries (oldest first), the ones to start now: at most `free`, and none to an
+/// endpoint that already has [`PER_ENDPOINT`] in flight.
+fn pick(due: Vec<WebhookDelivery>, busy: &Busy, free: usize) -> Vec<WebhookDelivery> {
+    let mut picked: Vec<WebhookDelivery> = Vec::new();
+    for delivery in due {
+        if picked.len() == free {
+            break;
+        }
+        let starting = picked
+            .iter()
+            .filter(|p| p.endpoint == delivery.endpoint)
+            .count();
+        if busy.to(&delivery.endpoint) + starting < PER_ENDPOINT {
+            picked.push(delivery);
+        }
+    }
+    picked
 }
 
 /// Tries that finished and are not recorded yet (the store refused the write: disk full, a
@@ -399,12 +448,12 @@ impl Unrecorded {
         &mut self,
         sender: &Sender,
         store: &Store,
-        busy: &mut Vec<i64>,
+        busy: &mut Busy,
     ) -> Result<(), StoreError> {
         while let Some((delivery, outcome, at)) = self.0.first() {
             let recorded = sender.record(store, delivery, outcome, *at)?;
             log_outcome(delivery, outcome, recorded);
-            busy.retain(|id| *id != delivery.id);
+            busy.remove(delivery.id);
             self.0.remove(0);
         }
         Ok(())
@@ -427,5 +476,39 @@ fn log_outcome(delivery: &WebhookDelivery, outcome: &Outcome, recorded: Recorded
         Recorded::Failed(error) => {
             tracing::warn!(id = delivery.id, endpoint = %delivery.endpoint, error = %error, "webhook: gave up")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(id: i64, endpoint: &str) -> WebhookDelivery {
+        WebhookDelivery {
+            id,
+            endpoint: endpoint.into(),
+            body: "{}".into(),
+            idempotency_key: format!("k{id}"),
+            attempts: 0,
+        }
+    }
+
+    #[test]
+    fn one_endpoint_never_takes_every_slot() {
+        let due: Vec<WebhookDelivery> = (1..=10)
+            .map(|id| delivery(id, "slow"))
+            .chain([delivery(11, "fast")])
+            .collect();
+        let ids = |picked: Vec<WebhookDelivery>| picked.iter().map(|d| d.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(pick(due.clone(), &Busy::default(), MAX_IN_FLIGHT)),
+            [1, 2, 3, 4, 5, 6, 7, 8, 11]
+        );
+        let mut busy = Busy::default();
+        for d in &due[..PER_ENDPOINT] {
+            busy.add(d);
+        }
+        assert_eq!(ids(pick(due[PER_ENDPOINT..].to_vec(), &busy, 8)), [11]);
+        assert_eq!(ids(pick(due.clone(), &Busy::default(), 2)), [1, 2]);
     }
 }
