@@ -106,24 +106,39 @@ impl Sender {
             }
         };
         let body = delivery.body.as_bytes().to_vec();
-        let mut request = self
-            .client
-            .post(&endpoint.url)
-            .timeout(endpoint.timeout)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("Idempotency-Key", &delivery.idempotency_key);
-        if let Some(secret) = secret {
-            request = request.header("X-Mailrules-Signature", signature(secret.as_bytes(), &body));
-        }
+        // One value per name: an endpoint's own Content-Type (or Accept) replaces the default,
+        // and the key and the signature are always mailrules' (config refuses them as headers).
+        use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE};
+        let mut map = HeaderMap::new();
+        map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         for (name, value) in headers {
-            let Ok(mut value) = reqwest::header::HeaderValue::from_str(&value) else {
+            let (Ok(name), Ok(mut value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) else {
                 return Outcome::Failed {
-                    error: format!("header {name} has a value that cannot be sent"),
+                    error: format!("header {name} cannot be sent as configured"),
                 };
             };
             value.set_sensitive(true);
-            request = request.header(name, value);
+            map.insert(name, value);
         }
+        let Ok(key) = HeaderValue::from_str(&delivery.idempotency_key) else {
+            return Outcome::Failed {
+                error: "the delivery's Idempotency-Key cannot be sent".into(),
+            };
+        };
+        map.insert("idempotency-key", key);
+        if let Some(secret) = secret {
+            if let Ok(signed) = HeaderValue::from_str(&signature(secret.as_bytes(), &body)) {
+                map.insert("x-mailrules-signature", signed);
+            }
+        }
+        let request = self
+            .client
+            .post(&endpoint.url)
+            .timeout(endpoint.timeout)
+            .headers(map);
         let timeout = endpoint.timeout;
         let answer = async {
             let mut response = request.body(body).send().await?;
