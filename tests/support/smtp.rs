@@ -253,6 +253,7 @@ pub fn smtp_config(port: u16, tls: TlsMode) -> SmtpConfig {
         ca_file: None,
         user: None,
         password: PasswordSource::None,
+        oauth2: None,
         from: "Поддержка ACME <support@acme.example>".into(),
         max_attempts: 3,
         timeout: Duration::from_secs(10),
