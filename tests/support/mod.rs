@@ -7,6 +7,7 @@ pub mod daemon_process;
 pub mod dovecot;
 pub mod dovecot_outage;
 pub mod fake_daemon;
+pub mod identity_provider;
 pub mod imap_server;
 pub mod logs;
 pub mod maildir_fill;
