@@ -326,3 +326,84 @@ fn mailrules_auth_runs_the_device_flow_and_writes_the_refresh_token_owner_only()
         "the token is not printed: {all}"
     );
 }
+
+fn reply() -> mailrules::smtp::OutgoingMail {
+    use chrono::TimeZone;
+    mailrules::smtp::OutgoingMail {
+        kind: mailrules::smtp::MailKind::Reply,
+        to: "ivan@client.example".into(),
+        cc: Vec::new(),
+        subject: "Re: принтер [#7]".into(),
+        body: "Ваша заявка принята, номер 7.".into(),
+        message_id: "oauth.7@acme.example".into(),
+        in_reply_to: None,
+        references: Vec::new(),
+        date: chrono::Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mail_is_sent_with_xoauth2_and_a_refused_token_is_replaced_once() {
+    use crate::support::smtp::{smtp_config, ServerOptions, SmtpServer};
+    use mailrules::config::{OAuth2Config, Provider, SecretSource, TlsMode};
+    use mailrules::smtp::Mailer;
+
+    let idp = IdentityProvider::start(USER, 600, FIRST_REFRESH_TOKEN);
+    let dir = tempfile::tempdir().unwrap();
+    let options = ServerOptions {
+        xoauth2_introspect: Some(idp.url("/introspect")),
+        maildir: Some(dir.path().join("Maildir")),
+        ..ServerOptions::default()
+    };
+    let mut server = SmtpServer::start_with(options.clone(), None);
+    // A server started again on the same port and Maildir: the mailer's pooled (signed-in)
+    // connection is gone, the next mail signs in anew.
+    let restart = |server: SmtpServer| {
+        let options = ServerOptions {
+            port: Some(server.port),
+            ..options.clone()
+        };
+        drop(server);
+        SmtpServer::start_with(options, None)
+    };
+    std::fs::write(dir.path().join("client.secret"), CLIENT_SECRET).unwrap();
+    std::fs::write(dir.path().join("smtp.refresh"), FIRST_REFRESH_TOKEN).unwrap();
+    let mut config = smtp_config(server.port, TlsMode::None);
+    config.user = Some(USER.into());
+    config.oauth2 = Some(OAuth2Config {
+        provider: Provider::Custom,
+        token_url: Some(idp.url("/token")),
+        device_url: None,
+        client_id: CLIENT_ID.into(),
+        client_secret: Some(SecretSource::File(dir.path().join("client.secret"))),
+        refresh_token: SecretSource::File(dir.path().join("smtp.refresh")),
+        scope: Some("smtp".into()),
+    });
+    let mailer = Mailer::new(&config).unwrap();
+    mailer.check_login().await.unwrap();
+    mailer.send(&reply()).await.unwrap();
+    assert_eq!(server.messages().len(), 1);
+    assert_eq!(idp.state()["refresh_grants"], 1, "the token is reused");
+    // Revoked before it expires: the server refuses it at the next sign-in; one new token.
+    idp.post("/admin/revoke_access");
+    server = restart(server);
+    mailer.send(&reply()).await.unwrap();
+    assert_eq!(server.messages().len(), 2);
+    assert_eq!(
+        idp.state()["refresh_grants"],
+        2,
+        "the refused cached token was replaced once"
+    );
+    let written = std::fs::read_to_string(dir.path().join("smtp.refresh")).unwrap();
+    assert_eq!(
+        written.trim(),
+        idp.state()["current_refresh"].as_str().unwrap()
+    );
+    // A revoked refresh token: sending stops with what to run, and no token in the words.
+    idp.post("/admin/revoke_refresh");
+    idp.post("/admin/revoke_access");
+    let _server = restart(server);
+    let error = mailer.send(&reply()).await.unwrap_err().to_string();
+    assert!(error.contains("mailrules auth --smtp"), "{error}");
+    assert_no_secrets(&error, &idp);
+}

@@ -182,27 +182,31 @@ impl Mailer {
             }
         };
         let (transport, freshness) = tokens.transport(false).await.map_err(token_error)?;
-        let refused = match step(transport).await {
-            Err(SmtpError::Rejected { code, answer }) if refuses_login(code) => {
-                if freshness == Freshness::Cached {
-                    let (transport, _) = tokens.transport(true).await.map_err(token_error)?;
-                    match step(transport).await {
-                        Err(SmtpError::Rejected { code, answer }) if refuses_login(code) => answer,
-                        done => return done,
-                    }
-                } else {
-                    answer
-                }
-            }
-            done => return done,
+        let mut done = step(transport).await;
+        // Gmail answers a bad token with a challenge lettre's XOAUTH2 cannot take (a session
+        // error), others with 535: either way, one more try with a new token.
+        let refused = match &done {
+            Err(SmtpError::Rejected { code, .. }) => refuses_login(*code),
+            Err(SmtpError::Session { .. }) => true,
+            _ => false,
         };
-        Err(SmtpError::Session {
-            server: self.server.clone(),
-            message: format!(
-                "the server refused the XOAUTH2 login of \"{}\" with a new access token: {refused}",
-                tokens.user()
-            ),
-        })
+        if refused && freshness == Freshness::Cached {
+            let (transport, _) = tokens.transport(true).await.map_err(token_error)?;
+            done = step(transport).await;
+        }
+        match done {
+            Err(SmtpError::Rejected { code, answer }) if refuses_login(code) => {
+                Err(SmtpError::Session {
+                    server: self.server.clone(),
+                    message: format!(
+                        "the server refused the XOAUTH2 login of \"{}\" with a new access \
+                         token: {answer}",
+                        tokens.user()
+                    ),
+                })
+            }
+            done => done,
+        }
     }
 
     fn classify(&self, e: &lettre::transport::smtp::Error) -> SmtpError {
