@@ -290,6 +290,18 @@ fn mailrules_auth_runs_the_device_flow_and_writes_the_refresh_token_owner_only()
     let dovecot = Dovecot::start_with_oauth2(&idp.url("/introspect"), "xoauth2");
     let setup = Setup::new(&idp, &dovecot, None);
     std::fs::remove_file(setup.refresh_file()).unwrap();
+    // Before the first sign-in, `check` says what to run.
+    let checked = Command::new(env!("CARGO_BIN_EXE_mailrules"))
+        .args(["check", "--config"])
+        .arg(setup.config())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&checked.stderr);
+    assert!(!checked.status.success());
+    assert!(
+        said.contains("does not exist yet; run `mailrules auth support` to sign in"),
+        "{said}"
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_mailrules"))
         .args(["auth", "support", "--config"])
         .arg(setup.config())

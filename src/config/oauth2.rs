@@ -33,12 +33,19 @@ pub enum SecretSource {
     Env(String),
 }
 
-impl std::fmt::Debug for SecretSource {
+impl std::fmt::Display for SecretSource {
+    /// Where the secret is, in words: `file /etc/mailrules/gmail.refresh`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SecretSource::File(p) => write!(f, "file {}", p.display()),
             SecretSource::Env(v) => write!(f, "environment variable {v}"),
         }
+    }
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }
 
@@ -328,5 +335,6 @@ mod tests {
     fn secret_sources_show_where_not_what() {
         let source = SecretSource::Env("GMAIL_REFRESH".into());
         assert_eq!(format!("{source:?}"), "environment variable GMAIL_REFRESH");
+        assert_eq!(source.to_string(), "environment variable GMAIL_REFRESH");
     }
 }

@@ -8,6 +8,8 @@ pub mod login;
 pub mod provider;
 pub mod sasl;
 mod secret;
+#[cfg(test)]
+mod tests;
 pub mod token_file;
 mod tokens;
 

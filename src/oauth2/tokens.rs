@@ -300,7 +300,7 @@ pub(super) fn read_secret(
     };
     let value = value.trim();
     if value.is_empty() {
-        return Err(failed(format!("{source:?} is empty")));
+        return Err(failed(format!("the {source} is empty")));
     }
     Ok(Secret::new(value))
 }
