@@ -419,3 +419,36 @@ async fn mail_is_sent_with_xoauth2_and_a_refused_token_is_replaced_once() {
     assert!(error.contains("mailrules auth --smtp"), "{error}");
     assert_no_secrets(&error, &idp);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_the_server_refuses_is_reported_in_the_servers_words() {
+    // Tokens for another account: the identity provider issues them, Dovecot refuses them.
+    let idp = IdentityProvider::start("someone-else@acme.example", 60, FIRST_REFRESH_TOKEN);
+    let dovecot = Dovecot::start_with_oauth2(&idp.url("/introspect"), "xoauth2");
+    let setup = Setup::new(&idp, &dovecot, None);
+    let config = setup.config();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_mailrules"))
+            .args(["check", "--online", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "error: the server refused the XOAUTH2 login of \"{USER}\" with an access token: \
+             [AUTHENTICATIONFAILED] Authentication failed."
+        )),
+        "{stdout}"
+    );
+    assert_eq!(
+        idp.state()["refresh_grants"],
+        1,
+        "a new token that is refused is not replaced"
+    );
+    assert_no_secrets(&stdout, &idp);
+}
