@@ -57,6 +57,9 @@ pub fn check_online(config: &Config) -> anyhow::Result<bool> {
         });
         match checked {
             Ok(()) => match &smtp.user {
+                Some(user) if smtp.oauth2.is_some() => {
+                    say!("  ok: logged in as {user} with OAuth2 (XOAUTH2)")?
+                }
                 Some(user) => say!("  ok: logged in as {user}")?,
                 None => say!("  ok: connected (no login configured)")?,
             },
