@@ -177,6 +177,14 @@ async fn authenticate(
             if let Some(said) = authenticator.server_said.take() {
                 message.push_str(&format!(" ({said})"));
             }
+            if is_temporary(&message) {
+                // The server could not check the token (its identity provider is down):
+                // network trouble, tried again with backoff, not the operator's to fix.
+                return Err(ImapError::Refused {
+                    doing: "logging in",
+                    message,
+                });
+            }
             Err(ImapError::TokenRejected {
                 user: mailbox.user.clone(),
                 mechanism: mechanism.name(),
@@ -185,6 +193,12 @@ async fn authenticate(
         }
         Err((e, _)) => Err(ImapError::from_imap(e, "logging in")),
     }
+}
+
+/// Whether a refused login says the server failed, not the credentials: RFC 5530's
+/// `[UNAVAILABLE]`, or Dovecot's "Temporary authentication failure".
+fn is_temporary(words: &str) -> bool {
+    words.contains("UNAVAILABLE") || words.to_ascii_lowercase().contains("temporary")
 }
 
 /// The SASL mechanisms the server offers before login (`AUTH=…` in its CAPABILITY answer).
@@ -438,5 +452,20 @@ async fn read_greeting(client: &mut Client<ImapStream>) -> Result<(), ImapError>
         None => Err(ImapError::Closed {
             message: "the server closed the connection before its greeting".into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_the_server_could_not_check_is_temporary() {
+        assert!(is_temporary(
+            "[UNAVAILABLE] Temporary authentication failure. [host:2026-12-01 18:00:00]"
+        ));
+        assert!(!is_temporary(
+            "[AUTHENTICATIONFAILED] Authentication failed."
+        ));
     }
 }
