@@ -33,11 +33,8 @@ struct Setup {
 }
 
 impl Setup {
-    fn new(
-        idp: &IdentityProvider,
-        oauth_dovecot: &Dovecot,
-        password_dovecot: Option<&Dovecot>,
-    ) -> Setup {
+    /// `idp` is the identity provider's base URL, `http://127.0.0.1:PORT`.
+    fn new(idp: &str, oauth_dovecot: &Dovecot, password_dovecot: Option<&Dovecot>) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("rules")).unwrap();
         std::fs::write(dir.path().join("rules/10-test.toml"), RULES).unwrap();
@@ -59,8 +56,8 @@ impl Setup {
              client_secret_file = \"client.secret\"\nrefresh_token_file = \"support.refresh\"\n\
              scope = \"imap\"\n",
             oauth_dovecot.port,
-            idp.url("/token"),
-            idp.url("/device"),
+            format!("{idp}/token"),
+            format!("{idp}/device"),
         );
         if let Some(sales) = password_dovecot {
             config.push_str(&format!(
@@ -150,7 +147,7 @@ async fn the_daemon_signs_in_with_xoauth2_outlives_token_expiries_and_keeps_rota
 {
     let idp = IdentityProvider::start(USER, 3, FIRST_REFRESH_TOKEN);
     let mut dovecot = Dovecot::start_with_oauth2(&idp.url("/introspect"), "xoauth2");
-    let setup = Setup::new(&idp, &dovecot, None);
+    let setup = Setup::new(&idp.url(""), &dovecot, None);
     let mut daemon = Daemon::start(&setup.config());
     daemon
         .wait_for_log("with XOAUTH2, folder INBOX", 1, WAIT)
@@ -199,7 +196,7 @@ async fn the_daemon_signs_in_with_xoauth2_outlives_token_expiries_and_keeps_rota
 async fn an_access_token_the_server_refuses_is_replaced_once_without_an_error() {
     let idp = IdentityProvider::start(USER, 600, FIRST_REFRESH_TOKEN);
     let mut dovecot = Dovecot::start_with_oauth2(&idp.url("/introspect"), "xoauth2");
-    let setup = Setup::new(&idp, &dovecot, None);
+    let setup = Setup::new(&idp.url(""), &dovecot, None);
     let mut daemon = Daemon::start(&setup.config());
     daemon.wait_for_log("with XOAUTH2", 1, WAIT).await;
     // Revoked before it expires: the cached token is refused at the next login.
@@ -224,7 +221,7 @@ async fn a_revoked_refresh_token_stops_its_mailbox_with_one_error_and_the_others
     idp.post("/admin/revoke_refresh");
     let oauth_dovecot = Dovecot::start_with_oauth2(&idp.url("/introspect"), "xoauth2");
     let sales = Dovecot::start();
-    let setup = Setup::new(&idp, &oauth_dovecot, Some(&sales));
+    let setup = Setup::new(&idp.url(""), &oauth_dovecot, Some(&sales));
     let mut daemon = Daemon::start(&setup.config());
     daemon.wait_for_log("mailrules auth support", 1, WAIT).await;
     sales
@@ -263,7 +260,7 @@ async fn a_revoked_refresh_token_stops_its_mailbox_with_one_error_and_the_others
 async fn check_online_signs_in_with_oauthbearer_when_the_server_offers_it() {
     let idp = IdentityProvider::start(USER, 60, FIRST_REFRESH_TOKEN);
     let dovecot = Dovecot::start_with_oauth2(&idp.url("/introspect"), "xoauth2 oauthbearer");
-    let setup = Setup::new(&idp, &dovecot, None);
+    let setup = Setup::new(&idp.url(""), &dovecot, None);
     let config = setup.config();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_mailrules"))
@@ -288,7 +285,7 @@ async fn check_online_signs_in_with_oauthbearer_when_the_server_offers_it() {
 fn mailrules_auth_runs_the_device_flow_and_writes_the_refresh_token_owner_only() {
     let idp = IdentityProvider::start(USER, 60, "rt-unused");
     let dovecot = Dovecot::start_with_oauth2(&idp.url("/introspect"), "xoauth2");
-    let setup = Setup::new(&idp, &dovecot, None);
+    let setup = Setup::new(&idp.url(""), &dovecot, None);
     std::fs::remove_file(setup.refresh_file()).unwrap();
     // Before the first sign-in, `check` says what to run.
     let checked = Command::new(env!("CARGO_BIN_EXE_mailrules"))
@@ -425,7 +422,7 @@ async fn a_token_the_server_refuses_is_reported_in_the_servers_words() {
     // Tokens for another account: the identity provider issues them, Dovecot refuses them.
     let idp = IdentityProvider::start("someone-else@acme.example", 60, FIRST_REFRESH_TOKEN);
     let dovecot = Dovecot::start_with_oauth2(&idp.url("/introspect"), "xoauth2");
-    let setup = Setup::new(&idp, &dovecot, None);
+    let setup = Setup::new(&idp.url(""), &dovecot, None);
     let config = setup.config();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_mailrules"))
@@ -451,4 +448,35 @@ async fn a_token_the_server_refuses_is_reported_in_the_servers_words() {
         "a new token that is refused is not replaced"
     );
     assert_no_secrets(&stdout, &idp);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_identity_provider_that_is_down_is_waited_for_like_a_lost_connection() {
+    let port = crate::support::dovecot::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let dovecot = Dovecot::start_with_oauth2(&format!("{base}/introspect"), "xoauth2");
+    let setup = Setup::new(&base, &dovecot, None);
+    let mut daemon = Daemon::start(&setup.config());
+    daemon
+        .wait_for_log("cannot get a token from", 1, WAIT)
+        .await;
+    let idp = IdentityProvider::start_on(port, USER, 60, FIRST_REFRESH_TOKEN);
+    daemon.wait_for_log("connected again to", 1, WAIT).await;
+    dovecot
+        .append("INBOX", &message("late", "once the provider is back", ""))
+        .await;
+    wait_for_tasks(&setup, 1, &daemon).await;
+    daemon.terminate(WAIT);
+    let log = daemon.log();
+    assert_eq!(
+        daemon.log_lines_with(" ERROR "),
+        0,
+        "network trouble, not the operator's:\n{log}"
+    );
+    assert_eq!(
+        daemon.log_lines_with("reconnecting with backoff"),
+        1,
+        "{log}"
+    );
+    assert_no_secrets(&log, &idp);
 }

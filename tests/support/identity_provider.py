@@ -170,6 +170,7 @@ class Handler(BaseHTTPRequestHandler):
 
 def main():
     parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--user", required=True)
     parser.add_argument("--lifetime", type=int, default=3)
     parser.add_argument("--client-id", required=True)
@@ -183,7 +184,7 @@ def main():
     if args.refresh_token:
         STATE["refresh_tokens"] = {args.refresh_token}
         STATE["current_refresh"] = args.refresh_token
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     print("PORT %d" % server.server_address[1], flush=True)
     server.serve_forever()
 

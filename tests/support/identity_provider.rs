@@ -24,8 +24,19 @@ impl IdentityProvider {
     /// Issues access tokens for `user` that live `lifetime_secs`; `refresh_token` is valid
     /// from the start (as if `mailrules auth` had run).
     pub fn start(user: &str, lifetime_secs: u32, refresh_token: &str) -> IdentityProvider {
+        IdentityProvider::start_on(0, user, lifetime_secs, refresh_token)
+    }
+
+    /// [`IdentityProvider::start`] on `port` (0: any free one).
+    pub fn start_on(
+        port: u16,
+        user: &str,
+        lifetime_secs: u32,
+        refresh_token: &str,
+    ) -> IdentityProvider {
         let mut child = Command::new("python3")
             .arg(SCRIPT)
+            .args(["--port", &port.to_string()])
             .args(["--user", user, "--client-id", CLIENT_ID])
             .args(["--client-secret", CLIENT_SECRET])
             .args(["--lifetime", &lifetime_secs.to_string()])
