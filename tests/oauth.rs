@@ -51,13 +51,11 @@ impl Setup {
             "store = \"mailrules.db\"\nrules = \"rules\"\n\n[[mailbox]]\nname = \"support\"\n\
              host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"{USER}\"\n\
              auth = \"oauth2\"\non_success = \"keep\"\non_failure = \"keep\"\n\
-             [mailbox.oauth2]\nprovider = \"custom\"\ntoken_url = \"{}\"\n\
-             device_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\n\
+             [mailbox.oauth2]\nprovider = \"custom\"\ntoken_url = \"{idp}/token\"\n\
+             device_url = \"{idp}/device\"\nclient_id = \"{CLIENT_ID}\"\n\
              client_secret_file = \"client.secret\"\nrefresh_token_file = \"support.refresh\"\n\
              scope = \"imap\"\n",
             oauth_dovecot.port,
-            format!("{idp}/token"),
-            format!("{idp}/device"),
         );
         if let Some(sales) = password_dovecot {
             config.push_str(&format!(
