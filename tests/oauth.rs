@@ -280,7 +280,8 @@ async fn check_online_signs_in_with_oauthbearer_when_the_server_offers_it() {
 }
 
 #[test]
-fn mailrules_auth_runs_the_device_flow_and_writes_the_refresh_token_owner_only() {
+fn mailrules_auth_runs_the_device_flow_and_writes_the_refresh_token_owner_only_for_a_mailbox_and_smtp(
+) {
     let idp = IdentityProvider::start(USER, 60, "rt-unused");
     let dovecot = Dovecot::start_with_oauth2(&idp.url("/introspect"), "xoauth2");
     let setup = Setup::new(&idp.url(""), &dovecot, None);
@@ -297,9 +298,38 @@ fn mailrules_auth_runs_the_device_flow_and_writes_the_refresh_token_owner_only()
         said.contains("does not exist yet; run `mailrules auth support` to sign in"),
         "{said}"
     );
+    let written = sign_in(
+        &idp,
+        &setup.config(),
+        &["auth", "support"],
+        &setup.refresh_file(),
+    );
+    assert_eq!(written, idp.state()["current_refresh"].as_str().unwrap());
+    // The [smtp] account the same way, into its own file.
+    let smtp_refresh = setup.dir.path().join("smtp.refresh");
+    let mut config = std::fs::read_to_string(setup.config()).unwrap();
+    config.push_str(&format!(
+        "\n[smtp]\nhost = \"127.0.0.1\"\ntls = \"none\"\nuser = \"{USER}\"\n\
+         from = \"{USER}\"\nauth = \"oauth2\"\n[smtp.oauth2]\nprovider = \"custom\"\n\
+         token_url = \"{}\"\ndevice_url = \"{}\"\nclient_id = \"{CLIENT_ID}\"\n\
+         client_secret_file = \"client.secret\"\nrefresh_token_file = \"smtp.refresh\"\n",
+        idp.url("/token"),
+        idp.url("/device")
+    ));
+    std::fs::write(setup.config(), config).unwrap();
+    let written = sign_in(&idp, &setup.config(), &["auth", "--smtp"], &smtp_refresh);
+    assert_eq!(written, idp.state()["current_refresh"].as_str().unwrap());
+    assert_eq!(idp.state()["device_grants"], 2);
+}
+
+/// Runs `mailrules ARGS` (a device-flow sign-in), approves the code it shows at the identity
+/// provider, and returns the refresh token it wrote to `file` (checked to be 0600 and not
+/// printed).
+fn sign_in(idp: &IdentityProvider, config: &Path, args: &[&str], file: &Path) -> String {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mailrules"))
-        .args(["auth", "support", "--config"])
-        .arg(setup.config())
+        .args(args)
+        .arg("--config")
+        .arg(config)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -322,16 +352,12 @@ fn mailrules_auth_runs_the_device_flow_and_writes_the_refresh_token_owner_only()
     let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
     let status = child.wait().unwrap();
     assert!(status.success(), "{shown:?} {rest:?}");
-    let state = idp.state();
-    let written = std::fs::read_to_string(setup.refresh_file()).unwrap();
-    assert_eq!(written.trim(), state["current_refresh"].as_str().unwrap());
-    assert_eq!(mode(&setup.refresh_file()), 0o600);
+    let written = std::fs::read_to_string(file).unwrap().trim().to_string();
+    assert_eq!(mode(file), 0o600);
     let all = rest.join("\n");
     assert!(all.contains("ok: signed in"), "{all}");
-    assert!(
-        !all.contains(written.trim()),
-        "the token is not printed: {all}"
-    );
+    assert!(!all.contains(&written), "the token is not printed: {all}");
+    written
 }
 
 fn reply() -> mailrules::smtp::OutgoingMail {
