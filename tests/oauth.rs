@@ -15,6 +15,9 @@ use crate::support::dovecot::{message, wait_until, Dovecot, USER};
 use crate::support::identity_provider::{IdentityProvider, CLIENT_ID, CLIENT_SECRET};
 
 const WAIT: Duration = Duration::from_secs(60);
+/// For reconnecting after a server restart: on a loaded machine the first attempts can meet
+/// a server still starting, and the backoff between attempts grows (1 s, 2 s, 4 s …).
+const RECONNECT_WAIT: Duration = Duration::from_secs(180);
 const FIRST_REFRESH_TOKEN: &str = "rt-first-REFRESH-SECRET";
 
 const RULES: &str = r#"
@@ -165,7 +168,7 @@ async fn the_daemon_signs_in_with_xoauth2_outlives_token_expiries_and_keeps_rota
         dovecot.stop();
         dovecot.start_again();
         daemon
-            .wait_for_log("connected again to", round as usize, WAIT)
+            .wait_for_log("connected again to", round as usize, RECONNECT_WAIT)
             .await;
     }
     dovecot
@@ -201,7 +204,9 @@ async fn an_access_token_the_server_refuses_is_replaced_once_without_an_error() 
     idp.post("/admin/revoke_access");
     dovecot.stop();
     dovecot.start_again();
-    daemon.wait_for_log("connected again to", 1, WAIT).await;
+    daemon
+        .wait_for_log("connected again to", 1, RECONNECT_WAIT)
+        .await;
     dovecot
         .append("INBOX", &message("after", "after the revocation", ""))
         .await;
@@ -485,7 +490,9 @@ async fn an_identity_provider_that_is_down_is_waited_for_like_a_lost_connection(
         .wait_for_log("cannot get a token from", 1, WAIT)
         .await;
     let idp = IdentityProvider::start_on(port, USER, 60, FIRST_REFRESH_TOKEN);
-    daemon.wait_for_log("connected again to", 1, WAIT).await;
+    daemon
+        .wait_for_log("connected again to", 1, RECONNECT_WAIT)
+        .await;
     dovecot
         .append("INBOX", &message("late", "once the provider is back", ""))
         .await;
@@ -502,5 +509,40 @@ async fn an_identity_provider_that_is_down_is_waited_for_like_a_lost_connection(
         1,
         "{log}"
     );
+    assert_no_secrets(&log, &idp);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_cannot_reach_the_identity_provider_is_waited_for_too() {
+    let port = crate::support::dovecot::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let idp = IdentityProvider::start_on(port, USER, 600, FIRST_REFRESH_TOKEN);
+    let mut dovecot = Dovecot::start_with_oauth2(&format!("{base}/introspect"), "xoauth2");
+    let setup = Setup::new(&base, &dovecot, None);
+    let mut daemon = Daemon::start(&setup.config());
+    daemon.wait_for_log("with XOAUTH2", 1, WAIT).await;
+    // The provider goes away: Dovecot cannot check the (still valid, cached) token and
+    // drops the connection ("auth service reported temporary failure").
+    let refresh_token = idp.state()["current_refresh"].as_str().unwrap().to_string();
+    drop(idp);
+    dovecot.stop();
+    dovecot.start_again();
+    wait_until(WAIT, "a login Dovecot could not check", || {
+        let tried = dovecot.log().matches("XOAUTH2").count();
+        async move { tried >= 2 }
+    })
+    .await;
+    // Back, knowing the refresh token but none of the access tokens issued before.
+    let idp = IdentityProvider::start_on(port, USER, 600, &refresh_token);
+    daemon
+        .wait_for_log("connected again to", 1, RECONNECT_WAIT)
+        .await;
+    dovecot
+        .append("INBOX", &message("back", "once the server can check", ""))
+        .await;
+    wait_for_tasks(&setup, 1, &daemon).await;
+    daemon.terminate(WAIT);
+    let log = daemon.log();
+    assert_eq!(daemon.log_lines_with(" ERROR "), 0, "{log}");
     assert_no_secrets(&log, &idp);
 }
