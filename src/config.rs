@@ -10,6 +10,8 @@ use serde::Deserialize;
 
 mod webhook;
 pub use webhook::{HeaderPiece, HeaderTemplate, WebhookConfig, WebhookSecretError};
+mod oauth2;
+pub use oauth2::{OAuth2Config, Provider, SecretSource};
 
 /// Everything that can be wrong with a configuration file, in words an operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +226,8 @@ pub struct MailboxConfig {
     pub ca_file: Option<PathBuf>,
     pub user: String,
     pub password: PasswordSource,
+    /// Set when `auth = "oauth2"`: sign in with an access token instead of the password.
+    pub oauth2: Option<OAuth2Config>,
     pub folder: String,
     pub on_success: Disposition,
     pub on_failure: Disposition,
@@ -241,6 +245,8 @@ pub struct SmtpConfig {
     pub ca_file: Option<PathBuf>,
     pub user: Option<String>,
     pub password: PasswordSource,
+    /// Set when `auth = "oauth2"`: sign in with an access token instead of the password.
+    pub oauth2: Option<OAuth2Config>,
     /// The From of every message we send, e.g. `Поддержка ACME <support@example.com>`.
     pub from: String,
     /// Attempts before a transient failure becomes permanent.
@@ -313,6 +319,9 @@ struct RawMailbox {
     user: String,
     password_file: Option<PathBuf>,
     password_env: Option<String>,
+    #[serde(default)]
+    auth: oauth2::AuthMethod,
+    oauth2: Option<oauth2::RawOAuth2>,
     #[serde(default = "default_folder")]
     folder: String,
     #[serde(default = "default_on_success")]
@@ -356,6 +365,9 @@ struct RawSmtp {
     user: Option<String>,
     password_file: Option<PathBuf>,
     password_env: Option<String>,
+    #[serde(default)]
+    auth: oauth2::AuthMethod,
+    oauth2: Option<oauth2::RawOAuth2>,
     from: String,
     #[serde(default = "default_max_attempts")]
     max_attempts: u32,
@@ -516,6 +528,16 @@ impl Config {
                 )));
             }
             let at = format!("mailbox {:?}", m.name);
+            let has_password = m.password_file.is_some() || m.password_env.is_some();
+            let oauth2 = oauth2::resolve(
+                &at,
+                "[mailbox.oauth2]",
+                m.auth,
+                m.oauth2,
+                has_password,
+                &base,
+                &mut problems,
+            );
             let password = noted(
                 &mut problems,
                 &at,
@@ -539,6 +561,7 @@ impl Config {
                 tls,
                 ca_file: m.ca_file.map(|f| base.join(f)),
                 password,
+                oauth2,
                 on_success,
                 on_failure,
                 poll_interval,
@@ -562,6 +585,22 @@ impl Config {
                         s.host
                     )));
                 }
+                let has_password = s.password_file.is_some() || s.password_env.is_some();
+                let oauth2 = oauth2::resolve(
+                    "[smtp]",
+                    "[smtp.oauth2]",
+                    s.auth,
+                    s.oauth2,
+                    has_password,
+                    &base,
+                    &mut problems,
+                );
+                if oauth2.is_some() && s.user.is_none() {
+                    problems.push(
+                        "[smtp]: auth = \"oauth2\" needs user (the account the token is for)"
+                            .into(),
+                    );
+                }
                 let password = noted(
                     &mut problems,
                     "[smtp]",
@@ -578,6 +617,7 @@ impl Config {
                         tls,
                         ca_file: s.ca_file.map(|f| base.join(f)),
                         password,
+                        oauth2,
                         timeout,
                         max_attempts: s.max_attempts.max(1),
                         user: s.user,

@@ -15,6 +15,7 @@ pub mod imap;
 pub mod ingest;
 pub mod logging;
 pub mod message;
+pub mod oauth2;
 pub mod outbox;
 pub mod outgoing;
 pub mod parallel;

@@ -18,6 +18,7 @@ mod faults;
 mod fuzz_regressions;
 mod hostile;
 mod messages;
+mod oauth;
 mod plans;
 mod rule_tests;
 mod rules_docs;

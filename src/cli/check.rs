@@ -70,6 +70,13 @@ fn local_problems(config: &Config, rules: &RuleSet) -> Vec<String> {
         if let Err(e) = mailbox.password.read(&what) {
             problems.push(e.to_string());
         }
+        if let Some(oauth2) = &mailbox.oauth2 {
+            let account = format!("mailbox \"{}\"", mailbox.name);
+            let command = crate::oauth2::reauth_command(&mailbox.name);
+            for e in crate::oauth2::unreadable_secrets(&account, &command, oauth2) {
+                problems.push(e.to_string());
+            }
+        }
     }
     for webhook in &config.webhooks {
         problems.extend(
@@ -83,6 +90,12 @@ fn local_problems(config: &Config, rules: &RuleSet) -> Vec<String> {
         Some(smtp) => {
             if let Err(e) = smtp.password.read("[smtp]") {
                 problems.push(e.to_string());
+            }
+            if let Some(oauth2) = &smtp.oauth2 {
+                let command = "mailrules auth --smtp";
+                for e in crate::oauth2::unreadable_secrets("[smtp]", command, oauth2) {
+                    problems.push(e.to_string());
+                }
             }
         }
         None => {

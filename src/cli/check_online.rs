@@ -4,7 +4,8 @@
 
 use super::output::say;
 use crate::config::{Config, Disposition, MailboxConfig};
-use crate::imap::{self, Folder, ImapError, Timeouts};
+use crate::imap::{self, Folder, ImapError, Login, Timeouts};
+use crate::oauth2::{login, reauth_command, TokenSource};
 use crate::smtp::Mailer;
 use crate::store::Store;
 
@@ -56,6 +57,9 @@ pub fn check_online(config: &Config) -> anyhow::Result<bool> {
         });
         match checked {
             Ok(()) => match &smtp.user {
+                Some(user) if smtp.oauth2.is_some() => {
+                    say!("  ok: logged in as {user} with OAuth2 (XOAUTH2)")?
+                }
                 Some(user) => say!("  ok: logged in as {user}")?,
                 None => say!("  ok: connected (no login configured)")?,
             },
@@ -76,17 +80,35 @@ async fn check_mailbox(
     mailbox: &MailboxConfig,
     cursor: Option<(u32, u32)>,
 ) -> Result<Vec<String>, CheckError> {
-    let what = format!("mailbox {}", mailbox.name);
-    let password = mailbox
-        .password
-        .read(&what)
-        .map_err(|e| CheckError(e.to_string()))?
-        .unwrap_or_default();
     let timeouts = Timeouts::default();
-    let connection = imap::connect(mailbox, &password, &timeouts).await?;
-    drop(password);
+    let connection = match &mailbox.oauth2 {
+        None => {
+            let what = format!("mailbox {}", mailbox.name);
+            let password = mailbox
+                .password
+                .read(&what)
+                .map_err(|e| CheckError(e.to_string()))?
+                .unwrap_or_default();
+            imap::connect(mailbox, Login::Password(&password), &timeouts).await?
+        }
+        Some(config) => {
+            let mut tokens = TokenSource::new(
+                &format!("mailbox \"{}\"", mailbox.name),
+                &reauth_command(&mailbox.name),
+                config,
+            )
+            .map_err(|e| CheckError(e.to_string()))?;
+            login::connect(mailbox, &mut tokens, &timeouts)
+                .await
+                .map_err(|e| CheckError(e.to_string()))?
+        }
+    };
+    let how = match connection.signed_in_with {
+        "LOGIN" => String::new(),
+        mechanism => format!(" with OAuth2 ({mechanism})"),
+    };
     let mut lines = vec![format!(
-        "ok: logged in; the server offers {}",
+        "ok: logged in{how}; the server offers {}",
         connection.capabilities
     )];
     let namespaces = connection.namespaces.clone();

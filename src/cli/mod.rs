@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod analytics;
+mod auth;
 mod author;
 mod check;
 mod check_online;
@@ -191,6 +192,17 @@ pub enum Command {
         /// The shell to complete in.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+    /// Sign an OAuth2 mailbox (or the [smtp] account) in with the provider's device-code flow
+    /// and store its refresh token where `refresh_token_file` says.
+    #[command(after_help = "Example:\n  mailrules auth gmail")]
+    Auth {
+        /// The [[mailbox]] to sign in, by its name.
+        #[arg(required_unless_present = "smtp", conflicts_with = "smtp")]
+        mailbox: Option<String>,
+        /// Sign in the [smtp] account instead of a mailbox.
+        #[arg(long)]
+        smtp: bool,
     },
     /// Print the man page (roff): `mailrules man > /usr/local/share/man/man1/mailrules.1`.
     #[command(after_help = "Example:\n  mailrules man | man -l -")]
@@ -487,6 +499,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Run => run::run(&cli.config),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man => docs::man_page(),
+        Command::Auth { mailbox, smtp } => auth::auth(&cli.config, mailbox.as_deref(), smtp),
         Command::Check { online } => check::check(&cli.config, online),
         Command::Ingest {
             paths,

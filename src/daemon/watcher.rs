@@ -16,7 +16,9 @@ use super::status::{MailboxState, StatusBoard};
 use super::unacknowledged::{Fate, Unacknowledged};
 use super::unreadable::{self, Unreadable};
 use crate::config::{ConfigError, Disposition, MailboxConfig};
-use crate::imap::{self, ErrorKind, Folder, FolderCheck, ImapError, Wake};
+use crate::imap::{self, ErrorKind, Folder, FolderCheck, ImapError, Login, Wake};
+use crate::oauth2::login::LoginError;
+use crate::oauth2::{OAuth2Error, TokenSource};
 
 /// Why a session ended early.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +29,10 @@ enum SessionError {
     Password(#[from] ConfigError),
     #[error(transparent)]
     Sink(#[from] SinkFailure),
+    #[error(transparent)]
+    Login(#[from] LoginError),
+    #[error(transparent)]
+    Token(#[from] OAuth2Error),
 }
 
 /// The kinds of trouble, each logged once when it starts (not on every retry).
@@ -75,6 +81,8 @@ pub(crate) struct Watcher {
     unacknowledged: Unacknowledged,
     /// The last refusal to acknowledge that was logged (the same one again is not news).
     refusal_reported: Option<String>,
+    /// Access tokens, for a mailbox with `auth = "oauth2"` (made at the first login).
+    tokens: Option<TokenSource>,
 }
 
 impl Watcher {
@@ -91,6 +99,7 @@ impl Watcher {
             backoff: Backoff::new(&policy),
             unacknowledged: Unacknowledged::new(policy.backoff_initial, policy.operator_retry),
             refusal_reported: None,
+            tokens: None,
             mailbox,
             sink,
             policy,
@@ -134,9 +143,11 @@ impl Watcher {
         let name = &self.mailbox.name;
         let trouble = match error {
             SessionError::Imap(e) if e.kind() == ErrorKind::Transient => Trouble::Network,
-            SessionError::Imap(_) | SessionError::Password(_) => {
-                Trouble::Operator(error.to_string())
-            }
+            SessionError::Login(e) if e.kind() == ErrorKind::Transient => Trouble::Network,
+            SessionError::Imap(_)
+            | SessionError::Password(_)
+            | SessionError::Login(_)
+            | SessionError::Token(_) => Trouble::Operator(error.to_string()),
             SessionError::Sink(_) => Trouble::Store,
         };
         let (wait, state) = match trouble {
@@ -180,7 +191,7 @@ impl Watcher {
     }
 
     /// The session is up: connection trouble is over (store trouble ends with a commit).
-    fn connected(&mut self, folder: &Folder, idle: bool) {
+    fn connected(&mut self, folder: &Folder, idle: bool, signed_in_with: &str) {
         let m = &self.mailbox;
         let how = if idle {
             "IDLE".to_string()
@@ -203,9 +214,13 @@ impl Watcher {
                 debug!(mailbox = %m.name, "connected again; the store still has to prove writable");
             }
             None => {
+                let with = match signed_in_with {
+                    "LOGIN" => String::new(),
+                    mechanism => format!(" with {mechanism}"),
+                };
                 info!(
                     mailbox = %m.name,
-                    "connected to {}:{} as {}, folder {} ({how})",
+                    "connected to {}:{} as {}{with}, folder {} ({how})",
                     m.host,
                     m.port,
                     m.user,
@@ -232,14 +247,32 @@ impl Watcher {
 
     /// One connection, from login until shutdown or an error.
     async fn session(&mut self) -> Result<(), SessionError> {
-        let what = format!("mailbox {}", self.mailbox.name);
-        let password = self.mailbox.password.read(&what)?.unwrap_or_default();
         let timeouts = self.policy.timeouts;
-        let connection = tokio::select! {
-            connection = imap::connect(&self.mailbox, &password, &timeouts) => connection?,
-            _ = self.shutdown.wait() => return Ok(()),
+        let connection = match &self.mailbox.oauth2 {
+            None => {
+                let what = format!("mailbox {}", self.mailbox.name);
+                let password = self.mailbox.password.read(&what)?.unwrap_or_default();
+                tokio::select! {
+                    connection = imap::connect(&self.mailbox, Login::Password(&password), &timeouts) => connection?,
+                    _ = self.shutdown.wait() => return Ok(()),
+                }
+            }
+            Some(config) => {
+                let tokens = match &mut self.tokens {
+                    Some(tokens) => tokens,
+                    None => self.tokens.insert(TokenSource::new(
+                        &format!("mailbox \"{}\"", self.mailbox.name),
+                        &crate::oauth2::reauth_command(&self.mailbox.name),
+                        config,
+                    )?),
+                };
+                tokio::select! {
+                    connection = crate::oauth2::login::connect(&self.mailbox, tokens, &timeouts) => connection?,
+                    _ = self.shutdown.wait() => return Ok(()),
+                }
+            }
         };
-        drop(password);
+        let signed_in_with = connection.signed_in_with;
         let (mut folder, selected) =
             Folder::select(connection, &self.mailbox.folder, timeouts).await?;
         for (key, disposition) in [
@@ -267,7 +300,7 @@ impl Watcher {
         debug!(mailbox = %self.mailbox.name, "logged in; the server offers {capabilities}");
         let idle = self.mailbox.idle && capabilities.idle;
         let cursor = self.sink.mailbox_cursor(&self.mailbox.name).await?;
-        self.connected(&folder, idle);
+        self.connected(&folder, idle, signed_in_with);
 
         let uid_validity = selected.uid_validity;
         self.unacknowledged.set_uid_validity(uid_validity);

@@ -14,6 +14,8 @@ use super::namespace::Namespaces;
 use super::stream::{ImapStream, NamespaceTap};
 use super::{exchange, server_words, timed, tls, within, ImapError, Timeouts};
 use crate::config::{MailboxConfig, TlsMode};
+use crate::oauth2::sasl::{self, Mechanism, TokenAuthenticator};
+use crate::oauth2::Secret;
 
 /// What the server can do, as far as the daemon cares.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -54,12 +56,23 @@ pub struct Connection {
     pub session: Session<ImapStream>,
     pub capabilities: Capabilities,
     pub namespaces: Namespaces,
+    /// How it signed in: `LOGIN`, `XOAUTH2` or `OAUTHBEARER`.
+    pub signed_in_with: &'static str,
 }
 
-/// Connects and logs in to the server of `mailbox`. `password` is used for LOGIN only.
+/// What to sign in with.
+#[derive(Debug, Clone, Copy)]
+pub enum Login<'a> {
+    /// LOGIN with the configured user and this password.
+    Password(&'a str),
+    /// SASL OAUTHBEARER when the server offers it, else XOAUTH2.
+    AccessToken(&'a Secret),
+}
+
+/// Connects and logs in to the server of `mailbox`.
 pub async fn connect(
     mailbox: &MailboxConfig,
-    password: &str,
+    login: Login<'_>,
     timeouts: &Timeouts,
 ) -> Result<Connection, ImapError> {
     let client = within(timeouts.connect, "connecting", open(mailbox))
@@ -67,21 +80,12 @@ pub async fn connect(
         .and_then(|opened| opened)
         .map_err(|e| with_tls_hint(e, mailbox))?;
     let tap = client.get_ref().tap();
-    let session = match within(
-        timeouts.command,
-        "logging in",
-        client.login(&mailbox.user, password),
-    )
-    .await?
-    {
-        Ok(session) => session,
-        Err((async_imap::error::Error::No(message), _)) => {
-            return Err(ImapError::LoginRejected {
-                user: mailbox.user.clone(),
-                message: server_words(&message),
-            })
+    let (session, signed_in_with) = match login {
+        Login::Password(password) => (log_in(client, mailbox, password, timeouts).await?, "LOGIN"),
+        Login::AccessToken(token) => {
+            let (session, mechanism) = authenticate(client, mailbox, token, timeouts).await?;
+            (session, mechanism.name())
         }
-        Err((e, _)) => return Err(ImapError::from_imap(e, "logging in")),
     };
     let mut session = session;
     let caps = timed(
@@ -101,7 +105,154 @@ pub async fn connect(
         session,
         capabilities,
         namespaces,
+        signed_in_with,
     })
+}
+
+/// LOGIN with a password.
+async fn log_in(
+    client: Client<ImapStream>,
+    mailbox: &MailboxConfig,
+    password: &str,
+    timeouts: &Timeouts,
+) -> Result<Session<ImapStream>, ImapError> {
+    match within(
+        timeouts.command,
+        "logging in",
+        client.login(&mailbox.user, password),
+    )
+    .await?
+    {
+        Ok(session) => Ok(session),
+        Err((async_imap::error::Error::No(message), _)) => Err(ImapError::LoginRejected {
+            user: mailbox.user.clone(),
+            message: server_words(&message),
+        }),
+        Err((e, _)) => Err(ImapError::from_imap(e, "logging in")),
+    }
+}
+
+/// SASL with an access token: OAUTHBEARER when the server offers it, else XOAUTH2. A refusal
+/// is reported in the server's words (its NO, and the error document it sent before it).
+async fn authenticate(
+    mut client: Client<ImapStream>,
+    mailbox: &MailboxConfig,
+    token: &Secret,
+    timeouts: &Timeouts,
+) -> Result<(Session<ImapStream>, Mechanism), ImapError> {
+    let offered = within(
+        timeouts.command,
+        "asking for capabilities",
+        sasl_mechanisms(&mut client),
+    )
+    .await??;
+    let mechanism = if offered
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case("OAUTHBEARER"))
+    {
+        Mechanism::OAuthBearer
+    } else {
+        Mechanism::XOAuth2
+    };
+    let initial = match mechanism {
+        Mechanism::OAuthBearer => {
+            sasl::oauthbearer(&mailbox.user, &mailbox.host, mailbox.port, token)
+        }
+        Mechanism::XOAuth2 => sasl::xoauth2(&mailbox.user, token),
+    };
+    let mut authenticator = TokenAuthenticator::new(mechanism, initial);
+    let done = within(
+        timeouts.command,
+        "logging in",
+        client.authenticate(mechanism.name(), &mut authenticator),
+    )
+    .await?;
+    match done {
+        Ok(session) => Ok((session, mechanism)),
+        Err((
+            async_imap::error::Error::No(message) | async_imap::error::Error::Bad(message),
+            _,
+        )) => {
+            let mut message = server_words(&message);
+            if let Some(said) = authenticator.server_said.take() {
+                message.push_str(&format!(" ({said})"));
+            }
+            if is_temporary(&message) {
+                // The server could not check the token (its identity provider is down):
+                // network trouble, tried again with backoff, not the operator's to fix.
+                return Err(ImapError::Refused {
+                    doing: "logging in",
+                    message,
+                });
+            }
+            Err(ImapError::TokenRejected {
+                user: mailbox.user.clone(),
+                mechanism: mechanism.name(),
+                message,
+            })
+        }
+        Err((e, _)) => Err(ImapError::from_imap(e, "logging in")),
+    }
+}
+
+/// Whether a refused login says the server failed, not the credentials: RFC 5530's
+/// `[UNAVAILABLE]`, or Dovecot's "Temporary authentication failure".
+fn is_temporary(words: &str) -> bool {
+    words.contains("UNAVAILABLE") || words.to_ascii_lowercase().contains("temporary")
+}
+
+/// The SASL mechanisms the server offers before login (`AUTH=…` in its CAPABILITY answer).
+async fn sasl_mechanisms(client: &mut Client<ImapStream>) -> Result<Vec<String>, ImapError> {
+    use async_imap::imap_proto::{Capability, Status};
+    let doing = "asking for capabilities";
+    // The library runs tagged commands only after login; this one goes straight to the
+    // stream with a tag of our own.
+    use tokio::io::AsyncWriteExt;
+    const TAG: &str = "mrcap";
+    let stream = client.get_mut();
+    let sent = async {
+        stream
+            .write_all(format!("{TAG} CAPABILITY\r\n").as_bytes())
+            .await?;
+        stream.flush().await
+    };
+    sent.await.map_err(|e| ImapError::Protocol {
+        doing,
+        message: e.to_string(),
+    })?;
+    let mut offered = Vec::new();
+    loop {
+        let response = client
+            .read_response()
+            .await
+            .map_err(|e| ImapError::from_imap(e.into(), doing))?
+            .ok_or_else(|| ImapError::Closed {
+                message: format!("connection lost while {doing}"),
+            })?;
+        match response.parsed() {
+            Response::Capabilities(capabilities) => {
+                offered.extend(capabilities.iter().filter_map(|c| match c {
+                    Capability::Auth(name) => Some(name.to_string()),
+                    _ => None,
+                }));
+            }
+            Response::Done {
+                tag: done,
+                status,
+                information,
+                ..
+            } if done.0 == TAG => {
+                return match status {
+                    Status::Ok => Ok(offered),
+                    _ => Err(ImapError::Refused {
+                        doing,
+                        message: information.as_deref().unwrap_or_default().to_string(),
+                    }),
+                };
+            }
+            _ => {}
+        }
+    }
 }
 
 /// How the server names folders: its NAMESPACE answer, else the delimiter of `LIST "" ""`.
@@ -301,5 +452,20 @@ async fn read_greeting(client: &mut Client<ImapStream>) -> Result<(), ImapError>
         None => Err(ImapError::Closed {
             message: "the server closed the connection before its greeting".into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_the_server_could_not_check_is_temporary() {
+        assert!(is_temporary(
+            "[UNAVAILABLE] Temporary authentication failure. [host:2026-12-01 18:00:00]"
+        ));
+        assert!(!is_temporary(
+            "[AUTHENTICATIONFAILED] Authentication failed."
+        ));
     }
 }

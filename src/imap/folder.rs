@@ -73,6 +73,7 @@ impl Folder {
             mut session,
             capabilities,
             namespaces,
+            ..
         } = connection;
         let name = &namespaces.resolve(name);
         let mailbox = match within(

@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_imap::imap_proto::{MailboxDatum, Response, ResponseCode, Status};
 use async_imap::Session;
 
-pub use connect::{connect, Capabilities, Connection};
+pub use connect::{connect, Capabilities, Connection, Login};
 pub use folder::{Fetched, Folder, FolderCheck, Selected, Wake};
 pub use namespace::Namespaces;
 pub use stream::ImapStream;
@@ -65,6 +65,15 @@ pub enum ImapError {
     NoStarttls { message: String },
     #[error("the server rejected the login of \"{user}\": {message}; check user and password")]
     LoginRejected { user: String, message: String },
+    /// The server refused an OAuth2 access token; `message` is in its own words.
+    #[error(
+        "the server refused the {mechanism} login of \"{user}\" with an access token: {message}"
+    )]
+    TokenRejected {
+        user: String,
+        mechanism: &'static str,
+        message: String,
+    },
     #[error("cannot open folder \"{folder}\": {message}")]
     Folder { folder: String, message: String },
     #[error("the server closed the connection: {message}")]
@@ -105,6 +114,7 @@ impl ImapError {
             | ImapError::CaFile { .. }
             | ImapError::NoStarttls { .. }
             | ImapError::LoginRejected { .. }
+            | ImapError::TokenRejected { .. }
             | ImapError::Folder { .. } => ErrorKind::NeedsOperator,
         }
     }

@@ -2,9 +2,11 @@
 //! server, with every failure sorted into "try again later" or "this will never work".
 
 mod compose;
+mod oauth2;
 mod transport;
 
 pub use compose::{compose, parse_from, MailKind, OutgoingMail};
+pub use oauth2::xoauth2_credentials;
 pub use transport::Mailer;
 
 /// Why a mail was not sent. Never contains the SMTP password.

@@ -8,13 +8,23 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
+use super::oauth2::{refuses_login, TokenTransport};
 use super::{compose, parse_from, OutgoingMail, SmtpError};
 use crate::config::{SmtpConfig, TlsMode};
+use crate::oauth2::{Freshness, TokenSource};
+
+/// How the transport signs in.
+enum Sending {
+    /// With the configured user and password, or not at all.
+    Login(AsyncSmtpTransport<Tokio1Executor>),
+    /// With XOAUTH2 and an access token (`auth = "oauth2"`).
+    OAuth2(Box<TokenTransport>),
+}
 
 /// A ready-to-use sender for one `[smtp]` configuration. Connections are pooled, so keep one
 /// `Mailer` for a whole run rather than building one per mail.
 pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    sending: Sending,
     from: Mailbox,
     /// `host:port`, for messages.
     server: String,
@@ -55,6 +65,16 @@ impl Mailer {
             .port(cfg.port)
             .tls(tls)
             .timeout(Some(cfg.timeout));
+        if let (Some(oauth2), Some(user)) = (&cfg.oauth2, &cfg.user) {
+            let tokens = TokenSource::new("[smtp]", "mailrules auth --smtp", oauth2)
+                .map_err(|e| SmtpError::Config(e.to_string()))?;
+            return Ok(Mailer {
+                sending: Sending::OAuth2(Box::new(TokenTransport::new(builder, user, tokens))),
+                from,
+                server,
+                deadline: cfg.timeout.saturating_mul(4),
+            });
+        }
         let password = cfg
             .password
             .read("[smtp]")
@@ -76,7 +96,7 @@ impl Mailer {
             (None, None) => {}
         }
         Ok(Mailer {
-            transport: builder.build(),
+            sending: Sending::Login(builder.build()),
             from,
             server,
             deadline: cfg.timeout.saturating_mul(4),
@@ -85,7 +105,14 @@ impl Mailer {
 
     /// Connects, starts TLS and logs in as a delivery would, without sending anything.
     pub async fn check_login(&self) -> Result<(), SmtpError> {
-        match tokio::time::timeout(self.deadline, self.transport.test_connection()).await {
+        self.signed_in(|transport| self.check_with(transport)).await
+    }
+
+    async fn check_with(
+        &self,
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+    ) -> Result<(), SmtpError> {
+        match tokio::time::timeout(self.deadline, transport.test_connection()).await {
             Ok(Ok(true)) => Ok(()),
             Ok(Ok(false)) => Err(SmtpError::Unreachable {
                 server: self.server.clone(),
@@ -110,7 +137,16 @@ impl Mailer {
     /// Composes and delivers one mail.
     pub async fn send(&self, mail: &OutgoingMail) -> Result<(), SmtpError> {
         let message = compose(mail, &self.from)?;
-        match tokio::time::timeout(self.deadline, self.transport.send(message)).await {
+        self.signed_in(|transport| self.send_with(transport, message.clone()))
+            .await
+    }
+
+    async fn send_with(
+        &self,
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        message: lettre::Message,
+    ) -> Result<(), SmtpError> {
+        match tokio::time::timeout(self.deadline, transport.send(message)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(self.classify(&e)),
             Err(_) => Err(SmtpError::Unreachable {
@@ -120,6 +156,56 @@ impl Mailer {
                     crate::text::duration(self.deadline)
                 ),
             }),
+        }
+    }
+
+    /// Runs `step` on the signed-in transport. With OAuth2, a login the server refuses with a
+    /// cached token is tried once more with a new one; a refusal of a new token is a session
+    /// failure (every mail would fail the same way), not this mail's.
+    async fn signed_in<F, Fut>(&self, step: F) -> Result<(), SmtpError>
+    where
+        F: Fn(AsyncSmtpTransport<Tokio1Executor>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), SmtpError>>,
+    {
+        let tokens = match &self.sending {
+            Sending::Login(transport) => return step(transport.clone()).await,
+            Sending::OAuth2(tokens) => tokens,
+        };
+        let token_error = |e: crate::oauth2::OAuth2Error| {
+            if e.is_transient() {
+                SmtpError::Unreachable {
+                    server: self.server.clone(),
+                    message: e.to_string(),
+                }
+            } else {
+                SmtpError::Config(e.to_string())
+            }
+        };
+        let (transport, freshness) = tokens.transport(false).await.map_err(token_error)?;
+        let mut done = step(transport).await;
+        // Gmail answers a bad token with a challenge lettre's XOAUTH2 cannot take (a session
+        // error), others with 535: either way, one more try with a new token.
+        let refused = match &done {
+            Err(SmtpError::Rejected { code, .. }) => refuses_login(*code),
+            Err(SmtpError::Session { .. }) => true,
+            _ => false,
+        };
+        if refused && freshness == Freshness::Cached {
+            let (transport, _) = tokens.transport(true).await.map_err(token_error)?;
+            done = step(transport).await;
+        }
+        match done {
+            Err(SmtpError::Rejected { code, answer }) if refuses_login(code) => {
+                Err(SmtpError::Session {
+                    server: self.server.clone(),
+                    message: format!(
+                        "the server refused the XOAUTH2 login of \"{}\" with a new access \
+                         token: {answer}",
+                        tokens.user()
+                    ),
+                })
+            }
+            done => done,
         }
     }
 

@@ -53,7 +53,23 @@ impl Dovecot {
         )
     }
 
+    /// Signing in with OAuth2 access tokens checked at `introspection_url` (RFC 7662, POST),
+    /// offering the SASL `mechanisms` (e.g. `xoauth2`, or `xoauth2 oauthbearer`); LOGIN with
+    /// [`PASSWORD`] keeps working (for putting mail in).
+    pub fn start_with_oauth2(introspection_url: &str, mechanisms: &str) -> Dovecot {
+        Dovecot::launch_with(false, None, "", Some((introspection_url, mechanisms)))
+    }
+
     fn launch(tls: bool, capabilities: Option<&str>, extra: &str) -> Dovecot {
+        Dovecot::launch_with(tls, capabilities, extra, None)
+    }
+
+    fn launch_with(
+        tls: bool,
+        capabilities: Option<&str>,
+        extra: &str,
+        oauth2: Option<(&str, &str)>,
+    ) -> Dovecot {
         dovecot_binary(); // fails early with a clear message when Dovecot is missing
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
@@ -95,14 +111,36 @@ impl Dovecot {
             .map(|c| format!("imap_capability = {c}\n"))
             .unwrap_or_default();
         let r = root.display();
+        // The oauth2 passdb only for the token mechanisms; LOGIN goes on to the passwd-file.
+        let (token_mechanisms, token_passdb) = match oauth2 {
+            Some((introspection_url, mechanisms)) => {
+                std::fs::write(
+                    root.join("dovecot-oauth2.conf.ext"),
+                    format!(
+                        "introspection_mode = post\nintrospection_url = {introspection_url}\n\
+                         username_attribute = username\nactive_attribute = active\n\
+                         active_value = true\nforce_introspection = yes\n"
+                    ),
+                )
+                .unwrap();
+                (
+                    format!(" {mechanisms}"),
+                    format!(
+                        "auth_verbose = yes\npassdb {{\n  driver = oauth2\n  mechanisms = {mechanisms}\n  \
+                         args = {r}/dovecot-oauth2.conf.ext\n}}\n"
+                    ),
+                )
+            }
+            None => (String::new(), String::new()),
+        };
         let config = format!(
             "base_dir = {r}/base\nstate_dir = {r}/state\nlog_path = {r}/dovecot.log\n\
              protocols = imap\nlisten = 127.0.0.1\n{ssl}{capability}\
-             disable_plaintext_auth = no\nauth_mechanisms = plain login\n\
+             disable_plaintext_auth = no\nauth_mechanisms = plain login{token_mechanisms}\n\
              default_login_user = {login_user}\ndefault_internal_user = {internal_user}\n\
              default_internal_group = {internal_group}\nfirst_valid_uid = 1\n\
              mail_location = maildir:{r}/mail/%u\n\
-             passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {r}/passwd\n}}\n\
+             {token_passdb}passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {r}/passwd\n}}\n\
              userdb {{\n  driver = static\n  args = uid={} gid={} home={r}/mail/%u\n}}\n\
              service anvil {{\n  chroot =\n}}\n\
              service imap-login {{\n  chroot =\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n\

@@ -8,6 +8,7 @@ pub mod dovecot;
 pub mod dovecot_outage;
 pub mod fake_daemon;
 pub mod http_sink;
+pub mod identity_provider;
 pub mod imap_server;
 pub mod logs;
 pub mod maildir_fill;

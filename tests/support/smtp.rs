@@ -68,6 +68,8 @@ pub struct ServerOptions {
     /// Only the first N times (`None`: always).
     pub reject_times: Option<u32>,
     pub tls: ServerTls,
+    /// Require AUTH XOAUTH2, the token checked at this OAuth2 introspection URL.
+    pub xoauth2_introspect: Option<String>,
 }
 
 impl Default for ServerOptions {
@@ -79,6 +81,7 @@ impl Default for ServerOptions {
             reject_only: None,
             reject_times: None,
             tls: ServerTls::Plain,
+            xoauth2_introspect: None,
         }
     }
 }
@@ -157,6 +160,9 @@ impl SmtpServer {
         }
         if let Some(times) = opts.reject_times {
             cmd.args(["--reject-times", &times.to_string()]);
+        }
+        if let Some(url) = &opts.xoauth2_introspect {
+            cmd.args(["--xoauth2-introspect", url]);
         }
         let tls_flag = match opts.tls {
             ServerTls::Plain => None,
@@ -253,6 +259,7 @@ pub fn smtp_config(port: u16, tls: TlsMode) -> SmtpConfig {
         ca_file: None,
         user: None,
         password: PasswordSource::None,
+        oauth2: None,
         from: "Поддержка ACME <support@acme.example>".into(),
         max_attempts: 3,
         timeout: Duration::from_secs(10),
