@@ -33,3 +33,5 @@ mod team;
 mod team_load;
 mod trust;
 mod users;
+mod web;
+mod web_security;
