@@ -593,3 +593,54 @@ pub fn encode_path(text: &str) -> String {
         })
         .collect()
 }
+
+const FAILING_RULES: &str = r#"
+[[status]]
+name = "Новая"
+initial = true
+
+[[rule]]
+name = "by-subject"
+[rule.when]
+thread = "new"
+[[rule.do]]
+action = "create_task"
+status = "{subject}"
+"#;
+
+#[test]
+fn a_failed_message_shows_its_error_and_explain_and_an_admin_retries_it() {
+    let mail = "From: Client <client@customer.example>\r\nTo: support@acme.example\r\n\
+                Subject: Срочно\r\nMessage-ID: <urgent-1@customer.example>\r\n\r\nHelp!\r\n";
+    let w = Workdir::with_rules(&[("rules.toml", FAILING_RULES)]);
+    std::fs::write(w.path("mail.eml"), mail).unwrap();
+    assert_eq!(w.ingest(&w.path("mail.eml"))["failed"], 1);
+    add_user(&w, AGENT, "agent");
+    add_user(&w, ADMIN, "admin");
+    let web = WebServer::start(&w);
+    let agent = web.login(AGENT);
+    let failed = agent.page("/messages?status=failed");
+    assert!(failed.contains("data-status=\"failed\""), "{failed}");
+    let page = agent.page("/messages/1");
+    assert!(page.contains("id=\"message-error\""), "{page}");
+    assert!(page.contains("unknown status"), "{page}");
+    assert!(page.contains("id=\"explain\""), "{page}");
+    assert!(
+        !page.contains("id=\"retry-form\""),
+        "an agent gets no retry button"
+    );
+    assert_eq!(agent.post("/messages/1/retry", &[]).status(), 403);
+    // The rules are fixed; the admin retries from the web.
+    w.write_rule(
+        "rules.toml",
+        &format!("{FAILING_RULES}\n[[status]]\nname = \"Срочно\"\n"),
+    );
+    let admin = web.login(ADMIN);
+    assert!(admin.page("/messages/1").contains("id=\"retry-form\""));
+    let answer = admin.post("/messages/1/retry", &[]);
+    assert_eq!(answer.status(), 303);
+    assert_eq!(location(&answer), "/messages/1");
+    let messages = w.json(&["message", "list"]);
+    assert_eq!(messages[0]["status"], "applied", "{messages:#}");
+    assert_eq!(w.json(&["task", "show", "1"])["status"], "Срочно");
+}

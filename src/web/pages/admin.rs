@@ -137,6 +137,28 @@ fn problem(state: &MailboxState) -> Option<&str> {
     }
 }
 
+/// GET /users (admins): the staff accounts and their roles (never a hash).
+pub async fn users(State(state): State<Arc<WebState>>, person: Person) -> Result<Markup, WebError> {
+    person.require(Role::Admin)?;
+    let users = state.with_store(|store, _| Ok(store.user_list()?)).await?;
+    let body = html! {
+        h1 { "Users" }
+        p.muted { "Accounts are managed with `mailrules user add | passwd | token | remove`." }
+        table #user-table {
+            thead { tr { th { "Email" } th { "Name" } th { "Role" } th { "API token" } th { "Since" } } }
+            tbody {
+                @for u in &users {
+                    tr.user-row data-email=(u.email) data-role=(u.role) {
+                        td { (u.email) } td { (u.name.as_deref().unwrap_or("")) } td { (u.role) }
+                        td { (if u.token { "issued" } else { "—" }) } td { (u.created_at) }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page("Users", &person, body))
+}
+
 /// GET /rules (admins): the rule files, what they declare, and the last load's errors.
 pub async fn rules(State(state): State<Arc<WebState>>, person: Person) -> Result<Markup, WebError> {
     person.require(Role::Admin)?;

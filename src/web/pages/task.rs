@@ -150,7 +150,8 @@ fn render_item(item: &Item) -> Markup {
             li.timeline-item.kind-mail data-kind="mail" data-message=(m.id) {
                 header {
                     "Mail from " (m.from.as_deref().unwrap_or("unknown sender")) " · " (m.received_at)
-                    " · " a href={ "/messages/" (m.id) } { "the message, its attachments and original" }
+                    " · " a.message-link href={ "/messages/" (m.id) } { "attachments and details" }
+                    " · " a.original-link href={ "/messages/" (m.id) "/raw" } { "original" }
                 }
                 p.subject { (m.subject) }
             }
