@@ -644,3 +644,30 @@ fn a_failed_message_shows_its_error_and_explain_and_an_admin_retries_it() {
     assert_eq!(messages[0]["status"], "applied", "{messages:#}");
     assert_eq!(w.json(&["task", "show", "1"])["status"], "Срочно");
 }
+
+#[test]
+fn a_follow_ups_attachment_downloads_from_the_tasks_timeline() {
+    let w = one_task(TRIGGER_RULES, CUSTOMER_MAIL);
+    let follow_up = "From: Ivan <ivan@customer.example>\r\nTo: support@acme.example\r\n\
+        Subject: Re: The order is late\r\nMessage-ID: <late-2@customer.example>\r\n\
+        In-Reply-To: <late-1@customer.example>\r\nReferences: <late-1@customer.example>\r\n\
+        MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+        --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe invoice is attached.\r\n\
+        --b\r\nContent-Type: application/pdf; name=\"invoice.pdf\"\r\n\
+        Content-Disposition: attachment; filename=\"invoice.pdf\"\r\n\
+        Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQ=\r\n--b--\r\n";
+    std::fs::write(w.path("follow-up.eml"), follow_up).unwrap();
+    let result = w.ingest(&w.path("follow-up.eml"));
+    assert_eq!(result["messages"][0]["task"], 1, "{result:#}");
+    let web = WebServer::start(&w);
+    let s = web.login(AGENT);
+    let page = s.page("/tasks/1");
+    let link = "href=\"/messages/2/attachments/1\"";
+    assert!(page.contains(link), "{page}");
+    let file = s.get("/messages/2/attachments/1");
+    assert_eq!(file.status(), 200);
+    assert_eq!(file.bytes().unwrap().as_ref(), b"%PDF-1.4");
+    // The original of each mail is one click away.
+    assert!(page.contains("href=\"/messages/1/raw\""), "{page}");
+    assert!(s.page("/messages/1/raw").contains("Where is my order?"));
+}

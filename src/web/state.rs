@@ -154,11 +154,7 @@ impl WebState {
 
     /// The count of tasks per status at tasks' version `version` (`Store::tasks_version`),
     /// counted again only when the version moved.
-    pub fn status_counts(
-        &self,
-        store: &Store,
-        version: i64,
-    ) -> Result<StatusCounts, WebError> {
+    pub fn status_counts(&self, store: &Store, version: i64) -> Result<StatusCounts, WebError> {
         if let Ok(cache) = self.status_counts.lock() {
             if let Some((at, counts)) = cache.as_ref() {
                 if *at == version {

@@ -169,8 +169,15 @@ fn render_item(item: &Item) -> Markup {
                     pre.text { (c.text.trim_end()) }
                     @if !c.attachments.is_empty() {
                         ul.attachments {
-                            @for a in &c.attachments {
-                                li.attachment { (a.name) " " span.muted { "(" (a.content_type) ", " (a.size) " bytes)" } }
+                            @for (n, a) in c.attachments.iter().enumerate() {
+                                li.attachment {
+                                    @if let Some(message) = c.message {
+                                        a.attachment-link href={ "/messages/" (message) "/attachments/" (n + 1) } { (a.name) }
+                                    } @else {
+                                        (a.name)
+                                    }
+                                    " " span.muted { "(" (a.content_type) ", " (a.size) " bytes)" }
+                                }
                             }
                         }
                     }
