@@ -671,3 +671,70 @@ fn a_follow_ups_attachment_downloads_from_the_tasks_timeline() {
     assert!(page.contains("href=\"/messages/1/raw\""), "{page}");
     assert!(s.page("/messages/1/raw").contains("Where is my order?"));
 }
+
+#[test]
+fn under_run_the_mailboxes_page_and_metrics_show_each_mailbox_live() {
+    use crate::support::dovecot::{free_port, message, Dovecot, USER};
+    let dovecot = Dovecot::start();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(dovecot.append("INBOX", &message("live-1", "Live mail", "")));
+    let w = Workdir::with_rules(&[("rules.toml", TRIGGER_RULES)]);
+    add_user(&w, VIEWER, "viewer");
+    let port = free_port();
+    let mut text = std::fs::read_to_string(&w.config).unwrap();
+    text.push_str(&format!(
+        "\n[[mailbox]]\nname = \"support\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
+         user = \"{USER}\"\npassword_file = \"{}\"\npoll_interval = \"1s\"\n\n[web]\n\
+         listen = \"127.0.0.1:{port}\"\n",
+        dovecot.port,
+        dovecot.password_file().display()
+    ));
+    std::fs::write(&w.config, text).unwrap();
+    let mut daemon = w
+        .command(&["run"])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap();
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let mut metrics = String::new();
+    for _ in 0..600 {
+        metrics = client
+            .get(&metrics_url)
+            .send()
+            .and_then(|a| a.text())
+            .unwrap_or_default();
+        if metrics.contains("mailrules_mailbox_up{mailbox=\"support\"} 1")
+            && metrics.contains("mailrules_messages_total{status=\"applied\"} 1")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        metrics.contains("mailrules_mailbox_up{mailbox=\"support\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mailrules_messages_total{status=\"applied\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mailrules_apply_seconds_count 1"),
+        "{metrics}"
+    );
+    // The same through a person's eyes.
+    let web = WebServer::at(port);
+    let s = web.login(VIEWER);
+    let page = s.page("/mailboxes");
+    assert!(page.contains("data-mailbox=\"support\""), "{page}");
+    assert!(page.contains("watching"), "{page}");
+    assert!(!page.contains("id=\"no-daemon\""), "{page}");
+    assert!(s.page("/tasks").contains("Live mail"));
+    // SAFETY: a plain kill(2) of our own child.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    assert!(daemon.wait().unwrap().success());
+}

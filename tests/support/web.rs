@@ -14,9 +14,9 @@ use super::workdir::Workdir;
 
 pub const PASSWORD: &str = "correct horse battery";
 
-/// A running `mailrules serve`.
+/// A running `mailrules serve` (or the web of a `mailrules run` the test started itself).
 pub struct WebServer {
-    child: Child,
+    child: Option<Child>,
     pub base: String,
     client: Client,
 }
@@ -57,8 +57,17 @@ impl WebServer {
             .to_string();
         assert!(base.starts_with("http://127.0.0.1:"), "{base}");
         WebServer {
-            child,
+            child: Some(child),
             base,
+            client: client(),
+        }
+    }
+
+    /// The web already listening on 127.0.0.1:`port` (started by the test; not stopped here).
+    pub fn at(port: u16) -> WebServer {
+        WebServer {
+            child: None,
+            base: format!("http://127.0.0.1:{port}"),
             client: client(),
         }
     }
@@ -122,8 +131,10 @@ impl WebServer {
 
 impl Drop for WebServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
