@@ -78,7 +78,7 @@ pub fn filter_for(
     if let Some(field) = given(&query.field) {
         let Some((name, value)) = field.split_once('=') else {
             return Err(WebError::BadRequest(format!(
-                "field {field:?}: give NAME=VALUE"
+                "field \"{field}\": give NAME=VALUE"
             )));
         };
         filter.field = Some(match rules {
@@ -88,7 +88,7 @@ pub fn filter_for(
     }
     if let Some(assignee) = given(&query.assignee) {
         let address = crate::outgoing::bare_address(&assignee).ok_or_else(|| {
-            WebError::BadRequest(format!("assignee {assignee:?} is not an email address"))
+            WebError::BadRequest(format!("assignee \"{assignee}\" is not an email address"))
         })?;
         filter.assignee = Some(address);
     }
@@ -113,11 +113,9 @@ pub fn filter_for(
             filter.not_status = closed();
             filter.last_mail_before = Some(crate::store::timestamp_at(chrono::Utc::now() - age));
         }
-        Some(other) => {
-            return Err(WebError::BadRequest(format!(
-                "unknown view {other:?}: the views are mine, waiting-us, waiting-customer, overdue"
-            )))
-        }
+        Some(other) => return Err(WebError::BadRequest(format!(
+            "unknown view \"{other}\": the views are mine, waiting-us, waiting-customer, overdue"
+        ))),
     }
     Ok(filter)
 }
