@@ -218,11 +218,11 @@ fn repeated_failed_logins_slow_that_account_down() {
 #[test]
 fn a_session_ends_when_it_expires_and_at_logout() {
     let w = team();
-    web_section(&w, "session_lifetime = \"2s\"");
+    web_section(&w, "session_lifetime = \"3s\"");
     let web = WebServer::start(&w);
     let s = web.login(AGENT);
     assert_eq!(s.get("/tasks").status(), 200);
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    std::thread::sleep(std::time::Duration::from_millis(3500));
     assert_eq!(s.get("/tasks").status(), 303, "expired");
     let s = web.login(AGENT);
     let answer = s.post("/logout", &[]);
