@@ -55,6 +55,27 @@ fn the_cookie_is_secure_when_the_web_is_reached_over_https() {
 }
 
 #[test]
+fn behind_a_proxy_cookies_are_secure_only_when_the_proxy_says_https() {
+    let w = team();
+    web_section(&w, "behind_proxy = true");
+    let web = WebServer::start(&w);
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap();
+    let login_cookie = |proto: Option<&str>| {
+        let mut request = client.get(web.url("/login"));
+        if let Some(proto) = proto {
+            request = request.header("x-forwarded-proto", proto);
+        }
+        set_cookie(&request.send().unwrap(), "mailrules_login").unwrap()
+    };
+    assert!(login_cookie(Some("https")).contains("; Secure"));
+    assert!(!login_cookie(Some("http")).contains("Secure"));
+    assert!(!login_cookie(None).contains("Secure"));
+}
+
+#[test]
 fn a_wrong_password_or_unknown_account_gets_no_session() {
     let w = team();
     let web = WebServer::start(&w);

@@ -113,9 +113,11 @@ pub fn filter_for(
             filter.not_status = closed();
             filter.last_mail_before = Some(crate::store::timestamp_at(chrono::Utc::now() - age));
         }
-        Some(other) => return Err(WebError::BadRequest(format!(
+        Some(other) => {
+            return Err(WebError::BadRequest(format!(
             "unknown view \"{other}\": the views are mine, waiting-us, waiting-customer, overdue"
-        ))),
+        )))
+        }
     }
     Ok(filter)
 }
