@@ -34,4 +34,5 @@ mod team_load;
 mod trust;
 mod users;
 mod web;
+mod web_operator;
 mod web_security;
