@@ -12,6 +12,8 @@ mod webhook;
 pub use webhook::{HeaderPiece, HeaderTemplate, WebhookConfig, WebhookSecretError};
 mod oauth2;
 pub use oauth2::{OAuth2Config, Provider, SecretSource};
+mod web;
+pub use web::WebConfig;
 
 /// Everything that can be wrong with a configuration file, in words an operator can act on.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +67,9 @@ pub struct Config {
     pub keep_mail: Option<Duration>,
     /// `[[webhook]]` endpoints that rules push to, by name.
     pub webhooks: Vec<WebhookConfig>,
+    /// `[web]`: the web's settings; `None` when the section is absent (`run` then serves no
+    /// web; `serve` uses the defaults).
+    pub web: Option<WebConfig>,
 }
 
 /// What happens to a message that no rule matched.
@@ -298,6 +303,7 @@ struct RawConfig {
     keep_mail: Option<String>,
     #[serde(default)]
     webhook: Vec<webhook::RawWebhook>,
+    web: Option<web::RawWeb>,
 }
 
 fn default_store() -> PathBuf {
@@ -670,6 +676,7 @@ impl Config {
 
         let webhooks = webhook::parse(raw.webhook, &mut problems);
 
+        let web = raw.web.and_then(|w| web::parse(w, &mut problems));
         if let Err(e) = regex::Regex::new(&raw.threading.subject_tag) {
             problems.push(format!("[threading] subject_tag is not a valid regex: {e}"));
         }
@@ -701,6 +708,7 @@ impl Config {
             limits,
             keep_mail,
             webhooks,
+            web,
         })
     }
 }

@@ -29,3 +29,4 @@ pub mod store;
 pub mod text;
 pub mod thread;
 pub mod webhook;
+pub mod web;

@@ -35,3 +35,6 @@ mod team_load;
 mod trust;
 mod users;
 mod webhooks;
+mod web;
+mod web_operator;
+mod web_security;

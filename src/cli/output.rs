@@ -26,6 +26,7 @@ pub fn prepare(command: &Command) {
     let talks_to_servers = match command {
         Command::Run
         | Command::Auth { .. }
+        | Command::Serve { .. }
         | Command::Check { online: true }
         | Command::Outbox {
             command: Some(OutboxCommand::Send),

@@ -25,6 +25,7 @@ mod messages;
 mod migrations;
 mod outbox;
 mod schedules;
+mod sessions;
 mod task_query;
 mod tasks;
 mod triggers;
@@ -43,7 +44,8 @@ pub use outbox::{OutboxRow, ANSWER as ANSWER_KIND};
 pub use schedules::{
     Entered, FiringOutcome, FiringRequest, ScheduleCandidate, ScheduleRun, ScheduleStatus,
 };
-pub use task_query::TaskFilter;
+pub use sessions::{LoginFailures, WebSession};
+pub use task_query::{TaskFilter, Waiting};
 pub use tasks::{
     AttachmentView, CommentView, StatusEntry, TaskAnalyticsRow, TaskState, TaskSummary, TaskView,
 };
@@ -308,6 +310,24 @@ impl Store {
         })
     }
 
+    /// Whether the store file at `path` can be read now: a fresh read-only connection (one
+    /// held open keeps reading its cached pages after the file is damaged or replaced) that
+    /// reads the schema version and counts the tables. Never creates the file. For /healthz.
+    pub fn check_readable(path: &Path) -> Result<u32, StoreError> {
+        let open_error = |detail: String| StoreError::Open { detail }.at(path);
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn =
+            Connection::open_with_flags(path, flags).map_err(|e| open_error(e.to_string()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| open_error(e.to_string()))?;
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(|e| open_error(e.to_string()))?;
+        migrations::version(&conn).map_err(|e| e.at(path))
+    }
+
     /// A private store in memory, for tests and dry runs.
     pub fn open_in_memory() -> Result<Store, StoreError> {
         Store::setup(Connection::open_in_memory()?, PathBuf::from(":memory:"))
@@ -440,6 +460,16 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 /// The form timestamps are stored and shown in.
 pub(crate) fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A time as the store writes it (RFC 3339, seconds, `Z`), for comparing with stored times.
+pub fn timestamp_at(at: DateTime<Utc>) -> String {
+    timestamp(at)
+}
+
+/// Now, as the store writes times.
+pub fn timestamp_now() -> String {
+    timestamp(Utc::now())
 }
 
 #[cfg(test)]
