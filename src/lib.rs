@@ -28,5 +28,5 @@ pub mod smtp;
 pub mod store;
 pub mod text;
 pub mod thread;
-pub mod webhook;
 pub mod web;
+pub mod webhook;

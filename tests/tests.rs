@@ -34,7 +34,7 @@ mod team;
 mod team_load;
 mod trust;
 mod users;
-mod webhooks;
 mod web;
 mod web_operator;
 mod web_security;
+mod webhooks;
