@@ -33,3 +33,4 @@ mod team;
 mod team_load;
 mod trust;
 mod users;
+mod web_browser;

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests.
 
 pub mod bounded;
+pub mod browser;
+pub mod canary;
 pub mod courier;
 pub mod cyrus;
 pub mod daemon_process;
