@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod web;
+pub use web::WebConfig;
+
 /// Everything that can be wrong with a configuration file, in words an operator can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -58,6 +61,9 @@ pub struct Config {
     /// How long every message's original bytes are kept (`keep_mail`); `None`: forever.
     /// Past it the bytes go and the record of the message's fate stays.
     pub keep_mail: Option<Duration>,
+    /// `[web]`: the web's settings; `None` when the section is absent (`run` then serves no
+    /// web; `serve` uses the defaults).
+    pub web: Option<WebConfig>,
 }
 
 /// What happens to a message that no rule matched.
@@ -285,6 +291,7 @@ struct RawConfig {
     #[serde(default)]
     limits: RawLimits,
     keep_mail: Option<String>,
+    web: Option<web::RawWeb>,
 }
 
 fn default_store() -> PathBuf {
@@ -621,6 +628,7 @@ impl Config {
             },
         };
 
+        let web = raw.web.and_then(|w| web::parse(w, &mut problems));
         if let Err(e) = regex::Regex::new(&raw.threading.subject_tag) {
             problems.push(format!("[threading] subject_tag is not a valid regex: {e}"));
         }
@@ -651,6 +659,7 @@ impl Config {
             smtp,
             limits,
             keep_mail,
+            web,
         })
     }
 }

@@ -27,3 +27,4 @@ pub mod smtp;
 pub mod store;
 pub mod text;
 pub mod thread;
+pub mod web;

@@ -23,6 +23,7 @@ mod prompt;
 mod rule_tests;
 mod run;
 mod schedules;
+mod serve;
 mod table;
 mod tasks;
 mod users;
@@ -57,6 +58,15 @@ pub enum Command {
     /// The daemon: watch every configured mailbox, process mail, send queued mail, run schedules.
     #[command(after_help = "Example:\n  mailrules --config /etc/mailrules/mailrules.toml run")]
     Run,
+    /// The web alone: the queue, tasks, analytics and the operator's pages in a browser
+    /// (`[web]` in the config; loopback by default). `run` also serves it when `[web]` is set.
+    #[command(after_help = "Example:\n  mailrules serve; mailrules serve --listen 127.0.0.1:9090")]
+    Serve {
+        /// Address and port to listen on instead of `[web] listen` (port 0: any free port,
+        /// printed on the first line).
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<String>,
+    },
     /// Load the configuration and the rules, and report every error.
     #[command(after_help = "Example:\n  mailrules check --online")]
     Check {
@@ -485,6 +495,7 @@ pub fn main(cli: Cli) -> ExitCode {
     output::prepare(&cli.command);
     let result = match cli.command {
         Command::Run => run::run(&cli.config),
+        Command::Serve { listen } => serve::serve(&cli.config, listen.as_deref()),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man => docs::man_page(),
         Command::Check { online } => check::check(&cli.config, online),

@@ -25,6 +25,7 @@ use super::{Command, OutboxCommand};
 pub fn prepare(command: &Command) {
     let talks_to_servers = match command {
         Command::Run
+        | Command::Serve { .. }
         | Command::Check { online: true }
         | Command::Outbox {
             command: Some(OutboxCommand::Send),

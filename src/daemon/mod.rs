@@ -82,6 +82,8 @@ pub struct ServiceContext {
     /// Notified after every committed batch that applied something: it may have queued
     /// replies, so the outbox sender should look now rather than at its next poll.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// Each mailbox's state (the web shows it).
+    pub status: StatusBoard,
 }
 
 type TaskResult = Result<(), DaemonError>;
@@ -176,6 +178,7 @@ pub async fn run_with<S: BatchSink>(
         policy: policy.clone(),
         sink: sink.clone(),
         outbox_wake,
+        status: status.clone(),
     };
     if let Err(e) = spawn_services(&mut tasks, context) {
         shutdown.trigger();
@@ -237,6 +240,25 @@ fn spawn_services(
             crate::outbox::run_outbox(store, smtp, wake, async move { shutdown.wait().await })
                 .await
                 .map_err(|e| DaemonError::Service(format!("outbox: {e}")))
+        });
+    }
+    if let Some(web) = context.config.web.clone() {
+        // The apply histogram of /metrics is recorded from the processing thread.
+        crate::web::install_metrics();
+        let config = context.config.clone();
+        let shutdown = context.shutdown.clone();
+        let link = crate::web::DaemonLink {
+            mailboxes: context.status.clone(),
+            outbox_wake: context.outbox_wake.clone(),
+        };
+        tasks.spawn(async move {
+            let serve = async {
+                let listener = crate::web::bind(&web).await?;
+                crate::web::serve(config, listener, shutdown, Some(link)).await
+            };
+            serve
+                .await
+                .map_err(|e| DaemonError::Service(format!("web: {e}")))
         });
     }
     tasks.spawn(run_schedules(context));

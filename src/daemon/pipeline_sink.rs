@@ -65,9 +65,14 @@ impl BatchSink for PipelineSink {
         batch: Vec<Incoming>,
         cursor: Option<&MailboxCursor>,
     ) -> Result<Vec<Outcome>, SinkError> {
-        self.pipeline
+        let started = std::time::Instant::now();
+        let outcomes = self
+            .pipeline
             .process_batch(batch, cursor)
-            .map_err(|e| SinkError(e.to_string()))
+            .map_err(|e| SinkError(e.to_string()));
+        // /metrics: how long a batch (one transaction) takes to apply.
+        metrics::histogram!(crate::web::APPLY_SECONDS).record(started.elapsed().as_secs_f64());
+        outcomes
     }
 
     /// Runs the due schedules and, on the same tick and the same thread (the only writer),

@@ -15,7 +15,7 @@ mod parse;
 mod skeleton;
 
 pub use html::html_to_text;
-pub use parse::{attachment_contents, message_id, parse, ParseError};
+pub use parse::{attachment_contents, html_body, message_id, parse, ParseError};
 
 /// A mailbox address: `Name <local@domain>`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]

@@ -74,6 +74,18 @@ pub fn attachment_contents(raw: &[u8]) -> Result<Vec<(Attachment, Vec<u8>)>, Par
     .unwrap_or_else(|_| Err(ParseError("the MIME parser failed on this message".into())))
 }
 
+/// The message's HTML body as its sender wrote it (unsanitized: hostile; the web cleans it
+/// before showing it), or None when it has none.
+pub fn html_body(raw: &[u8]) -> Option<String> {
+    std::panic::catch_unwind(|| {
+        let parsed = PARSER.parse(raw)?;
+        parsed.html_part(0)?;
+        parsed.body_html(0).map(|b| b.into_owned())
+    })
+    .ok()
+    .flatten()
+}
+
 fn parse_unguarded(raw: &[u8]) -> Result<Message, ParseError> {
     // A large message is parsed without the bulk of its attachments when that is certain to
     // give the same result; the whole message otherwise.

@@ -330,6 +330,19 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// How many messages have each fate (`applied`, `ignored`, `failed`), for /metrics.
+    pub fn message_status_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT status, count(*) FROM messages GROUP BY status")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?)))?;
+        let counts: Vec<(String, i64)> = rows.collect::<Result<_, _>>()?;
+        Ok(counts
+            .into_iter()
+            .map(|(s, n)| (s, n.max(0) as u64))
+            .collect())
+    }
+
     /// One message's record, or `None` when there is no message `id`.
     pub fn message(&self, id: i64) -> Result<Option<MessageDetail>, StoreError> {
         let sql = format!(

@@ -337,6 +337,28 @@ ALTER TABLE messages ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN last_duplicate_at TEXT;
 ALTER TABLE messages ADD COLUMN bytes_dropped_at TEXT;
 "#,
+    // 9: the web's logins (team.md, "The web"). A session is found by the SHA-256 of its id:
+    // the id itself (the cookie) is never stored. Times are Unix seconds, compared as numbers.
+    // Failed logins are counted per account (lower-case email, whether or not it exists) to
+    // slow guessing down; a successful login clears the count. A task's page lists its
+    // messages and its outgoing mail: both are found by task.
+    r#"
+CREATE INDEX messages_task ON messages(task_id) WHERE task_id IS NOT NULL;
+CREATE INDEX outbox_task ON outbox(task_id) WHERE task_id IS NOT NULL;
+CREATE TABLE web_sessions (
+  id_hash TEXT PRIMARY KEY,
+  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  csrf TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX web_sessions_expiry ON web_sessions(expires_at);
+CREATE TABLE web_login_failures (
+  email TEXT PRIMARY KEY,
+  failures INTEGER NOT NULL,
+  last_failure_at INTEGER NOT NULL
+);
+"#,
 ];
 
 /// The schema version this program writes.

@@ -25,6 +25,7 @@ mod messages;
 mod migrations;
 mod outbox;
 mod schedules;
+mod sessions;
 mod task_query;
 mod tasks;
 mod triggers;
@@ -42,7 +43,8 @@ pub use outbox::{OutboxRow, ANSWER as ANSWER_KIND};
 pub use schedules::{
     Entered, FiringOutcome, FiringRequest, ScheduleCandidate, ScheduleRun, ScheduleStatus,
 };
-pub use task_query::TaskFilter;
+pub use sessions::{LoginFailures, WebSession};
+pub use task_query::{TaskFilter, Waiting};
 pub use tasks::{
     AttachmentView, CommentView, StatusEntry, TaskAnalyticsRow, TaskState, TaskSummary, TaskView,
 };
@@ -438,6 +440,16 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 /// The form timestamps are stored and shown in.
 pub(crate) fn timestamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A time as the store writes it (RFC 3339, seconds, `Z`), for comparing with stored times.
+pub fn timestamp_at(at: DateTime<Utc>) -> String {
+    timestamp(at)
+}
+
+/// Now, as the store writes times.
+pub fn timestamp_now() -> String {
+    timestamp(Utc::now())
 }
 
 #[cfg(test)]

@@ -266,4 +266,34 @@ impl Store {
         let rows = stmt.query_map([], outbox_from)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    /// The newest `limit` outbox rows (the web's /outbox), newest first.
+    pub fn outbox_recent(&self, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY id DESC LIMIT ?1");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([limit], outbox_from)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The mail sent (or to be sent) about `task`, oldest first: its replies and their
+    /// delivery state on the task's page.
+    pub fn outbox_for_task(&self, task: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE task_id = ?1 ORDER BY id");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([task], outbox_from)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many outbox rows are in each status (for /metrics).
+    pub fn outbox_status_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT status, count(*) FROM outbox GROUP BY status")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?)))?;
+        let counts: Vec<(String, i64)> = rows.collect::<Result<_, _>>()?;
+        Ok(counts
+            .into_iter()
+            .map(|(s, n)| (s, n.max(0) as u64))
+            .collect())
+    }
 }

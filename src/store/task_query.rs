@@ -21,7 +21,33 @@ pub struct TaskFilter {
     pub search: Option<String>,
     pub limit: Option<u64>,
     pub offset: u64,
+    /// Whose turn it is, by the task's last mail (the web's "waiting for us / for the
+    /// customer" views).
+    pub waiting: Option<Waiting>,
+    /// Only tasks whose last mail is older than this (RFC 3339): the web's "overdue".
+    pub last_mail_before: Option<String>,
 }
+
+/// Whose turn it is on a task, by its last mail: an incoming message (`task_events` kind
+/// `message`) means ours, our reply (`reply`) means the customer's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    Us,
+    Customer,
+}
+
+impl Waiting {
+    fn kind(self) -> &'static str {
+        match self {
+            Waiting::Us => "message",
+            Waiting::Customer => "reply",
+        }
+    }
+}
+
+/// The task's last mail event (kind, then time), newest first through `task_events_task`.
+const LAST_MAIL: &str = "(SELECT e.{} FROM task_events e WHERE e.task_id = t.id \
+     AND e.kind IN ('message', 'reply') ORDER BY e.id DESC LIMIT 1)";
 
 impl Store {
     /// The tasks `filter` lets through, newest first.
@@ -37,7 +63,11 @@ impl Store {
              AND (?6 IS NULL OR t.title LIKE ?6 ESCAPE '\\' OR t.description LIKE ?6 ESCAPE '\\' \
                   OR EXISTS (SELECT 1 FROM comments m WHERE m.task_id = t.id \
                   AND m.text LIKE ?6 ESCAPE '\\')) \
-             ORDER BY t.id DESC LIMIT ?7 OFFSET ?8"
+             AND (?9 IS NULL OR {last_kind} = ?9) \
+             AND (?10 IS NULL OR {last_at} < ?10) \
+             ORDER BY t.id DESC LIMIT ?7 OFFSET ?8",
+            last_kind = LAST_MAIL.replace("{}", "kind"),
+            last_at = LAST_MAIL.replace("{}", "at"),
         );
         let not_status = serde_json::to_string(&filter.not_status)
             .map_err(|e| StoreError::BadData(format!("status list: {e}")))?;
@@ -61,11 +91,37 @@ impl Store {
                 value,
                 search,
                 limit,
-                offset
+                offset,
+                filter.waiting.map(Waiting::kind),
+                filter.last_mail_before
             ],
             |r| summary_from(r, r.get(9)?),
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl Store {
+    /// How many tasks are in each status, most first.
+    pub fn task_status_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT status, count(*) FROM tasks GROUP BY status ORDER BY count(*) DESC, status",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?)))?;
+        let counts: Vec<(String, i64)> = rows.collect::<Result<_, _>>()?;
+        Ok(counts
+            .into_iter()
+            .map(|(s, n)| (s, n.max(0) as u64))
+            .collect())
+    }
+
+    /// A number that changes whenever any task changes or gets mail (the id of the last
+    /// history entry): the web's queue polls it to know when to refresh.
+    pub fn tasks_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT coalesce(max(id), 0) FROM task_events")?
+            .query_row([], |r| r.get(0))?)
     }
 }
 

@@ -24,9 +24,9 @@ pub struct User {
     pub created_at: String,
 }
 
-const USER_COLUMNS: &str = "id, email, name, role, token_hash IS NOT NULL, created_at";
+pub(super) const USER_COLUMNS: &str = "id, email, name, role, token_hash IS NOT NULL, created_at";
 
-fn user_from(row: &rusqlite::Row) -> rusqlite::Result<User> {
+pub(super) fn user_from(row: &rusqlite::Row) -> rusqlite::Result<User> {
     let role: String = row.get(3)?;
     let role = role.parse::<Role>().map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, Box::new(e))

@@ -1,0 +1,257 @@
+//! The queue (`/tasks`): the filters of `task list` (status, open, assignee, field, search,
+//! paging), the views a team uses (mine, waiting for us, waiting for the customer, overdue),
+//! the count of tasks per status, and the marker the page's script polls to show new mail
+//! without a reload.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::response::Redirect;
+use maud::{html, Markup};
+
+use super::given;
+use crate::rules::RuleSet;
+use crate::store::{TaskFilter, TaskSummary, Waiting};
+use crate::web::auth::Person;
+use crate::web::layout::{page, url_encode};
+use crate::web::{WebError, WebState};
+
+/// Tasks on one page of the queue unless `limit` says otherwise.
+pub const PAGE_SIZE: u64 = 50;
+/// The most a page shows, whatever `limit` asks.
+const MAX_PAGE: u64 = 500;
+
+/// The queue's query string: `task list`'s filters, a view, paging.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct QueueQuery {
+    pub status: Option<String>,
+    /// Any non-empty value: leave out closed tasks.
+    pub open: Option<String>,
+    pub assignee: Option<String>,
+    /// `NAME=VALUE`.
+    pub field: Option<String>,
+    pub search: Option<String>,
+    /// `mine`, `waiting-us`, `waiting-customer` or `overdue`.
+    pub view: Option<String>,
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
+}
+
+/// The views, as (query value, label).
+pub const VIEWS: [(&str, &str); 4] = [
+    ("mine", "Mine"),
+    ("waiting-us", "Waiting for us"),
+    ("waiting-customer", "Waiting for the customer"),
+    ("overdue", "Overdue"),
+];
+
+pub async fn home(_person: Person) -> Redirect {
+    Redirect::to("/tasks")
+}
+
+/// The store's filter for a query: statuses and choice values in their declared spelling (as
+/// `task list` does), the view turned into filters, the page's size.
+pub fn filter_for(
+    query: &QueueQuery,
+    person: &Person,
+    rules: Option<&RuleSet>,
+    overdue_after: std::time::Duration,
+) -> Result<TaskFilter, WebError> {
+    let limit = query.limit.unwrap_or(PAGE_SIZE).clamp(1, MAX_PAGE);
+    let mut filter = TaskFilter {
+        limit: Some(limit),
+        offset: query.offset.unwrap_or(0),
+        search: given(&query.search),
+        ..TaskFilter::default()
+    };
+    let open = given(&query.open).is_some();
+    let closed = || rules.map(RuleSet::closed_statuses).unwrap_or_default();
+    if let Some(status) = given(&query.status) {
+        filter.status = Some(match rules {
+            Some(rules) => rules.declared_status(&status)?,
+            None => status,
+        });
+    }
+    if open {
+        filter.not_status = closed();
+    }
+    if let Some(field) = given(&query.field) {
+        let Some((name, value)) = field.split_once('=') else {
+            return Err(WebError::BadRequest(format!(
+                "field {field:?}: give NAME=VALUE"
+            )));
+        };
+        filter.field = Some(match rules {
+            Some(rules) => rules.declared_field(name, value)?,
+            None => (name.trim().to_string(), value.trim().to_string()),
+        });
+    }
+    if let Some(assignee) = given(&query.assignee) {
+        let address = crate::outgoing::bare_address(&assignee).ok_or_else(|| {
+            WebError::BadRequest(format!("assignee {assignee:?} is not an email address"))
+        })?;
+        filter.assignee = Some(address);
+    }
+    match given(&query.view).as_deref() {
+        None => {}
+        Some("mine") => {
+            filter.assignee = Some(person.user.email.clone());
+            filter.not_status = closed();
+        }
+        Some("waiting-us") => {
+            filter.waiting = Some(Waiting::Us);
+            filter.not_status = closed();
+        }
+        Some("waiting-customer") => {
+            filter.waiting = Some(Waiting::Customer);
+            filter.not_status = closed();
+        }
+        Some("overdue") => {
+            let age =
+                chrono::Duration::from_std(overdue_after).unwrap_or(chrono::Duration::days(1));
+            filter.waiting = Some(Waiting::Us);
+            filter.not_status = closed();
+            filter.last_mail_before = Some(crate::store::timestamp_at(chrono::Utc::now() - age));
+        }
+        Some(other) => {
+            return Err(WebError::BadRequest(format!(
+                "unknown view {other:?}: the views are mine, waiting-us, waiting-customer, overdue"
+            )))
+        }
+    }
+    Ok(filter)
+}
+
+/// What one queue page needs from the store.
+struct QueuePage {
+    tasks: Vec<TaskSummary>,
+    counts: Vec<(String, u64)>,
+    version: i64,
+    statuses: Vec<String>,
+}
+
+/// GET /tasks
+pub async fn queue(
+    State(state): State<Arc<WebState>>,
+    person: Person,
+    Query(query): Query<QueueQuery>,
+) -> Result<Markup, WebError> {
+    let q = query.clone();
+    let who = person.clone();
+    let data = state
+        .with_store(move |store, state| {
+            // Rules that do not load must not keep anyone from the queue: filters are then
+            // compared as given.
+            let rules = state.rules().ok();
+            let filter = filter_for(&q, &who, rules.as_deref(), state.web.overdue_after)?;
+            let statuses = rules
+                .map(|r| r.statuses().iter().map(|s| s.name.clone()).collect())
+                .unwrap_or_default();
+            Ok(QueuePage {
+                tasks: store.task_query(&filter)?,
+                counts: store.task_status_counts()?,
+                version: store.tasks_version()?,
+                statuses,
+            })
+        })
+        .await?;
+    Ok(page("Queue", &person, render(&query, &data)))
+}
+
+fn render(query: &QueueQuery, data: &QueuePage) -> Markup {
+    let view = given(&query.view);
+    let limit = query.limit.unwrap_or(PAGE_SIZE).clamp(1, MAX_PAGE);
+    let offset = query.offset.unwrap_or(0);
+    let total: u64 = data.counts.iter().map(|(_, n)| n).sum();
+    html! {
+        h1 { "Queue" }
+        ul.views #views {
+            li { a href="/tasks" class=[view.is_none().then_some("current")] { "All" } }
+            @for (key, label) in VIEWS {
+                li { a href={ "/tasks?view=" (key) } data-view=(key)
+                    class=[(view.as_deref() == Some(key)).then_some("current")] { (label) } }
+            }
+        }
+        ul.counts #status-counts {
+            li { span.muted { (total) " tasks:" } }
+            @for (status, count) in &data.counts {
+                li { a.status-count href={ "/tasks?status=" (url_encode(status)) }
+                    data-status=(status) data-count=(count) { (status) " " (count) } }
+            }
+        }
+        form.filters #filter-form method="get" action="/tasks" {
+            @if let Some(v) = &view { input type="hidden" name="view" value=(v); }
+            label { "Status"
+                select name="status" #filter-status {
+                    option value="" { "any" }
+                    @for s in &data.statuses {
+                        option value=(s) selected[given(&query.status).as_deref() == Some(s.as_str())] { (s) }
+                    }
+                    @if data.statuses.is_empty() {
+                        @if let Some(s) = given(&query.status) { option value=(s) selected { (s) } }
+                    }
+                }
+            }
+            label { "Assignee" input type="text" name="assignee" value=[query.assignee.as_deref()] placeholder="anna@acme.example"; }
+            label { "Field" input type="text" name="field" value=[query.field.as_deref()] placeholder="NAME=VALUE"; }
+            label { "Search" input type="search" name="search" value=[query.search.as_deref()]; }
+            label { "Open only" input type="checkbox" name="open" value="1" checked[given(&query.open).is_some()]; }
+            button type="submit" { "Filter" }
+        }
+        div #queue data-version=(data.version) {
+            @if data.tasks.is_empty() {
+                p.muted #no-tasks { "No tasks." }
+            } @else {
+                table #task-table {
+                    thead { tr { th { "#" } th { "Title" } th { "Status" } th { "Requester" } th { "Assignee" } th { "Updated" } } }
+                    tbody {
+                        @for t in &data.tasks {
+                            tr.task-row data-id=(t.id) data-status=(t.status) {
+                                td { a href={ "/tasks/" (t.id) } { "#" (t.id) } }
+                                td.title { a href={ "/tasks/" (t.id) } { (t.title) } }
+                                td.status { (t.status) }
+                                td.requester {
+                                    @if let Some(name) = &t.requester_name { (name) " " }
+                                    span.muted { (t.requester.as_deref().unwrap_or("")) }
+                                }
+                                td.assignee { (t.assignee.as_deref().unwrap_or("")) }
+                                td.updated { (t.updated_at) }
+                            }
+                        }
+                    }
+                }
+            }
+            div.pager #pager {
+                @if offset > 0 {
+                    a #prev-page href=(page_link(query, offset.saturating_sub(limit))) { "← newer" }
+                }
+                @if data.tasks.len() as u64 == limit {
+                    a #next-page href=(page_link(query, offset + limit)) { "older →" }
+                }
+            }
+        }
+    }
+}
+
+/// The same query at another offset.
+fn page_link(query: &QueueQuery, offset: u64) -> String {
+    let mut parts = Vec::new();
+    let pairs = [
+        ("status", &query.status),
+        ("open", &query.open),
+        ("assignee", &query.assignee),
+        ("field", &query.field),
+        ("search", &query.search),
+        ("view", &query.view),
+    ];
+    for (key, value) in pairs {
+        if let Some(v) = given(value) {
+            parts.push(format!("{key}={}", url_encode(&v)));
+        }
+    }
+    if let Some(limit) = query.limit {
+        parts.push(format!("limit={limit}"));
+    }
+    parts.push(format!("offset={offset}"));
+    format!("/tasks?{}", parts.join("&"))
+}
