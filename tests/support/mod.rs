@@ -6,6 +6,7 @@ pub mod canary;
 pub mod courier;
 pub mod cyrus;
 pub mod daemon_process;
+pub mod desk;
 pub mod dovecot;
 pub mod dovecot_outage;
 pub mod fake_daemon;
