@@ -11,13 +11,14 @@ request to having read the whole answer: the server's time plus a loopback round
 Python's reading of the body (an upper bound on the server's own time).
 
 The polling clients do what the queue page's script does (src/web/assets/app.js): ask
-/api/version every second and fetch the queue page again whenever it changed. The ingest
-is `mailrules ingest` of 20,000 more messages into the served store, timed with and without
-the 50 clients, alternating, median of the runs.
+/api/version every half second (--poll) and fetch the queue page again whenever it
+changed. The ingest is `mailrules ingest` of 20,000 more messages into the served store,
+timed with and without the 50 clients, alternating, median of the runs.
 Python 3 standard library only.
 
     web.py --binary target/release/mailrules [--tasks 100000] [--comments 500]
-           [--requests 1000] [--clients 50] [--ingest 20000] [--runs 3] [--work DIR]
+           [--requests 1000] [--clients 50] [--poll 0.5] [--ingest 20000] [--runs 3]
+           [--work DIR]
 """
 
 import argparse
@@ -161,8 +162,9 @@ def percentile(values, p: float) -> float:
     return ordered[index]
 
 
-def poller(port: int, cookie: str, stop: threading.Event, counts: list):
-    """One browser with the queue open: /api/version every second, the page when it changed."""
+def poller(port: int, cookie: str, stop: threading.Event, counts: list, every: float):
+    """One browser with the queue open: /api/version every `every` seconds, the page when it
+    changed."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     version = None
     while not stop.is_set():
@@ -180,7 +182,7 @@ def poller(port: int, cookie: str, stop: threading.Event, counts: list):
         except (OSError, http.client.HTTPException):
             conn.close()
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        stop.wait(max(0.0, 1.0 - (time.monotonic() - tick)))
+        stop.wait(max(0.0, every - (time.monotonic() - tick)))
     conn.close()
 
 
@@ -191,6 +193,8 @@ def main() -> None:
     ap.add_argument("--comments", type=int, default=500)
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--poll", type=float, default=0.5,
+                    help="seconds between a client's polls (app.js: 500 ms)")
     ap.add_argument("--ingest", type=int, default=20_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--work")
@@ -269,7 +273,7 @@ def main() -> None:
                     cookie = log_in(server.port)
                     for _ in range(args.clients):
                         t = threading.Thread(target=poller,
-                                             args=(server.port, cookie, stop, polls))
+                                             args=(server.port, cookie, stop, polls, args.poll))
                         t.start()
                         threads.append(t)
                     time.sleep(2)  # every client has its page and polls

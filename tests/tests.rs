@@ -33,4 +33,6 @@ mod team;
 mod team_load;
 mod trust;
 mod users;
+mod web;
 mod web_browser;
+mod web_security;

@@ -36,6 +36,8 @@ pub struct MailboxStatus {
     pub operator_alerts: u64,
     /// Messages committed whose acknowledgement the server refused (retried with backoff).
     pub unacknowledged: usize,
+    /// When mail from it last committed (RFC 3339), since the start: the web's "last mail".
+    pub last_mail_at: Option<String>,
 }
 
 impl Default for MailboxStatus {
@@ -46,6 +48,7 @@ impl Default for MailboxStatus {
             failed: 0,
             operator_alerts: 0,
             unacknowledged: 0,
+            last_mail_at: None,
         }
     }
 }
@@ -97,6 +100,7 @@ impl StatusBoard {
             let entry = b.entry(mailbox.to_string()).or_default();
             entry.processed += processed;
             entry.failed += failed;
+            entry.last_mail_at = Some(crate::store::timestamp_now());
         });
     }
 

@@ -7,6 +7,9 @@ use rusqlite::{params, OptionalExtension};
 use super::users::{user_from, USER_COLUMNS};
 use super::{Store, StoreError, User};
 
+/// How long (seconds) a count of failed logins is kept after the last failure.
+const FAILURES_KEPT: i64 = 24 * 3600;
+
 /// A live session: whose it is and the token its forms must carry.
 #[derive(Debug, Clone)]
 pub struct WebSession {
@@ -100,8 +103,15 @@ impl Store {
             .optional()?)
     }
 
-    /// Counts one more failed login of `email` at `now`.
+    /// Counts one more failed login of `email` at `now`. Counts untouched for a day go at the
+    /// same time: guesses at made-up accounts do not pile up.
     pub fn login_failed(&self, email: &str, now: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM web_login_failures WHERE last_failure_at < ?1",
+                [now - FAILURES_KEPT],
+            )
+            .map_err(|e| self.located(e.into()))?;
         self.conn
             .execute(
                 "INSERT INTO web_login_failures (email, failures, last_failure_at) \
@@ -168,5 +178,11 @@ mod tests {
         assert_eq!((f.count, f.last_at), (2, 12));
         store.login_succeeded("x@y.example").unwrap();
         assert!(store.login_failures("x@y.example").unwrap().is_none());
+        // A day later another account's failure clears the stale count.
+        store.login_failed("old@y.example", 10).unwrap();
+        store
+            .login_failed("new@y.example", 10 + FAILURES_KEPT + 1)
+            .unwrap();
+        assert!(store.login_failures("old@y.example").unwrap().is_none());
     }
 }

@@ -28,8 +28,10 @@ pub struct TaskFilter {
     pub last_mail_before: Option<String>,
 }
 
-/// Whose turn it is on a task, by its last mail: an incoming message (`task_events` kind
-/// `message`) means ours, our reply (`reply`) means the customer's.
+/// Whose turn it is on a task, by its last mail: the mail that created it (`task_events` kind
+/// `created`) or a later incoming message (`message`) means ours, a person's reply (`reply`
+/// by an address; an automatic one by `rule:`, `trigger:` or `schedule:` is only an
+/// acknowledgement) means the customer's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Waiting {
     Us,
@@ -37,17 +39,16 @@ pub enum Waiting {
 }
 
 impl Waiting {
-    fn kind(self) -> &'static str {
-        match self {
-            Waiting::Us => "message",
-            Waiting::Customer => "reply",
-        }
+    /// Bound as ?9: whether the last mail must be our reply.
+    fn ours_last(self) -> bool {
+        self == Waiting::Customer
     }
 }
 
 /// The task's last mail event (kind, then time), newest first through `task_events_task`.
 const LAST_MAIL: &str = "(SELECT e.{} FROM task_events e WHERE e.task_id = t.id \
-     AND e.kind IN ('message', 'reply') ORDER BY e.id DESC LIMIT 1)";
+     AND (e.kind IN ('created', 'message') OR (e.kind = 'reply' AND e.by NOT LIKE '%:%')) \
+     ORDER BY e.id DESC LIMIT 1)";
 
 impl Store {
     /// The tasks `filter` lets through, newest first.
@@ -63,7 +64,7 @@ impl Store {
              AND (?6 IS NULL OR t.title LIKE ?6 ESCAPE '\\' OR t.description LIKE ?6 ESCAPE '\\' \
                   OR EXISTS (SELECT 1 FROM comments m WHERE m.task_id = t.id \
                   AND m.text LIKE ?6 ESCAPE '\\')) \
-             AND (?9 IS NULL OR {last_kind} = ?9) \
+             AND (?9 IS NULL OR ?9 = ({last_kind} = 'reply')) \
              AND (?10 IS NULL OR {last_at} < ?10) \
              ORDER BY t.id DESC LIMIT ?7 OFFSET ?8",
             last_kind = LAST_MAIL.replace("{}", "kind"),
@@ -92,7 +93,7 @@ impl Store {
                 search,
                 limit,
                 offset,
-                filter.waiting.map(Waiting::kind),
+                filter.waiting.map(Waiting::ours_last),
                 filter.last_mail_before
             ],
             |r| summary_from(r, r.get(9)?),

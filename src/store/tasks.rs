@@ -309,6 +309,10 @@ pub struct CommentView {
     /// Written by the robot (a template), not by a person.
     pub auto: bool,
     pub attachments: Vec<AttachmentView>,
+    /// The stored message the attachments came with (its id in `message list`), for
+    /// downloading them; only for a comment with attachments. Not in the JSON.
+    #[serde(skip)]
+    pub message: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -415,8 +419,10 @@ impl Store {
 
     fn task_comments(&self, id: i64) -> Result<Vec<CommentView>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT author, author_name, text, created_at, auto, attachments FROM comments \
-             WHERE task_id = ?1 ORDER BY id",
+            "SELECT author, author_name, text, created_at, auto, attachments, \
+             CASE WHEN attachments = '[]' THEN NULL \
+             ELSE (SELECT m.id FROM messages m WHERE m.key = comments.message_key) END \
+             FROM comments WHERE task_id = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([id], |r| {
             Ok((
@@ -426,11 +432,12 @@ impl Store {
                 r.get(3)?,
                 r.get(4)?,
                 r.get::<_, String>(5)?,
+                r.get(6)?,
             ))
         })?;
         let mut comments = Vec::new();
         for row in rows {
-            let (author, author_name, text, at, auto, attachments) = row?;
+            let (author, author_name, text, at, auto, attachments, message) = row?;
             let attachments = serde_json::from_str(&attachments).map_err(|e| {
                 StoreError::BadData(format!("attachments of a comment on task #{id}: {e}"))
             })?;
@@ -441,6 +448,7 @@ impl Store {
                 at,
                 auto,
                 attachments,
+                message,
             });
         }
         Ok(comments)

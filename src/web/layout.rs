@@ -84,6 +84,7 @@ pub fn page(title: &str, person: &Person, body: Markup) -> Markup {
                     a href="/mailboxes" { "Mailboxes" }
                     @if person.may(Role::Admin) {
                         a href="/rules" { "Rules" }
+                        a href="/users" { "Users" }
                     }
                     span.who #who {
                         (person.user.email) " (" (person.user.role) ")"

@@ -65,6 +65,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/outbox", get(pages::admin::outbox))
         .route("/mailboxes", get(pages::admin::mailboxes))
         .route("/rules", get(pages::admin::rules))
+        .route("/users", get(pages::admin::users))
         .route("/api/tasks", get(api::tasks))
         .route("/api/tasks/{id}", get(api::task))
         .route("/api/version", get(api::version))

@@ -13,6 +13,9 @@ use crate::store::{ApplyOptions, Store};
 
 use super::WebError;
 
+/// How many tasks are in each status.
+pub type StatusCounts = Arc<Vec<(String, u64)>>;
+
 /// Idle connections kept for the next requests; more are opened when requests overlap.
 const IDLE_CONNECTIONS: usize = 8;
 
@@ -23,6 +26,9 @@ pub struct WebState {
     pub daemon: Option<DaemonLink>,
     idle: Mutex<Vec<Store>>,
     rules: Mutex<RulesCache>,
+    /// The count of tasks per status, and the tasks' version it was counted at: counting
+    /// reads every task, and the counts change only when the version does.
+    status_counts: Mutex<Option<(i64, StatusCounts)>>,
 }
 
 /// What the web may know of the daemon running in the same process.
@@ -67,6 +73,7 @@ impl WebState {
             daemon,
             idle: Mutex::new(vec![store]),
             rules: Mutex::new(RulesCache::default()),
+            status_counts: Mutex::new(None),
         })
     }
 
@@ -143,6 +150,23 @@ impl WebState {
             error: cache.error.clone(),
             loaded_at: cache.loaded_at.clone(),
         }
+    }
+
+    /// The count of tasks per status at tasks' version `version` (`Store::tasks_version`),
+    /// counted again only when the version moved.
+    pub fn status_counts(&self, store: &Store, version: i64) -> Result<StatusCounts, WebError> {
+        if let Ok(cache) = self.status_counts.lock() {
+            if let Some((at, counts)) = cache.as_ref() {
+                if *at == version {
+                    return Ok(counts.clone());
+                }
+            }
+        }
+        let counts = Arc::new(store.task_status_counts()?);
+        if let Ok(mut cache) = self.status_counts.lock() {
+            *cache = Some((version, counts.clone()));
+        }
+        Ok(counts)
     }
 
     /// Tells the daemon's outbox sender (when it runs here) that mail may be waiting.

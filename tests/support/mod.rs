@@ -16,4 +16,5 @@ pub mod maildir_fill;
 pub mod rng;
 pub mod smtp;
 pub mod systemd;
+pub mod web;
 pub mod workdir;

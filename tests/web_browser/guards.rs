@@ -105,7 +105,7 @@ async fn each_role_is_kept_to_its_routes() {
 
     // No session: pages send the browser to the login, the API answers 401.
     browser.open(&desk.url("/login")).await;
-    for path in READ.iter().chain(&["/rules"]) {
+    for path in READ.iter().chain(&["/rules", "/users"]) {
         let expected = if path.starts_with("/api/") { 401 } else { 303 };
         assert_eq!(
             fetch_status(&browser, "GET", path, "").await,
@@ -133,12 +133,11 @@ async fn each_role_is_kept_to_its_routes() {
                 "{role} reads {path}"
             );
         }
-        let rules = fetch_status(&browser, "GET", "/rules", "").await;
-        assert_eq!(
-            rules,
-            if role == "admin" { 200 } else { 403 },
-            "{role}: /rules"
-        );
+        for admins_only in ["/rules", "/users"] {
+            let status = fetch_status(&browser, "GET", admins_only, "").await;
+            let expected = if role == "admin" { 200 } else { 403 };
+            assert_eq!(status, expected, "{role}: {admins_only}");
+        }
 
         browser.open(&desk.url("/tasks/1")).await;
         browser.wait_text("#task-title").await;

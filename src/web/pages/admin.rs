@@ -95,7 +95,7 @@ pub async fn mailboxes(
             p.muted #no-daemon { "The daemon does not run in this process (mailrules serve): the states below are what the store recorded. Run `mailrules run` with [web] to see each mailbox live." }
         }
         table #mailbox-table {
-            thead { tr { th { "Mailbox" } th { "Server" } th { "Folder" } th { "State" } th { "Last UID read" } th { "Processed" } th { "Failed" } th { "Unacknowledged" } th { "Problem" } } }
+            thead { tr { th { "Mailbox" } th { "Server" } th { "Folder" } th { "State" } th { "Last mail" } th { "Last UID read" } th { "Processed" } th { "Failed" } th { "Unacknowledged" } th { "Problem" } } }
             tbody {
                 @for (m, cursor) in state.config.mailboxes.iter().zip(&cursors) {
                     @let status = board.as_ref().and_then(|b| b.get(&m.name));
@@ -104,6 +104,7 @@ pub async fn mailboxes(
                         td { (m.host) ":" (m.port) }
                         td { (m.folder) }
                         td.state { (status.map(|s| state_words(&s.state)).unwrap_or("unknown")) }
+                        td.last-mail { (status.and_then(|s| s.last_mail_at.as_deref()).unwrap_or("—")) }
                         td { (cursor.as_ref().map(|c| c.last_uid.to_string()).unwrap_or_else(|| "—".into())) }
                         td { (status.map(|s| s.processed.to_string()).unwrap_or_default()) }
                         td { (status.map(|s| s.failed.to_string()).unwrap_or_default()) }
@@ -135,6 +136,28 @@ fn problem(state: &MailboxState) -> Option<&str> {
         }
         _ => None,
     }
+}
+
+/// GET /users (admins): the staff accounts and their roles (never a hash).
+pub async fn users(State(state): State<Arc<WebState>>, person: Person) -> Result<Markup, WebError> {
+    person.require(Role::Admin)?;
+    let users = state.with_store(|store, _| Ok(store.user_list()?)).await?;
+    let body = html! {
+        h1 { "Users" }
+        p.muted { "Accounts are managed with `mailrules user add | passwd | token | remove`." }
+        table #user-table {
+            thead { tr { th { "Email" } th { "Name" } th { "Role" } th { "API token" } th { "Since" } } }
+            tbody {
+                @for u in &users {
+                    tr.user-row data-email=(u.email) data-role=(u.role) {
+                        td { (u.email) } td { (u.name.as_deref().unwrap_or("")) } td { (u.role) }
+                        td { (if u.token { "issued" } else { "—" }) } td { (u.created_at) }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page("Users", &person, body))
 }
 
 /// GET /rules (admins): the rule files, what they declare, and the last load's errors.

@@ -124,7 +124,7 @@ pub async fn table(
         })
         .await?;
     if csv {
-        let file = format!("attachment; filename=\"{}.csv\"", safe_file_name(&name));
+        let file = super::messages::content_disposition(&format!("{name}.csv"));
         return Ok((
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
@@ -239,25 +239,6 @@ fn csv_field(value: &str) -> String {
     }
 }
 
-/// A table name fit for a download's file name.
-fn safe_file_name(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if cleaned.is_empty() {
-        "analytics".into()
-    } else {
-        cleaned
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +248,5 @@ mod tests {
         assert_eq!(csv_field("a, \"b\""), "\"a, \"\"b\"\"\"");
         assert_eq!(csv_field("=HYPERLINK(1)"), "'=HYPERLINK(1)");
         assert_eq!(csv_field("-5"), "-5");
-        assert_eq!(safe_file_name("оценки \"x\""), "оценки__x_");
     }
 }

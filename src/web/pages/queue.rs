@@ -125,7 +125,7 @@ pub fn filter_for(
 /// What one queue page needs from the store.
 struct QueuePage {
     tasks: Vec<TaskSummary>,
-    counts: Vec<(String, u64)>,
+    counts: Arc<Vec<(String, u64)>>,
     version: i64,
     statuses: Vec<String>,
 }
@@ -147,10 +147,12 @@ pub async fn queue(
             let statuses = rules
                 .map(|r| r.statuses().iter().map(|s| s.name.clone()).collect())
                 .unwrap_or_default();
+            // The version first: a change after it is seen by the next poll.
+            let version = store.tasks_version()?;
             Ok(QueuePage {
                 tasks: store.task_query(&filter)?,
-                counts: store.task_status_counts()?,
-                version: store.tasks_version()?,
+                counts: state.status_counts(store, version)?,
+                version,
                 statuses,
             })
         })
@@ -174,7 +176,7 @@ fn render(query: &QueueQuery, data: &QueuePage) -> Markup {
         }
         ul.counts #status-counts {
             li { span.muted { (total) " tasks:" } }
-            @for (status, count) in &data.counts {
+            @for (status, count) in data.counts.iter() {
                 li { a.status-count href={ "/tasks?status=" (url_encode(status)) }
                     data-status=(status) data-count=(count) { (status) " " (count) } }
             }

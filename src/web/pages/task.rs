@@ -150,7 +150,8 @@ fn render_item(item: &Item) -> Markup {
             li.timeline-item.kind-mail data-kind="mail" data-message=(m.id) {
                 header {
                     "Mail from " (m.from.as_deref().unwrap_or("unknown sender")) " · " (m.received_at)
-                    " · " a href={ "/messages/" (m.id) } { "the message, its attachments and original" }
+                    " · " a.message-link href={ "/messages/" (m.id) } { "attachments and details" }
+                    " · " a.original-link href={ "/messages/" (m.id) "/raw" } { "original" }
                 }
                 p.subject { (m.subject) }
             }
@@ -168,8 +169,15 @@ fn render_item(item: &Item) -> Markup {
                     pre.text { (c.text.trim_end()) }
                     @if !c.attachments.is_empty() {
                         ul.attachments {
-                            @for a in &c.attachments {
-                                li.attachment { (a.name) " " span.muted { "(" (a.content_type) ", " (a.size) " bytes)" } }
+                            @for (n, a) in c.attachments.iter().enumerate() {
+                                li.attachment {
+                                    @if let Some(message) = c.message {
+                                        a.attachment-link href={ "/messages/" (message) "/attachments/" (n + 1) } { (a.name) }
+                                    } @else {
+                                        (a.name)
+                                    }
+                                    " " span.muted { "(" (a.content_type) ", " (a.size) " bytes)" }
+                                }
                             }
                         }
                     }
