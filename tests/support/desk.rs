@@ -2,6 +2,10 @@
 //! (its `[smtp]` pointing at a private aiosmtpd), rules, a store seeded through the built
 //! binary (`ingest`, `user add`), and `mailrules serve` on a free 127.0.0.1 port, stopped when
 //! dropped.
+//!
+//! It starts `serve` itself rather than through `web.rs`'s `WebServer`: that one holds a
+//! blocking reqwest client, whose runtime may not be dropped inside the browser tests' async
+//! (tokio) test functions.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
