@@ -35,4 +35,5 @@ mod trust;
 mod users;
 mod web;
 mod web_browser;
+mod web_operator;
 mod web_security;

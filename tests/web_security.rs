@@ -218,11 +218,11 @@ fn repeated_failed_logins_slow_that_account_down() {
 #[test]
 fn a_session_ends_when_it_expires_and_at_logout() {
     let w = team();
-    web_section(&w, "session_lifetime = \"2s\"");
+    web_section(&w, "session_lifetime = \"3s\"");
     let web = WebServer::start(&w);
     let s = web.login(AGENT);
     assert_eq!(s.get("/tasks").status(), 200);
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    std::thread::sleep(std::time::Duration::from_millis(3500));
     assert_eq!(s.get("/tasks").status(), 303, "expired");
     let s = web.login(AGENT);
     let answer = s.post("/logout", &[]);
@@ -309,4 +309,22 @@ fn a_public_address_without_a_proxy_is_refused() {
     let out = w.run(&["check"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("[web]"));
+}
+
+#[test]
+fn healthz_answers_503_with_the_reason_when_the_store_cannot_be_read() {
+    let w = team();
+    let web = WebServer::start(&w);
+    assert_eq!(web.get("/healthz").status(), 200);
+    std::fs::write(w.path("store.db"), vec![b'x'; 8192]).unwrap();
+    let _ = std::fs::remove_file(w.path("store.db-wal"));
+    let _ = std::fs::remove_file(w.path("store.db-shm"));
+    let answer = web.get("/healthz");
+    assert_eq!(answer.status(), 503);
+    let why = answer.text().unwrap();
+    assert!(why.contains("store"), "{why}");
+    // A store that is gone is not created again by the check.
+    std::fs::remove_file(w.path("store.db")).unwrap();
+    assert_eq!(web.get("/healthz").status(), 503);
+    assert!(!w.path("store.db").exists());
 }

@@ -12,7 +12,7 @@ pub fn serve(config_path: &Path, listen: Option<&str>) -> anyhow::Result<ExitCod
     let mut web = config.web.clone().unwrap_or_default();
     if let Some(listen) = listen {
         let addr: std::net::SocketAddr = listen.parse().with_context(|| {
-            format!("--listen {listen:?} is not an address and port (e.g. 127.0.0.1:8080)")
+            format!("--listen \"{listen}\" is not an address and port (e.g. 127.0.0.1:8080)")
         })?;
         if !addr.ip().is_loopback() && !web.behind_proxy {
             anyhow::bail!(

@@ -70,7 +70,7 @@ pub(super) fn parse(raw: RawWeb, problems: &mut Vec<String>) -> Option<WebConfig
         Ok(addr) => Some(addr),
         Err(_) => {
             problems.push(format!(
-                "[web]: listen = {listen_text:?} is not an address and port (e.g. \
+                "[web]: listen = \"{listen_text}\" is not an address and port (e.g. \
                  \"127.0.0.1:8080\")"
             ));
             None
@@ -89,7 +89,7 @@ pub(super) fn parse(raw: RawWeb, problems: &mut Vec<String>) -> Option<WebConfig
         let lower = url.to_ascii_lowercase();
         if !(lower.starts_with("https://") || lower.starts_with("http://")) {
             problems.push(format!(
-                "[web]: base_url = {url:?} must start with https:// (or http://)"
+                "[web]: base_url = \"{url}\" must start with https:// (or http://)"
             ));
         }
     }

@@ -308,6 +308,24 @@ impl Store {
         })
     }
 
+    /// Whether the store file at `path` can be read now: a fresh read-only connection (one
+    /// held open keeps reading its cached pages after the file is damaged or replaced) that
+    /// reads the schema version and counts the tables. Never creates the file. For /healthz.
+    pub fn check_readable(path: &Path) -> Result<u32, StoreError> {
+        let open_error = |detail: String| StoreError::Open { detail }.at(path);
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn =
+            Connection::open_with_flags(path, flags).map_err(|e| open_error(e.to_string()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| open_error(e.to_string()))?;
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(|e| open_error(e.to_string()))?;
+        migrations::version(&conn).map_err(|e| e.at(path))
+    }
+
     /// A private store in memory, for tests and dry runs.
     pub fn open_in_memory() -> Result<Store, StoreError> {
         Store::setup(Connection::open_in_memory()?, PathBuf::from(":memory:"))

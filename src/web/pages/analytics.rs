@@ -73,7 +73,7 @@ pub async fn table(
         .with_store(move |store, state| {
             let Some(rows) = store.analytics_rows(&table_name)? else {
                 return Err(WebError::NotFound(format!(
-                    "analytics table {table_name:?}"
+                    "analytics table \"{table_name}\""
                 )));
             };
             let decl = state.rules().ok().and_then(|r| {

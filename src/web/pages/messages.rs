@@ -44,7 +44,7 @@ pub async fn list(
         Some("duplicate") => Some(MessageFate::Duplicate),
         Some(other) => {
             return Err(WebError::BadRequest(format!(
-                "unknown status {other:?}: applied, ignored, failed or duplicate"
+                "unknown status \"{other}\": applied, ignored, failed or duplicate"
             )))
         }
     };

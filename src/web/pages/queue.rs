@@ -78,7 +78,7 @@ pub fn filter_for(
     if let Some(field) = given(&query.field) {
         let Some((name, value)) = field.split_once('=') else {
             return Err(WebError::BadRequest(format!(
-                "field {field:?}: give NAME=VALUE"
+                "field \"{field}\": give NAME=VALUE"
             )));
         };
         filter.field = Some(match rules {
@@ -88,7 +88,7 @@ pub fn filter_for(
     }
     if let Some(assignee) = given(&query.assignee) {
         let address = crate::outgoing::bare_address(&assignee).ok_or_else(|| {
-            WebError::BadRequest(format!("assignee {assignee:?} is not an email address"))
+            WebError::BadRequest(format!("assignee \"{assignee}\" is not an email address"))
         })?;
         filter.assignee = Some(address);
     }
@@ -115,8 +115,8 @@ pub fn filter_for(
         }
         Some(other) => {
             return Err(WebError::BadRequest(format!(
-                "unknown view {other:?}: the views are mine, waiting-us, waiting-customer, overdue"
-            )))
+            "unknown view \"{other}\": the views are mine, waiting-us, waiting-customer, overdue"
+        )))
         }
     }
     Ok(filter)
@@ -256,4 +256,96 @@ fn page_link(query: &QueueQuery, offset: u64) -> String {
     }
     parts.push(format!("offset={offset}"));
     format!("/tasks?{}", parts.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::people::Role;
+    use crate::store::User;
+    use std::time::Duration;
+
+    fn anna() -> Person {
+        Person {
+            user: User {
+                id: 1,
+                email: "anna@acme.example".into(),
+                name: None,
+                role: Role::Agent,
+                token: false,
+                created_at: String::new(),
+            },
+            csrf: String::new(),
+            session: None,
+        }
+    }
+
+    fn rules() -> RuleSet {
+        let text = "[[status]]\nname = \"Новая\"\ninitial = true\n\
+                    [[status]]\nname = \"Закрыта\"\nclosed = true\n";
+        RuleSet::from_sources(&[("r.toml".into(), text.into())]).unwrap()
+    }
+
+    fn query(pairs: &[(&str, &str)]) -> QueueQuery {
+        let mut q = QueueQuery::default();
+        for (k, v) in pairs {
+            let v = Some(v.to_string());
+            match *k {
+                "status" => q.status = v,
+                "open" => q.open = v,
+                "assignee" => q.assignee = v,
+                "field" => q.field = v,
+                "search" => q.search = v,
+                "view" => q.view = v,
+                _ => unreachable!(),
+            }
+        }
+        q
+    }
+
+    fn filter(pairs: &[(&str, &str)]) -> Result<TaskFilter, WebError> {
+        let rules = rules();
+        filter_for(
+            &query(pairs),
+            &anna(),
+            Some(&rules),
+            Duration::from_secs(3600),
+        )
+    }
+
+    #[test]
+    fn filters_are_put_in_their_declared_spelling() {
+        let f = filter(&[("status", "новая"), ("search", "  "), ("open", "1")]).unwrap();
+        assert_eq!(f.status.as_deref(), Some("Новая"));
+        assert_eq!(f.search, None, "an empty search is none");
+        assert_eq!(f.not_status, ["Закрыта"]);
+        assert_eq!(f.limit, Some(PAGE_SIZE));
+        assert!(filter(&[("status", "потерян")]).is_err());
+        assert!(filter(&[("assignee", "not an address")]).is_err());
+    }
+
+    #[test]
+    fn views_are_filters_on_open_tasks() {
+        let mine = filter(&[("view", "mine")]).unwrap();
+        assert_eq!(mine.assignee.as_deref(), Some("anna@acme.example"));
+        assert_eq!(mine.not_status, ["Закрыта"]);
+        let us = filter(&[("view", "waiting-us")]).unwrap();
+        assert_eq!(us.waiting, Some(Waiting::Us));
+        assert_eq!(us.last_mail_before, None);
+        let customer = filter(&[("view", "waiting-customer")]).unwrap();
+        assert_eq!(customer.waiting, Some(Waiting::Customer));
+        let overdue = filter(&[("view", "overdue")]).unwrap();
+        assert_eq!(overdue.waiting, Some(Waiting::Us));
+        assert!(overdue.last_mail_before.is_some());
+        assert!(filter(&[("view", "someday")]).is_err());
+    }
+
+    #[test]
+    fn paging_links_keep_the_filters() {
+        let q = query(&[("status", "Новая"), ("view", "mine")]);
+        assert_eq!(
+            page_link(&q, 50),
+            "/tasks?status=%D0%9D%D0%BE%D0%B2%D0%B0%D1%8F&view=mine&offset=50"
+        );
+    }
 }

@@ -28,6 +28,8 @@ pub struct TaskPage {
     pub replies: Vec<OutboxRow>,
     pub statuses: Vec<String>,
     pub fields: Vec<FieldDecl>,
+    /// Who may be assigned (agents and admins), offered in the assignee field.
+    pub staff: Vec<String>,
 }
 
 /// One entry of the timeline; they are shown in time order.
@@ -78,6 +80,12 @@ pub async fn show(
                 ),
                 Err(_) => (Vec::new(), Vec::new()),
             };
+            let staff = store
+                .user_list()?
+                .into_iter()
+                .filter(|u| u.role >= Role::Agent)
+                .map(|u| u.email)
+                .collect();
             Ok(TaskPage {
                 task,
                 history,
@@ -85,6 +93,7 @@ pub async fn show(
                 replies,
                 statuses,
                 fields,
+                staff,
             })
         })
         .await?;
@@ -260,8 +269,9 @@ fn actions(data: &TaskPage, person: &Person) -> Markup {
         form.action #assignee-form method="post" action={ "/tasks/" (t.id) "/assignee" } {
             (csrf_field(person))
             label { "Assignee (an address, or none)"
-                input #assignee-input type="text" name="assignee" value=(t.assignee.as_deref().unwrap_or("")) placeholder="none";
+                input #assignee-input type="text" name="assignee" list="staff" value=(t.assignee.as_deref().unwrap_or("")) placeholder="none";
             }
+            datalist #staff { @for email in &data.staff { option value=(email) {} } }
             button type="submit" { "Assign" }
         }
         @if !data.fields.is_empty() {

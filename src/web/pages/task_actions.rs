@@ -149,7 +149,7 @@ pub async fn reply(
         .filter(|c| !c.trim().is_empty())
         .map(|c| {
             crate::outgoing::bare_address(c)
-                .ok_or_else(|| WebError::BadRequest(format!("cc {c:?} is not an email address")))
+                .ok_or_else(|| WebError::BadRequest(format!("cc \"{c}\" is not an email address")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let email = person.user.email.clone();
