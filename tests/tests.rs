@@ -35,6 +35,7 @@ mod team_load;
 mod trust;
 mod users;
 mod web;
+mod web_browser;
 mod web_operator;
 mod web_security;
 mod webhooks;

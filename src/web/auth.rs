@@ -291,7 +291,13 @@ fn login_form(
     next: &str,
     problem: Option<&str>,
 ) -> Response {
-    let token = random_token();
+    // The token the browser already holds, when it has one: a second GET of /login (another
+    // tab, or the browser following the redirect of its own /favicon.ico request to the
+    // login page) must not replace the cookie behind a form already shown, or that form's
+    // POST is refused as forged. The token only proves the POST came from our page.
+    let token = cookie(headers, LOGIN_COOKIE)
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(random_token);
     let secure = over_https(state, headers);
     let set = cookie_header(LOGIN_COOKIE, &token, "/login", 3600, secure);
     let page = layout::login_page(&token, &local_target(next), problem);

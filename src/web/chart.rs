@@ -59,6 +59,12 @@ pub fn bars(rows: &[ReportRow]) -> Result<String, ChartError> {
         chart
             .configure_mesh()
             .disable_x_mesh()
+            // Counts are whole: one label and one line per whole count (at most ten), not
+            // plotters' default of fine lines and fractional ticks rounded into repeats.
+            .y_labels((highest as usize + 1).min(10))
+            .max_light_lines(0)
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 14))
             .x_labels(periods.len() * 2 + 1)
             .x_label_formatter(&label)
             .y_label_formatter(&|y| format!("{y:.0}"))
@@ -95,6 +101,7 @@ pub fn bars(rows: &[ReportRow]) -> Result<String, ChartError> {
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .position(SeriesLabelPosition::UpperRight)
+            .label_font(("sans-serif", 14))
             .draw()
             .map_err(|e| fail(&e))?;
         root.present().map_err(|e| fail(&e))?;

@@ -1,9 +1,12 @@
 //! Shared helpers for the integration tests.
 
 pub mod bounded;
+pub mod browser;
+pub mod canary;
 pub mod courier;
 pub mod cyrus;
 pub mod daemon_process;
+pub mod desk;
 pub mod dovecot;
 pub mod dovecot_outage;
 pub mod fake_daemon;
