@@ -1,7 +1,8 @@
 //! Every message's original bytes, kept compressed (zstd) in `message_bytes`, one row per
-//! message row: writing them with the message, reading them back in either form (`zstd`, or
-//! `plain` for failed messages kept before bytes were compressed), and dropping them past the
-//! config's `keep_mail` while the record of the message's fate stays.
+//! message row: writing them with the message, reading them back in any form (`zstd`,
+//! `zstd-parts` for a message with attachments that are compressed already, see
+//! `kept_layout.rs`, or `plain` for failed messages kept before bytes were compressed), and
+//! dropping them past the config's `keep_mail` while the record of the message's fate stays.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -41,7 +42,7 @@ const DROP_CHUNK: i64 = 1000;
 /// thread that holds the store is the one all messages wait for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compressed {
-    /// `"zstd"`, or `"plain"` when zstd could not compress (it fails only when it cannot
+    /// `"zstd"`, `"zstd-parts"` (`kept_layout.rs`), or `"plain"` when zstd could not compress (it fails only when it cannot
     /// allocate its context): the bytes are then kept as they are.
     encoding: &'static str,
     bytes: Vec<u8>,
@@ -51,8 +52,11 @@ pub struct Compressed {
 
 impl Compressed {
     pub fn new(raw: &[u8]) -> Compressed {
-        let (encoding, bytes) = match zstd_compress(raw) {
-            Some(bytes) => ("zstd", bytes),
+        // Attachments that are compressed already (PDF, JPEG, ZIP) are kept decoded and not
+        // compressed again: zstd spent most of its work on them for a few per cent.
+        let packed = super::kept_layout::pack(raw, zstd_compress).map(|p| ("zstd-parts", p));
+        let (encoding, bytes) = match packed.or_else(|| zstd_compress(raw).map(|z| ("zstd", z))) {
+            Some(found) => found,
             None => ("plain", raw.to_vec()),
         };
         Compressed {
@@ -123,6 +127,14 @@ pub(super) fn read(conn: &Connection, id: i64) -> Result<Option<Vec<u8>>, StoreE
             if raw.len() != size {
                 return Err(bad_bytes(id, "a different length than recorded"));
             }
+            Ok(Some(raw))
+        }
+        "zstd-parts" => {
+            let size = usize::try_from(size).map_err(|_| bad_bytes(id, "a negative size"))?;
+            let raw = super::kept_layout::unpack(&bytes, size, |frame, len| {
+                zstd::bulk::decompress(frame, len).map_err(|e| e.to_string())
+            })
+            .map_err(|e| bad_bytes(id, &e))?;
             Ok(Some(raw))
         }
         other => Err(bad_bytes(id, &format!("unknown encoding \"{other}\""))),
