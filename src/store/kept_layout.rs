@@ -28,6 +28,9 @@ use base64::Engine;
 /// Runs shorter than this (characters of base64, line ends not counted) stay in the text: the
 /// bookkeeping and the entropy test would cost more than zstd saves on them.
 const MIN_RUN_CHARS: usize = 2 << 10;
+/// Messages shorter than this are not looked through: most mail has no attachment, and
+/// one worth storing decoded makes a message longer than this.
+const MIN_MESSAGE: usize = 8 << 10;
 /// Base64 lines are at least this long (every encoder writes 60-76 characters per line); a
 /// shorter line of letters is more likely text.
 const MIN_LINE: usize = 40;
@@ -57,6 +60,9 @@ struct Run {
 /// run worth storing decoded (the caller then compresses it whole, encoding `zstd`) or when
 /// `compress` fails.
 pub(super) fn pack(raw: &[u8], compress: impl FnOnce(&[u8]) -> Option<Vec<u8>>) -> Option<Vec<u8>> {
+    if raw.len() < MIN_MESSAGE {
+        return None;
+    }
     let runs = incompressible_runs(raw);
     if runs.is_empty() {
         return None;
@@ -230,6 +236,15 @@ fn incompressible_runs(raw: &[u8]) -> Vec<Run> {
 /// The runs that start in `raw[from..to]` (a streak of lines of one length), with the last,
 /// shorter line that may follow it.
 fn look_closely(raw: &[u8], from: usize, to: usize, covered: &mut usize, runs: &mut Vec<Run>) {
+    // Nearly always the whole streak is one run (an attachment's body): the decoder checks its
+    // characters, and only when it refuses are the lines read one by one.
+    if let Some(run) = whole_streak(raw, from, to) {
+        *covered = (*covered).max(run.at + run.len);
+        if incompressible(&run.decoded) {
+            runs.push(run);
+        }
+        return;
+    }
     let mut at = from;
     while at < to {
         let Some((line_end, chars, crlf)) = full_line(raw, at) else {
@@ -260,6 +275,22 @@ fn look_closely(raw: &[u8], from: usize, to: usize, covered: &mut usize, runs: &
         at = end;
     }
     *covered = (*covered).max(at);
+}
+
+/// The streak `raw[from..to]` of lines of one length, with the shorter last line after it, as
+/// one run, when the decoder takes all of it and it is long enough and outside a text part.
+fn whole_streak(raw: &[u8], from: usize, to: usize) -> Option<Run> {
+    let first = next_line(raw, from) - from;
+    let crlf = first >= 2 && raw[from + first - 2] == b'\r';
+    let chars = first - if crlf { 2 } else { 1 };
+    if chars < MIN_LINE || !chars.is_multiple_of(4) || to - from < MIN_RUN_CHARS {
+        return None;
+    }
+    let end = last_line(raw, to, chars, crlf).unwrap_or(to);
+    if crate::message::in_text_part(raw, from) {
+        return None;
+    }
+    decode_run(&raw[from..end], from, chars, crlf)
 }
 
 /// The end of the line starting at `at` (after its `\n`).

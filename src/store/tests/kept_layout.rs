@@ -59,8 +59,8 @@ fn a_compressed_attachment_is_stored_decoded_and_comes_back_exactly() {
         (30_000, 76, "\r\n"),
         (30_001, 76, "\n"),
         (30_002, 64, "\r\n"),
-        (57 * 100, 76, "\n"),
-        (48 * 60, 64, "\n"),
+        (57 * 200, 76, "\n"),
+        (48 * 200, 64, "\n"),
     ] {
         let data = noise(n, n as u64);
         let raw = message("application/pdf", &lines(&data, width, eol), eol);
