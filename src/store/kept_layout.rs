@@ -3,19 +3,21 @@
 //! of base64 lines whose content does not compress (PDF, JPEG, ZIP, XLSX) stored decoded, as
 //! it is, with what it takes to write the very same lines again.
 //!
-//! Why: zstd spent most of its work on such runs (base64 of compressed data still shrinks by
-//! its 6-of-8-bits alphabet, at full cost) for nothing a decoder would not get for a fraction
-//! of it: the decoded bytes are as small as zstd made the base64, and decoding is cheap.
+//! Why: zstd spent its work on such runs for a few per cent, and a message with a large
+//! attachment must not be held twice in memory (peak RSS with a 25 MiB attachment, issue 18):
+//! the runs are decoded in place, inside the message's own buffer (base64 shrinks, so the
+//! decoded bytes never overtake the characters still to be read), and that buffer becomes the
+//! blob, with the compressed text and the table after them.
 //!
 //! Layout (integers little-endian):
 //! ```text
-//! u32 k                                   runs stored decoded
+//! the k runs' decoded bytes, one after the other
+//! z bytes                                 zstd: the message without the runs
 //! k × { u64 at, u32 line, u8 crlf, u64 n } where the run starts in the message, its line
 //!                                         length in characters, "\r\n" (1) or "\n" (0) after
 //!                                         each line, the decoded length
 //! u64 z                                   the zstd frame's length
-//! z bytes                                 zstd: the message without the runs
-//! the k runs' decoded bytes, one after the other
+//! u32 k                                   runs stored decoded
 //! ```
 //! A run is written back as the standard base64 (with `=` padding) of its bytes, cut into lines
 //! of `line` characters (the last one shorter), each followed by its line end. A run is stored
@@ -30,7 +32,7 @@ use base64::Engine;
 const MIN_RUN_CHARS: usize = 2 << 10;
 /// Messages shorter than this are not looked through: most mail has no attachment, and
 /// one worth storing decoded makes a message longer than this.
-const MIN_MESSAGE: usize = 8 << 10;
+pub(super) const MIN_MESSAGE: usize = 8 << 10;
 /// Base64 lines are at least this long (every encoder writes 60-76 characters per line); a
 /// shorter line of letters is more likely text.
 const MIN_LINE: usize = 40;
@@ -43,7 +45,7 @@ const INCOMPRESSIBLE_BITS: f64 = 7.5;
 /// Bytes of one run's entry in the table.
 const ENTRY: usize = 8 + 4 + 1 + 8;
 
-/// A run of base64 lines stored decoded.
+/// A run of base64 lines to store decoded, checked: every line decodes.
 #[derive(Debug, PartialEq, Eq)]
 struct Run {
     /// Where its first line starts in the message.
@@ -53,19 +55,23 @@ struct Run {
     /// Characters per line (all but the last).
     line: usize,
     crlf: bool,
-    decoded: Vec<u8>,
+    /// Its decoded length.
+    n: usize,
 }
 
-/// The `zstd-parts` form of `raw`, made with `compress` for the text; `None` when `raw` has no
-/// run worth storing decoded (the caller then compresses it whole, encoding `zstd`) or when
-/// `compress` fails.
-pub(super) fn pack(raw: &[u8], compress: impl FnOnce(&[u8]) -> Option<Vec<u8>>) -> Option<Vec<u8>> {
+/// The `zstd-parts` form of `raw`, made in `raw`'s own buffer, with `compress` for the text;
+/// `raw` back unchanged when it has no run worth storing decoded (the caller then compresses
+/// it whole, encoding `zstd`) or when `compress` fails.
+pub(super) fn pack(
+    mut raw: Vec<u8>,
+    compress: impl FnOnce(&[u8]) -> Option<Vec<u8>>,
+) -> Result<Vec<u8>, Vec<u8>> {
     if raw.len() < MIN_MESSAGE {
-        return None;
+        return Err(raw);
     }
-    let runs = incompressible_runs(raw);
+    let runs = incompressible_runs(&raw);
     if runs.is_empty() {
-        return None;
+        return Err(raw);
     }
     let mut text = Vec::with_capacity(raw.len() - runs.iter().map(|r| r.len).sum::<usize>());
     let mut copied = 0;
@@ -74,22 +80,45 @@ pub(super) fn pack(raw: &[u8], compress: impl FnOnce(&[u8]) -> Option<Vec<u8>>) 
         copied = run.at + run.len;
     }
     text.extend_from_slice(&raw[copied..]);
-    let frame = compress(&text)?;
-    let decoded: usize = runs.iter().map(|r| r.decoded.len()).sum();
-    let mut out = Vec::with_capacity(4 + runs.len() * ENTRY + 8 + frame.len() + decoded);
-    out.extend_from_slice(&(runs.len() as u32).to_le_bytes());
+    let Some(frame) = compress(&text) else {
+        return Err(raw);
+    };
+    drop(text);
+    // From here on `raw` is overwritten: every line of every run was checked to decode.
+    let mut written = 0;
+    let mut line_bytes = Vec::new();
     for run in &runs {
-        out.extend_from_slice(&(run.at as u64).to_le_bytes());
-        out.extend_from_slice(&(run.line as u32).to_le_bytes());
-        out.push(u8::from(run.crlf));
-        out.extend_from_slice(&(run.decoded.len() as u64).to_le_bytes());
+        let eol = if run.crlf { 2 } else { 1 };
+        let mut at = run.at;
+        while at < run.at + run.len {
+            let end = next_line(&raw, at);
+            let chars = &raw[at..end - eol];
+            line_bytes.clear();
+            // Cannot fail (checked), and if it did the line would be left out, which the
+            // length check of `unpack` would report rather than hand back other bytes.
+            let _ = base64::engine::general_purpose::STANDARD.decode_vec(chars, &mut line_bytes);
+            raw[written..written + line_bytes.len()].copy_from_slice(&line_bytes);
+            written += line_bytes.len();
+            at = end;
+        }
     }
-    out.extend_from_slice(&(frame.len() as u64).to_le_bytes());
-    out.extend_from_slice(&frame);
+    raw.truncate(written);
+    raw.reserve_exact(frame.len() + runs.len() * ENTRY + 12);
+    raw.extend_from_slice(&frame);
     for run in &runs {
-        out.extend_from_slice(&run.decoded);
+        raw.extend_from_slice(&(run.at as u64).to_le_bytes());
+        raw.extend_from_slice(&(run.line as u32).to_le_bytes());
+        raw.push(u8::from(run.crlf));
+        raw.extend_from_slice(&(run.n as u64).to_le_bytes());
     }
-    Some(out)
+    raw.extend_from_slice(&(frame.len() as u64).to_le_bytes());
+    raw.extend_from_slice(&(runs.len() as u32).to_le_bytes());
+    if raw.capacity() - raw.len() > 1 << 20 {
+        // A large attachment's base64 took a third more room than its bytes: give it back
+        // (for a buffer this large the allocator remaps it, without copying).
+        raw.shrink_to_fit();
+    }
+    Ok(raw)
 }
 
 /// The message `packed` holds (`size` bytes long), with `decompress(frame, text_len)` for the
@@ -99,9 +128,16 @@ pub(super) fn unpack(
     size: usize,
     decompress: impl FnOnce(&[u8], usize) -> Result<Vec<u8>, String>,
 ) -> Result<Vec<u8>, String> {
-    let mut reader = Reader { rest: packed };
-    let count = reader.u32()? as usize;
-    let mut entries = Vec::with_capacity(count.min(packed.len() / ENTRY));
+    let (rest, count) = split_tail(packed, 4)?;
+    let count = u32::from_le_bytes(count.try_into().map_err(|_| "cut short")?) as usize;
+    let (rest, frame_len) = split_tail(rest, 8)?;
+    let frame_len = to_usize(u64::from_le_bytes(
+        frame_len.try_into().map_err(|_| "cut short")?,
+    ))?;
+    let (rest, table) = split_tail(rest, count.checked_mul(ENTRY).ok_or("cut short")?)?;
+    let (decoded, frame) = split_tail(rest, frame_len)?;
+    let mut reader = Reader { rest: table };
+    let mut entries = Vec::with_capacity(count);
     let mut encoded_total = 0usize;
     for _ in 0..count {
         let at = to_usize(reader.u64()?)?;
@@ -119,8 +155,7 @@ pub(super) fn unpack(
         encoded_total = encoded_total.checked_add(len).ok_or("runs too long")?;
         entries.push((at, line, crlf, n, len));
     }
-    let frame_len = to_usize(reader.u64()?)?;
-    let frame = reader.take(frame_len)?;
+    let mut reader = Reader { rest: decoded };
     let text_len = size
         .checked_sub(encoded_total)
         .ok_or("runs longer than the message")?;
@@ -161,6 +196,12 @@ fn encoded_len(n: usize, line: usize, crlf: bool) -> Option<usize> {
     let chars = n.div_ceil(3).checked_mul(4)?;
     let lines = chars.div_ceil(line);
     chars.checked_add(lines.checked_mul(if crlf { 2 } else { 1 })?)
+}
+
+/// `bytes` without its last `n` bytes, and those.
+fn split_tail(bytes: &[u8], n: usize) -> Result<(&[u8], &[u8]), String> {
+    let at = bytes.len().checked_sub(n).ok_or("cut short")?;
+    Ok(bytes.split_at(at))
 }
 
 fn to_usize(n: u64) -> Result<usize, String> {
@@ -238,9 +279,9 @@ fn incompressible_runs(raw: &[u8]) -> Vec<Run> {
 fn look_closely(raw: &[u8], from: usize, to: usize, covered: &mut usize, runs: &mut Vec<Run>) {
     // Nearly always the whole streak is one run (an attachment's body): the decoder checks its
     // characters, and only when it refuses are the lines read one by one.
-    if let Some(run) = whole_streak(raw, from, to) {
+    if let Some((run, incompressible)) = whole_streak(raw, from, to) {
         *covered = (*covered).max(run.at + run.len);
-        if incompressible(&run.decoded) {
+        if incompressible {
             runs.push(run);
         }
         return;
@@ -266,10 +307,8 @@ fn look_closely(raw: &[u8], from: usize, to: usize, covered: &mut usize, runs: &
         }
         let run_chars = (end - at) - (end - at).div_ceil(chars + eol) * eol;
         if run_chars >= MIN_RUN_CHARS && !crate::message::in_text_part(raw, at) {
-            if let Some(run) = decode_run(&raw[at..end], at, chars, crlf) {
-                if incompressible(&run.decoded) {
-                    runs.push(run);
-                }
+            if let Some((run, true)) = check_run(&raw[at..end], at, chars, crlf) {
+                runs.push(run);
             }
         }
         at = end;
@@ -279,7 +318,7 @@ fn look_closely(raw: &[u8], from: usize, to: usize, covered: &mut usize, runs: &
 
 /// The streak `raw[from..to]` of lines of one length, with the shorter last line after it, as
 /// one run, when the decoder takes all of it and it is long enough and outside a text part.
-fn whole_streak(raw: &[u8], from: usize, to: usize) -> Option<Run> {
+fn whole_streak(raw: &[u8], from: usize, to: usize) -> Option<(Run, bool)> {
     let first = next_line(raw, from) - from;
     let crlf = first >= 2 && raw[from + first - 2] == b'\r';
     let chars = first - if crlf { 2 } else { 1 };
@@ -290,7 +329,7 @@ fn whole_streak(raw: &[u8], from: usize, to: usize) -> Option<Run> {
     if crate::message::in_text_part(raw, from) {
         return None;
     }
-    decode_run(&raw[from..end], from, chars, crlf)
+    check_run(&raw[from..end], from, chars, crlf)
 }
 
 /// The end of the line starting at `at` (after its `\n`).
@@ -336,25 +375,55 @@ fn is_base64(b: u8) -> bool {
     crate::text::BASE64_ALPHABET[b as usize]
 }
 
-/// The run's bytes decoded, when its lines give them back exactly.
-fn decode_run(lines: &[u8], at: usize, line: usize, crlf: bool) -> Option<Run> {
+/// The run in `lines` when they give back their bytes exactly (only the alphabet in the whole
+/// lines, a canonical last group), with whether its bytes look already compressed (decoded
+/// from a sample in the middle).
+fn check_run(lines: &[u8], at: usize, line: usize, crlf: bool) -> Option<(Run, bool)> {
     let eol = if crlf { 2 } else { 1 };
-    let mut chars = Vec::with_capacity(lines.len());
-    for chunk in lines.chunks(line + eol) {
-        chars.extend_from_slice(&chunk[..chunk.len() - eol]);
+    let chunks = lines.len().div_ceil(line + eol);
+    let mut n = 0;
+    let mut scratch = Vec::with_capacity(line / 4 * 3);
+    for (i, chunk) in lines.chunks(line + eol).enumerate() {
+        let chars = &chunk[..chunk.len() - eol];
+        if i + 1 < chunks {
+            // A whole line of the alphabet, a multiple of 4 long: it decodes, whatever it holds.
+            if chars.len() != line || !chars.iter().all(|&b| is_base64(b)) {
+                return None;
+            }
+            n += line / 4 * 3;
+        } else {
+            // The last line: padding and the bits after the data are the decoder's to check.
+            scratch.clear();
+            base64::engine::general_purpose::STANDARD
+                .decode_vec(chars, &mut scratch)
+                .ok()?;
+            n += scratch.len();
+        }
     }
-    // The standard engine accepts only canonical input (padding where it belongs, zero bits
-    // after the data), so encoding the result gives back these characters exactly.
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(&chars)
-        .ok()?;
-    (encoded_len(decoded.len(), line, crlf) == Some(lines.len())).then_some(Run {
+    if encoded_len(n, line, crlf) != Some(lines.len()) {
+        return None;
+    }
+    // The sample: whole lines from the middle.
+    let per_line = line + eol;
+    let sample_lines = (SAMPLE / (line / 4 * 3))
+        .max(1)
+        .min(chunks.saturating_sub(1));
+    let first = (chunks.saturating_sub(1) - sample_lines) / 2;
+    let mut sample = Vec::with_capacity(SAMPLE + line);
+    for i in first..first + sample_lines {
+        let chars = &lines[i * per_line..i * per_line + line];
+        base64::engine::general_purpose::STANDARD
+            .decode_vec(chars, &mut sample)
+            .ok()?;
+    }
+    let run = Run {
         at,
         len: lines.len(),
         line,
         crlf,
-        decoded,
-    })
+        n,
+    };
+    Some((run, incompressible(&sample)))
 }
 
 /// Whether `bytes` look already compressed: the order-0 entropy of a sample from their middle.

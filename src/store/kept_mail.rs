@@ -33,6 +33,9 @@ fn zstd_compress(raw: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
+/// Kept bytes this large are written with incremental blob I/O rather than bound.
+const INCREMENTAL_BLOB: usize = 1 << 20;
+
 /// Messages whose bytes are dropped per transaction, so that the first run after `keep_mail`
 /// is set on a large store never holds the write lock (and the daemon's batches) for long.
 const DROP_CHUNK: i64 = 1000;
@@ -52,17 +55,40 @@ pub struct Compressed {
 
 impl Compressed {
     pub fn new(raw: &[u8]) -> Compressed {
-        // Attachments that are compressed already (PDF, JPEG, ZIP) are kept decoded and not
-        // compressed again: zstd spent most of its work on them for a few per cent.
-        let packed = super::kept_layout::pack(raw, zstd_compress).map(|p| ("zstd-parts", p));
-        let (encoding, bytes) = match packed.or_else(|| zstd_compress(raw).map(|z| ("zstd", z))) {
-            Some(found) => found,
-            None => ("plain", raw.to_vec()),
+        if raw.len() >= super::kept_layout::MIN_MESSAGE {
+            return Compressed::of(raw.to_vec());
+        }
+        let size = raw.len();
+        match zstd_compress(raw) {
+            Some(bytes) => Compressed {
+                encoding: "zstd",
+                bytes,
+                size,
+            },
+            None => Compressed {
+                encoding: "plain",
+                bytes: raw.to_vec(),
+                size,
+            },
+        }
+    }
+
+    /// The same, taking the bytes: attachments that are compressed already (PDF, JPEG, ZIP)
+    /// are decoded inside this very buffer and not compressed again (`kept_layout.rs`), so that
+    /// a large one is never held twice.
+    pub fn of(raw: Vec<u8>) -> Compressed {
+        let size = raw.len();
+        let (encoding, bytes) = match super::kept_layout::pack(raw, zstd_compress) {
+            Ok(packed) => ("zstd-parts", packed),
+            Err(raw) => match zstd_compress(&raw) {
+                Some(bytes) => ("zstd", bytes),
+                None => ("plain", raw),
+            },
         };
         Compressed {
             encoding,
             bytes,
-            size: raw.len(),
+            size,
         }
     }
 
@@ -76,7 +102,7 @@ impl MessageRecord {
     /// Compresses the original bytes (if not done yet) and lets the uncompressed ones go.
     pub fn compress(&mut self) {
         if self.compressed.is_none() && !self.raw.is_empty() {
-            self.compressed = Some(Compressed::new(&self.raw));
+            self.compressed = Some(Compressed::of(std::mem::take(&mut self.raw)));
         }
         self.raw = Vec::new();
     }
@@ -97,6 +123,18 @@ pub(super) fn write(conn: &Connection, id: i64, record: &MessageRecord) -> Resul
         // Nothing was delivered (the server could not): there is nothing to keep.
         return Ok(());
     }
+    if compressed.bytes.len() >= INCREMENTAL_BLOB {
+        // Bound as a parameter, a blob is copied whole first (rusqlite binds it transient):
+        // a large one is written into its place instead, so it is never in memory twice. And
+        // through a small page cache: at the usual 16 MiB, SQLite would hold the blob's pages
+        // in memory beside the blob itself (peak RSS, BENCHMARKS.md); with 2 MiB it writes them
+        // to the WAL as it goes.
+        let cache: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+        conn.execute_batch("PRAGMA cache_size = -2048")?;
+        let written = write_in_place(conn, id, compressed);
+        conn.pragma_update(None, "cache_size", cache)?;
+        return written;
+    }
     conn.prepare_cached(
         "INSERT OR REPLACE INTO message_bytes (id, encoding, size, bytes) VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -106,6 +144,23 @@ pub(super) fn write(conn: &Connection, id: i64, record: &MessageRecord) -> Resul
         compressed.size as i64,
         compressed.bytes
     ])?;
+    Ok(())
+}
+
+/// A large blob: its row with zeros in their place, then the bytes written into them.
+fn write_in_place(conn: &Connection, id: i64, compressed: &Compressed) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO message_bytes (id, encoding, size, bytes) \
+         VALUES (?1, ?2, ?3, zeroblob(?4))",
+    )?
+    .execute(params![
+        id,
+        compressed.encoding,
+        compressed.size as i64,
+        compressed.bytes.len() as i64
+    ])?;
+    conn.blob_open(rusqlite::MAIN_DB, c"message_bytes", c"bytes", id, false)?
+        .write_all_at(&compressed.bytes, 0)?;
     Ok(())
 }
 
