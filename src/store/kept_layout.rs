@@ -42,6 +42,8 @@ const SAMPLE: usize = 4 << 10;
 /// stored as they are: zstd would shrink them by a few per cent at most. Random bytes measure
 /// about 7.95 over 4 KiB; text and uncompressed images measure well under 7.
 const INCOMPRESSIBLE_BITS: f64 = 7.5;
+/// Lines decoded in one call when a run is decoded in place.
+const DECODE_BATCH: usize = 64;
 /// Bytes of one run's entry in the table.
 const ENTRY: usize = 8 + 4 + 1 + 8;
 
@@ -84,22 +86,30 @@ pub(super) fn pack(
         return Err(raw);
     };
     drop(text);
-    // From here on `raw` is overwritten: every line of every run was checked to decode.
+    // From here on `raw` is overwritten: every line of every run was checked to decode. Lines
+    // are decoded a batch at a time (the engine's setup per call cost more than decoding one
+    // line); a batch's bytes land before the batch's own characters, never past them.
     let mut written = 0;
-    let mut line_bytes = Vec::new();
+    let (mut chars, mut bytes) = (Vec::new(), Vec::new());
     for run in &runs {
         let eol = if run.crlf { 2 } else { 1 };
         let mut at = run.at;
         while at < run.at + run.len {
-            let end = next_line(&raw, at);
-            let chars = &raw[at..end - eol];
-            line_bytes.clear();
-            // Cannot fail (checked), and if it did the line would be left out, which the
+            chars.clear();
+            for _ in 0..DECODE_BATCH {
+                if at >= run.at + run.len {
+                    break;
+                }
+                let end = next_line(&raw, at);
+                chars.extend_from_slice(&raw[at..end - eol]);
+                at = end;
+            }
+            bytes.clear();
+            // Cannot fail (checked), and if it did the batch would be left out, which the
             // length check of `unpack` would report rather than hand back other bytes.
-            let _ = base64::engine::general_purpose::STANDARD.decode_vec(chars, &mut line_bytes);
-            raw[written..written + line_bytes.len()].copy_from_slice(&line_bytes);
-            written += line_bytes.len();
-            at = end;
+            let _ = base64::engine::general_purpose::STANDARD.decode_vec(&chars, &mut bytes);
+            raw[written..written + bytes.len()].copy_from_slice(&bytes);
+            written += bytes.len();
         }
     }
     raw.truncate(written);
@@ -371,6 +381,14 @@ fn last_line(raw: &[u8], at: usize, width: usize, crlf: bool) -> Option<usize> {
         .then_some(at + chars + eol.len())
 }
 
+/// Whether every byte of `chars` is of the alphabet: without a branch per byte (this runs over
+/// every attachment's characters before they are decoded in place).
+fn all_base64(chars: &[u8]) -> bool {
+    chars.iter().fold(true, |all, &b| {
+        all & crate::text::BASE64_ALPHABET[b as usize]
+    })
+}
+
 fn is_base64(b: u8) -> bool {
     crate::text::BASE64_ALPHABET[b as usize]
 }
@@ -387,7 +405,7 @@ fn check_run(lines: &[u8], at: usize, line: usize, crlf: bool) -> Option<(Run, b
         let chars = &chunk[..chunk.len() - eol];
         if i + 1 < chunks {
             // A whole line of the alphabet, a multiple of 4 long: it decodes, whatever it holds.
-            if chars.len() != line || !chars.iter().all(|&b| is_base64(b)) {
+            if chars.len() != line || !all_base64(chars) {
                 return None;
             }
             n += line / 4 * 3;
