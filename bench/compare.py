@@ -8,6 +8,7 @@ ratio of one run means anything on a shared machine.
 
     compare.py --before OLD/target/release/mailrules --after target/release/mailrules \
                --shipped rules [--messages 20000] [--rules 100] [--runs 3] [--seed 1]
+               [--mix project|heavy]
 """
 
 import argparse
@@ -29,12 +30,14 @@ def main() -> None:
     ap.add_argument("--rules", type=int, default=100)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--mix", default="project",
+                    help="the corpus's mix (gen_corpus.py --mix): project or heavy")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="mailrules-compare-") as work:
         corpus = os.path.join(work, "corpus")
         python("gen_corpus.py", "--count", str(args.messages), "--out", corpus,
-               "--seed", str(args.seed))
+               "--seed", str(args.seed), "--mix", args.mix)
         rules = os.path.join(work, "rules")
         python("gen_rules.py", "--count", str(args.rules), "--out", rules,
                "--shipped", args.shipped)
@@ -54,7 +57,7 @@ def main() -> None:
     def cpu(name: str) -> float:
         return statistics.median(r["cpu"] for r in results[name])
 
-    print(f"| {args.messages:,} messages, {args.rules} rules, median of {args.runs} "
+    print(f"| {args.messages:,} messages ({args.mix} mix), {args.rules} rules, median of {args.runs} "
           f"| before | after | after / before |")
     print("|---|---|---|---|")
     print(f"| ingest rate | {rate('before'):,.0f} msg/s | {rate('after'):,.0f} msg/s "

@@ -10,6 +10,7 @@ notices). Russian and English; UTF-8, windows-1251 and KOI8-R; quoted-printable,
 bytes. Python 3 standard library only.
 
     gen_corpus.py --count 20000 --format maildir --out DIR [--seed 1] [--big-mb 25]
+                  [--mix project|heavy]
 """
 
 import argparse
@@ -104,17 +105,33 @@ MIX = [
     ("order", 4), ("partner", 38),
 ]
 
+# The mixes `--mix` picks from. "project" is the corpus every figure in BENCHMARKS.md was
+# measured on; "heavy" is the second corpus of issue 18, generated with other weights: more
+# HTML mail, long threads, more attachments and busy robot senders.
+MIXES = {
+    "project": {"kinds": MIX, "alternative": 0.35, "attachments": 1.0, "thread_spread": 40,
+                "references": 12, "busy_partners": 0.0},
+    "heavy": {"kinds": [("request", 14), ("reply", 30), ("survey", 4), ("delivery", 14),
+                        ("satisfaction", 12), ("order", 4), ("partner", 22)],
+              # 3 of 4 human messages with an HTML part; replies pile onto the last few
+              # threads (References up to 40 ids); attachments 4 times as often; half the
+              # partner mail from 10 busy robots.
+              "alternative": 0.75, "attachments": 4.0, "thread_spread": 6,
+              "references": 40, "busy_partners": 0.5},
+}
+
 
 class Corpus:
     """Generates messages one by one, remembering what later replies and notices refer to."""
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, mix: str = "project"):
         self.rng = random.Random(seed)
+        self.mix = MIXES[mix]
         self.seq = 0
         self.threads = []  # (message_id, references, subject, client address, task guess, ru)
         self.orders = []  # order numbers seen in shop orders
         self.tasks = 0  # a guess at the task count, for [#N] tags
-        self.kinds, weights = zip(*MIX)
+        self.kinds, weights = zip(*self.mix["kinds"])
         self.cum = []
         total = 0
         for w in weights:
@@ -214,7 +231,9 @@ class Corpus:
         if not self.threads:
             return self.request()
         # Recent threads are more likely to get replies.
-        i = len(self.threads) - 1 - min(int(self.rng.expovariate(1 / 40)), len(self.threads) - 1)
+        spread = self.mix["thread_spread"]
+        i = len(self.threads) - 1 - min(int(self.rng.expovariate(1 / spread)),
+                                        len(self.threads) - 1)
         mid0, refs, subject0, addr, task, ru, name = self.threads[i]
         base = subject0[5:] if subject0.startswith("Fwd: ") else subject0
         while base.startswith("Re: "):
@@ -241,7 +260,7 @@ class Corpus:
             body = (f"{own}\n-----Original Message-----\nFrom: {name} <{addr}>\n"
                     f"Sent: {when}\nSubject: {base}\n\n{quote_src}")
         mid = self.message_id(sender.split("@")[1])
-        refs = (refs + [mid])[-12:]
+        refs = (refs + [mid])[-self.mix["references"]:]
         self.threads[i] = (mid0, refs, subject0, addr, task, ru, name)
         headers = [("From", (sender_name, sender)), ("To", world.SUPPORT_ADDRESS),
                    ("Subject", subject), ("Message-ID", mid), ("In-Reply-To", quoted_from),
@@ -319,7 +338,9 @@ class Corpus:
         return headers, body, True, "plain", None
 
     def partner(self):
-        k = self.rng.randrange(world.PARTNERS)
+        # The project's mix draws nothing here, so that its corpus stays byte for byte.
+        busy = self.mix["busy_partners"] > 0 and self.rng.random() < self.mix["busy_partners"]
+        k = self.rng.randrange(10 if busy else world.PARTNERS)
         kind = world.partner_kind(k)
         domain = world.partner_domain(k)
         sender = world.partner_sender(k)
@@ -373,10 +394,10 @@ class Corpus:
         return headers, body, ru, "plain", attach
 
     def alternative_or_plain(self) -> str:
-        return "alternative" if self.rng.random() < 0.35 else "plain"
+        return "alternative" if self.rng.random() < self.mix["alternative"] else "plain"
 
     def maybe_attachment(self, p: float):
-        if self.rng.random() >= p:
+        if self.rng.random() >= p * self.mix["attachments"]:
             return None
         size = self.rng.randint(20 * 1024, 200 * 1024)
         kind = self.rng.choice([("application/pdf", "scan.pdf"), ("image/jpeg", "photo.jpg"),
@@ -507,10 +528,10 @@ def encode_words(text: str, charset: str, rng: random.Random) -> str:
     return "\n ".join(encoded)
 
 
-def generate(count: int, seed: int, big_bytes: int = 0):
+def generate(count: int, seed: int, big_bytes: int = 0, mix: str = "project"):
     """Yields `count` messages (bytes); with `big_bytes`, the middle one carries that big an
     attachment."""
-    corpus = Corpus(seed)
+    corpus = Corpus(seed, mix)
     for i in range(count):
         yield corpus.next(big_bytes if big_bytes and i == count // 2 else 0)
 
@@ -554,8 +575,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--big-mb", type=float, default=0,
                     help="put one message with an attachment this many MiB in the middle")
+    ap.add_argument("--mix", choices=sorted(MIXES), default="project",
+                    help="the project's mix, or the heavier second corpus of issue 18")
     args = ap.parse_args()
-    messages = generate(args.count, args.seed, int(args.big_mb * 1024 * 1024))
+    messages = generate(args.count, args.seed, int(args.big_mb * 1024 * 1024), args.mix)
     write = write_maildir if args.format == "maildir" else write_mbox
     total = write(args.out, messages)
     print(f"{args.count} messages, {total} bytes, {total / max(1, args.count) / 1024:.1f} KiB average")

@@ -168,6 +168,71 @@ fn show_gives_headers_fate_attachments_and_the_original_bytes() {
     assert_eq!(std::fs::read(&file).unwrap(), pdf.stdout);
 }
 
+/// Bytes that do not compress, as a JPEG's or a PDF's (xorshift, deterministic).
+fn incompressible(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn a_photo_attachment_comes_back_exactly_and_is_not_stored_as_base64() {
+    use base64::Engine;
+    let w = workdir("");
+    let photo = incompressible(60_001);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&photo);
+    let lines: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(76)
+        .map(|l| std::str::from_utf8(l).unwrap())
+        .collect();
+    let eml = format!(
+        "From: Client <client@example.com>\r\nTo: support@acme.example\r\n\
+         Subject: Заявка: принтер\r\nMessage-ID: <photo@example.com>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+         --b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nФото во вложении.\r\n\
+         --b\r\nContent-Type: image/jpeg; name=\"photo.jpg\"\r\n\
+         Content-Disposition: attachment; filename=\"photo.jpg\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+        lines.join("\r\n")
+    );
+    let path = w.path("photo.eml");
+    std::fs::write(&path, &eml).unwrap();
+    w.ok(&["ingest", path.to_str().unwrap()]);
+    let id = list(&w, &[])[0]["id"].as_i64().unwrap().to_string();
+
+    let raw = w
+        .command(&["message", "show", &id, "--raw"])
+        .output()
+        .unwrap();
+    assert!(raw.status.success());
+    assert!(raw.stdout == eml.as_bytes(), "the bytes as they came");
+    let attachment = w
+        .command(&["message", "attachment", &id, "1"])
+        .output()
+        .unwrap();
+    assert!(
+        attachment.status.success(),
+        "{}",
+        String::from_utf8_lossy(&attachment.stderr)
+    );
+    assert!(attachment.stdout == photo, "the photo as it was sent");
+    // Kept decoded: about the photo's size, not its base64's (a third more).
+    let text = w.ok(&["message", "show", &id]);
+    let stored: usize = text
+        .split_once(" in the store)")
+        .and_then(|(before, _)| before.rsplit('(').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the stored size in\n{text}"));
+    assert!(stored < photo.len() + 1000, "{stored} bytes stored");
+}
+
 #[test]
 fn bad_ids_and_attachment_numbers_are_user_errors() {
     let w = workdir("");

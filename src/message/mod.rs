@@ -16,6 +16,7 @@ mod skeleton;
 
 pub use html::html_to_text;
 pub use parse::{attachment_contents, html_body, message_id, parse, ParseError};
+pub(crate) use skeleton::in_text_part;
 
 /// A mailbox address: `Name <local@domain>`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]

@@ -36,10 +36,7 @@ impl Skeleton {
         let mut run: Option<Run> = None;
         let mut at = 0;
         while at < raw.len() {
-            let end = raw[at..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(raw.len(), |i| at + i + 1);
+            let end = memchr::memchr(b'\n', &raw[at..]).map_or(raw.len(), |i| at + i + 1);
             let line = trim_line_end(&raw[at..end]);
             if is_whole_base64_line(line) {
                 match &mut run {
@@ -106,8 +103,9 @@ impl Skeleton {
 
 /// Whether the part that a run starts in declares a `text/*` type (an HTML newsletter sent
 /// as base64): its text is needed, and cutting it would only make [`Skeleton::cut_sizes`]
-/// send the message to be parsed a second time, whole.
-fn in_text_part(raw: &[u8], run_start: usize) -> bool {
+/// send the message to be parsed a second time, whole. The store asks the same before it
+/// keeps a run decoded (`store/kept_layout.rs`).
+pub(crate) fn in_text_part(raw: &[u8], run_start: usize) -> bool {
     let window = &raw[run_start.saturating_sub(HEADER_WINDOW)..run_start];
     const NAME: &[u8] = b"content-type:";
     let Some(at) = window
@@ -141,7 +139,7 @@ fn is_whole_base64_line(line: &[u8]) -> bool {
         && line.len().is_multiple_of(4)
         && line
             .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+            .all(|&b| crate::text::BASE64_ALPHABET[b as usize])
 }
 
 #[cfg(test)]

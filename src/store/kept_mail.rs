@@ -1,7 +1,8 @@
 //! Every message's original bytes, kept compressed (zstd) in `message_bytes`, one row per
-//! message row: writing them with the message, reading them back in either form (`zstd`, or
-//! `plain` for failed messages kept before bytes were compressed), and dropping them past the
-//! config's `keep_mail` while the record of the message's fate stays.
+//! message row: writing them with the message, reading them back in any form (`zstd`,
+//! `zstd-parts` for a message with attachments that are compressed already, see
+//! `kept_layout.rs`, or `plain` for failed messages kept before bytes were compressed), and
+//! dropping them past the config's `keep_mail` while the record of the message's fate stays.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -32,6 +33,9 @@ fn zstd_compress(raw: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
+/// Kept bytes this large are written with incremental blob I/O rather than bound.
+const INCREMENTAL_BLOB: usize = 1 << 20;
+
 /// Messages whose bytes are dropped per transaction, so that the first run after `keep_mail`
 /// is set on a large store never holds the write lock (and the daemon's batches) for long.
 const DROP_CHUNK: i64 = 1000;
@@ -41,7 +45,7 @@ const DROP_CHUNK: i64 = 1000;
 /// thread that holds the store is the one all messages wait for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compressed {
-    /// `"zstd"`, or `"plain"` when zstd could not compress (it fails only when it cannot
+    /// `"zstd"`, `"zstd-parts"` (`kept_layout.rs`), or `"plain"` when zstd could not compress (it fails only when it cannot
     /// allocate its context): the bytes are then kept as they are.
     encoding: &'static str,
     bytes: Vec<u8>,
@@ -51,14 +55,40 @@ pub struct Compressed {
 
 impl Compressed {
     pub fn new(raw: &[u8]) -> Compressed {
-        let (encoding, bytes) = match zstd_compress(raw) {
-            Some(bytes) => ("zstd", bytes),
-            None => ("plain", raw.to_vec()),
+        if raw.len() >= super::kept_layout::MIN_MESSAGE {
+            return Compressed::of(raw.to_vec());
+        }
+        let size = raw.len();
+        match zstd_compress(raw) {
+            Some(bytes) => Compressed {
+                encoding: "zstd",
+                bytes,
+                size,
+            },
+            None => Compressed {
+                encoding: "plain",
+                bytes: raw.to_vec(),
+                size,
+            },
+        }
+    }
+
+    /// The same, taking the bytes: attachments that are compressed already (PDF, JPEG, ZIP)
+    /// are decoded inside this very buffer and not compressed again (`kept_layout.rs`), so that
+    /// a large one is never held twice.
+    pub fn of(raw: Vec<u8>) -> Compressed {
+        let size = raw.len();
+        let (encoding, bytes) = match super::kept_layout::pack(raw, zstd_compress) {
+            Ok(packed) => ("zstd-parts", packed),
+            Err(raw) => match zstd_compress(&raw) {
+                Some(bytes) => ("zstd", bytes),
+                None => ("plain", raw),
+            },
         };
         Compressed {
             encoding,
             bytes,
-            size: raw.len(),
+            size,
         }
     }
 
@@ -72,7 +102,7 @@ impl MessageRecord {
     /// Compresses the original bytes (if not done yet) and lets the uncompressed ones go.
     pub fn compress(&mut self) {
         if self.compressed.is_none() && !self.raw.is_empty() {
-            self.compressed = Some(Compressed::new(&self.raw));
+            self.compressed = Some(Compressed::of(std::mem::take(&mut self.raw)));
         }
         self.raw = Vec::new();
     }
@@ -93,6 +123,18 @@ pub(super) fn write(conn: &Connection, id: i64, record: &MessageRecord) -> Resul
         // Nothing was delivered (the server could not): there is nothing to keep.
         return Ok(());
     }
+    if compressed.bytes.len() >= INCREMENTAL_BLOB {
+        // Bound as a parameter, a blob is copied whole first (rusqlite binds it transient):
+        // a large one is written into its place instead, so it is never in memory twice. And
+        // through a small page cache: at the usual 16 MiB, SQLite would hold the blob's pages
+        // in memory beside the blob itself (peak RSS, BENCHMARKS.md); with 2 MiB it writes them
+        // to the WAL as it goes.
+        let cache: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
+        conn.execute_batch("PRAGMA cache_size = -2048")?;
+        let written = write_in_place(conn, id, compressed);
+        conn.pragma_update(None, "cache_size", cache)?;
+        return written;
+    }
     conn.prepare_cached(
         "INSERT OR REPLACE INTO message_bytes (id, encoding, size, bytes) VALUES (?1, ?2, ?3, ?4)",
     )?
@@ -102,6 +144,23 @@ pub(super) fn write(conn: &Connection, id: i64, record: &MessageRecord) -> Resul
         compressed.size as i64,
         compressed.bytes
     ])?;
+    Ok(())
+}
+
+/// A large blob: its row with zeros in their place, then the bytes written into them.
+fn write_in_place(conn: &Connection, id: i64, compressed: &Compressed) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO message_bytes (id, encoding, size, bytes) \
+         VALUES (?1, ?2, ?3, zeroblob(?4))",
+    )?
+    .execute(params![
+        id,
+        compressed.encoding,
+        compressed.size as i64,
+        compressed.bytes.len() as i64
+    ])?;
+    conn.blob_open(rusqlite::MAIN_DB, c"message_bytes", c"bytes", id, false)?
+        .write_all_at(&compressed.bytes, 0)?;
     Ok(())
 }
 
@@ -123,6 +182,14 @@ pub(super) fn read(conn: &Connection, id: i64) -> Result<Option<Vec<u8>>, StoreE
             if raw.len() != size {
                 return Err(bad_bytes(id, "a different length than recorded"));
             }
+            Ok(Some(raw))
+        }
+        "zstd-parts" => {
+            let size = usize::try_from(size).map_err(|_| bad_bytes(id, "a negative size"))?;
+            let raw = super::kept_layout::unpack(&bytes, size, |frame, len| {
+                zstd::bulk::decompress(frame, len).map_err(|e| e.to_string())
+            })
+            .map_err(|e| bad_bytes(id, &e))?;
             Ok(Some(raw))
         }
         other => Err(bad_bytes(id, &format!("unknown encoding \"{other}\""))),

@@ -19,6 +19,7 @@ mod analytics;
 mod batch;
 mod contacts;
 mod history;
+mod kept_layout;
 mod kept_mail;
 mod manual;
 mod messages;
