@@ -9,7 +9,7 @@ use super::{Store, StoreError};
 
 /// Which tasks `task list` shows. Values are compared as stored: the caller puts statuses and
 /// choice values in their declared spelling first.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct TaskFilter {
     pub status: Option<String>,
     /// Leave out tasks in these statuses (`--open`: the closed ones).
@@ -33,7 +33,7 @@ pub struct TaskFilter {
 /// `created`) or a later incoming message (`message`) means ours, a person's reply (`reply`
 /// by an address; an automatic one by `rule:`, `trigger:` or `schedule:` is only an
 /// acknowledgement) means the customer's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Waiting {
     Us,
     Customer,
