@@ -258,11 +258,13 @@ def main() -> None:
             ("view \"waiting for the customer\"", "/tasks?view=waiting-customer",
              "no task: the worst case"),
             ("view \"overdue\"", "/tasks?view=overdue", "no task: the worst case"),
-            ("the queue's rows alone `/tasks/rows`", "/tasks/rows", "what a queue refetches"),
             ("`/api/tasks` (JSON)", "/api/tasks", f"{args.tasks:,} tasks"),
             ("task page `/tasks/1`", "/tasks/1", f"{comments} comments"),
             ("`/api/version` (what each open queue polls)", "/api/version", ""),
         ]
+        if args.refetch != "/tasks":  # a build from before /tasks/rows has no such page
+            pages.insert(-1, ("the queue's rows alone `/tasks/rows`", "/tasks/rows",
+                              "what an open queue refetches"))
         for name, path, detail in pages:
             timed_gets(server.port, cookie, path, 20)  # warm up
             times, size = timed_gets(server.port, cookie, path, args.requests)
