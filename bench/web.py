@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The web's speed (issue 15): how long `mailrules serve` takes to answer the queue page with
-100,000 tasks and the page of a task with 500 comments (median and 99th percentile over many
-requests), and what 50 browsers polling the queue cost an ingest running at the same time.
+100,000 tasks, its views (mine, waiting for us, waiting for the customer, overdue: the last two
+empty, so the worst case), a search, the JSON API and the page of a task with 500 comments
+(median and 99th percentile over many requests), and what 50 browsers polling the queue cost
+an ingest running at the same time.
 
 Everything is seeded through the binary, as mail would: generated .eml files in mbox files
 are ingested with `mailrules ingest` (100,000 new requests; 500 customer replies threaded to
@@ -11,14 +13,15 @@ request to having read the whole answer: the server's time plus a loopback round
 Python's reading of the body (an upper bound on the server's own time).
 
 The polling clients do what the queue page's script does (src/web/assets/app.js): ask
-/api/version every half second (--poll) and fetch the queue page again whenever it
+/api/version every half second (--poll) and fetch the queue's rows again (--refetch,
+/tasks/rows; give /tasks to measure a build from before the rows fragment) whenever it
 changed. The ingest is `mailrules ingest` of 20,000 more messages into the served store,
 timed with and without the 50 clients, alternating, median of the runs.
 Python 3 standard library only.
 
     web.py --binary target/release/mailrules [--tasks 100000] [--comments 500]
-           [--requests 1000] [--clients 50] [--poll 0.5] [--ingest 20000] [--runs 3]
-           [--work DIR]
+           [--requests 1000] [--clients 50] [--poll 0.5] [--refetch /tasks/rows]
+           [--ingest 20000] [--runs 3] [--work DIR]
 """
 
 import argparse
@@ -168,9 +171,10 @@ def percentile(values, p: float) -> float:
     return ordered[index]
 
 
-def poller(port: int, cookie: str, stop: threading.Event, counts: list, every: float):
-    """One browser with the queue open: /api/version every `every` seconds, the page when it
-    changed."""
+def poller(port: int, cookie: str, stop: threading.Event, counts: list, every: float,
+           refetch: str):
+    """One browser with the queue open: /api/version every `every` seconds, `refetch` (the
+    queue's rows) when it changed."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     version = None
     while not stop.is_set():
@@ -182,7 +186,7 @@ def poller(port: int, cookie: str, stop: threading.Event, counts: list, every: f
             counts[0] += 1
             if now != version:
                 version = now
-                conn.request("GET", "/tasks", headers={"Cookie": cookie})
+                conn.request("GET", refetch, headers={"Cookie": cookie})
                 conn.getresponse().read()
                 counts[1] += 1
         except (OSError, http.client.HTTPException):
@@ -201,6 +205,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--poll", type=float, default=0.5,
                     help="seconds between a client's polls (app.js: 500 ms)")
+    ap.add_argument("--refetch", default="/tasks/rows",
+                    help="what a client fetches when the version moved (app.js: /tasks/rows)")
     ap.add_argument("--ingest", type=int, default=20_000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--work")
@@ -247,9 +253,18 @@ def main() -> None:
              f"{args.tasks:,} tasks"),
             ("queue page, search", "/tasks?search=%D0%BF%D1%80%D0%B8%D0%BD%D1%82%D0%B5%D1%80",
              f"{args.tasks:,} tasks, full-text `принтер`"),
+            ("view \"mine\"", "/tasks?view=mine", "no task assigned"),
+            ("view \"waiting for us\"", "/tasks?view=waiting-us", "every task"),
+            ("view \"waiting for the customer\"", "/tasks?view=waiting-customer",
+             "no task: the worst case"),
+            ("view \"overdue\"", "/tasks?view=overdue", "no task: the worst case"),
+            ("`/api/tasks` (JSON)", "/api/tasks", f"{args.tasks:,} tasks"),
             ("task page `/tasks/1`", "/tasks/1", f"{comments} comments"),
             ("`/api/version` (what each open queue polls)", "/api/version", ""),
         ]
+        if args.refetch != "/tasks":  # a build from before /tasks/rows has no such page
+            pages.insert(-1, ("the queue's rows alone `/tasks/rows`", "/tasks/rows",
+                              "what an open queue refetches"))
         for name, path, detail in pages:
             timed_gets(server.port, cookie, path, 20)  # warm up
             times, size = timed_gets(server.port, cookie, path, args.requests)
@@ -279,7 +294,8 @@ def main() -> None:
                     cookie = log_in(server.port)
                     for _ in range(args.clients):
                         t = threading.Thread(target=poller,
-                                             args=(server.port, cookie, stop, polls, args.poll))
+                                             args=(server.port, cookie, stop, polls, args.poll,
+                                                   args.refetch))
                         t.start()
                         threads.append(t)
                     time.sleep(2)  # every client has its page and polls
@@ -326,7 +342,7 @@ def main() -> None:
     print()
     print(f"cost of the polling to the ingest: {cost:.1f} % (goal < 10 %: "
           f"{'yes' if cost < 10 else 'no'}); the clients made {polls[0]:,} version polls and "
-          f"fetched the queue page {polls[1]:,} times")
+          f"fetched {args.refetch} {polls[1]:,} times")
     print(f"the {args.clients} clients themselves (Python, on the same {os.cpu_count()} CPUs as "
           f"the ingest and the server) used {statistics.median(clients_cpus):.2f} s of CPU "
           "during an ingest (median): real browsers would not take it from the ingest")

@@ -100,6 +100,7 @@ fn without_a_session_pages_send_to_login_and_the_api_answers_401() {
     for path in [
         "/",
         "/tasks",
+        "/tasks/rows",
         "/tasks/1",
         "/analytics",
         "/messages",
@@ -148,6 +149,7 @@ fn every_route_with_each_role() {
     let analytics = format!("/analytics/{}", encode_path(&table));
     let reads = [
         "/tasks",
+        "/tasks/rows",
         "/tasks/1",
         "/tasks?view=mine",
         "/analytics",
@@ -448,6 +450,34 @@ fn waiting_views_follow_the_last_mail() {
     assert!(!has_task("/tasks?view=waiting-us"));
     assert!(has_task("/tasks?view=waiting-customer"));
     assert!(!has_task("/tasks?view=overdue"));
+}
+
+/// What the queue's script fetches when a task changed: the page's own `#queue`, alone, at
+/// the new version; "mine" is each person's own even when both ask at the same version.
+#[test]
+fn the_queues_rows_alone_are_the_pages_own_and_each_persons() {
+    let w = team();
+    let web = WebServer::start(&w);
+    let anna = web.login(AGENT);
+    let vera = web.login(VIEWER);
+    let rows = anna.page("/tasks/rows?open=1");
+    assert!(rows.starts_with("<div id=\"queue\""), "{rows}");
+    assert!(!rows.contains("<html"), "only the rows: {rows}");
+    assert!(
+        anna.page("/tasks?open=1").contains(&rows),
+        "the page holds the same rows"
+    );
+    let version = |rows: &str| rows.split('"').nth(3).unwrap_or_default().to_string();
+    assert_eq!(
+        anna.post("/tasks/3/assignee", &[("assignee", AGENT)])
+            .status(),
+        303
+    );
+    let after = anna.page("/tasks/rows?open=1");
+    assert_ne!(version(&after), version(&rows), "{after}");
+    assert!(anna.page("/tasks/rows?view=mine").contains("data-id=\"3\""));
+    assert!(!vera.page("/tasks/rows?view=mine").contains("data-id=\"3\""));
+    assert!(anna.page("/tasks/rows?view=mine").contains("data-id=\"3\""));
 }
 
 #[test]

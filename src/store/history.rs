@@ -84,6 +84,21 @@ pub(super) fn record(conn: &Connection, event: &Event, at: &str) -> Result<(), S
         event.from.filter(|v| !v.is_empty()),
         event.to.filter(|v| !v.is_empty()),
     ])?;
+    // Every change passes here, so the task's last mail (the web's "waiting for us / for the
+    // customer" and "overdue" views, served by indexes) is kept here: the mail that created the
+    // task or a later incoming message is the customer's, a person's reply ours; an automatic
+    // reply (`rule:`, `trigger:`, `schedule:`) is only an acknowledgement and changes nothing.
+    let mail_by_customer = match event.kind {
+        Kind::Created | Kind::Message => Some(false),
+        Kind::Reply if !event.by.contains(':') => Some(true),
+        _ => None,
+    };
+    if let Some(ours) = mail_by_customer {
+        conn.prepare_cached(
+            "UPDATE tasks SET last_mail_at = ?2, last_mail_ours = ?3 WHERE id = ?1",
+        )?
+        .execute(params![event.task, at, ours])?;
+    }
     Ok(())
 }
 

@@ -370,6 +370,24 @@ ALTER TABLE outbox ADD COLUMN idempotency_key TEXT;
 CREATE UNIQUE INDEX outbox_idempotency_key ON outbox(idempotency_key)
   WHERE idempotency_key IS NOT NULL;
 "#,
+    // 12 (the merger renumbers it after whatever took 11): each task's last mail, kept by the
+    // store as it records the task's history (`history::record`): when, and whether it was our
+    // reply (1: a person's reply, waiting for the customer) or the customer's mail (0: the mail
+    // that created the task or a later incoming message, waiting for us). An automatic reply
+    // (by rule:, trigger: or schedule:) does not count. Tasks of an older store get theirs
+    // from their history. The web's views answer from the indexes instead of reading every
+    // task's history: "waiting for the customer" walks `tasks_last_mail_ours` newest first,
+    // "overdue" the old end of `tasks_last_mail_at`.
+    r#"
+ALTER TABLE tasks ADD COLUMN last_mail_at TEXT;
+ALTER TABLE tasks ADD COLUMN last_mail_ours INTEGER;
+UPDATE tasks SET (last_mail_at, last_mail_ours) = (
+  SELECT e.at, e.kind = 'reply' FROM task_events e WHERE e.task_id = tasks.id
+    AND (e.kind IN ('created', 'message') OR (e.kind = 'reply' AND e.by NOT LIKE '%:%'))
+  ORDER BY e.id DESC LIMIT 1);
+CREATE INDEX tasks_last_mail_ours ON tasks(last_mail_ours);
+CREATE INDEX tasks_last_mail_at ON tasks(last_mail_ours, last_mail_at);
+"#,
 ];
 
 /// The schema version this program writes.

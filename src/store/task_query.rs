@@ -9,7 +9,7 @@ use super::{Store, StoreError};
 
 /// Which tasks `task list` shows. Values are compared as stored: the caller puts statuses and
 /// choice values in their declared spelling first.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct TaskFilter {
     pub status: Option<String>,
     /// Leave out tasks in these statuses (`--open`: the closed ones).
@@ -28,11 +28,12 @@ pub struct TaskFilter {
     pub last_mail_before: Option<String>,
 }
 
-/// Whose turn it is on a task, by its last mail: the mail that created it (`task_events` kind
+/// Whose turn it is on a task, by its last mail (kept on the task, `tasks.last_mail_ours`,
+/// by `history::record`): the mail that created it (`task_events` kind
 /// `created`) or a later incoming message (`message`) means ours, a person's reply (`reply`
 /// by an address; an automatic one by `rule:`, `trigger:` or `schedule:` is only an
 /// acknowledgement) means the customer's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Waiting {
     Us,
     Customer,
@@ -44,11 +45,6 @@ impl Waiting {
         self == Waiting::Customer
     }
 }
-
-/// The task's last mail event (kind, then time), newest first through `task_events_task`.
-const LAST_MAIL: &str = "(SELECT e.{} FROM task_events e WHERE e.task_id = t.id \
-     AND (e.kind IN ('created', 'message') OR (e.kind = 'reply' AND e.by NOT LIKE '%:%')) \
-     ORDER BY e.id DESC LIMIT 1)";
 
 impl Store {
     /// The tasks `filter` lets through, newest first.
@@ -64,11 +60,20 @@ impl Store {
              AND (?6 IS NULL OR t.title LIKE ?6 ESCAPE '\\' OR t.description LIKE ?6 ESCAPE '\\' \
                   OR EXISTS (SELECT 1 FROM comments m WHERE m.task_id = t.id \
                   AND m.text LIKE ?6 ESCAPE '\\')) \
-             AND (?9 IS NULL OR ?9 = ({last_kind} = 'reply')) \
-             AND (?10 IS NULL OR {last_at} < ?10) \
+             AND {waiting} AND {last_mail_before} \
              ORDER BY t.id DESC LIMIT ?7 OFFSET ?8",
-            last_kind = LAST_MAIL.replace("{}", "kind"),
-            last_at = LAST_MAIL.replace("{}", "at"),
+            // Written out only when asked for, so that SQLite can pick the index on the last
+            // mail (a `?9 IS NULL OR ...` would keep it from any index).
+            waiting = if filter.waiting.is_some() {
+                "t.last_mail_ours = ?9"
+            } else {
+                "?9 IS NULL"
+            },
+            last_mail_before = if filter.last_mail_before.is_some() {
+                "t.last_mail_at < ?10"
+            } else {
+                "?10 IS NULL"
+            },
         );
         let not_status = serde_json::to_string(&filter.not_status)
             .map_err(|e| StoreError::BadData(format!("status list: {e}")))?;

@@ -45,6 +45,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/tasks", get(pages::queue::queue))
+        .route("/tasks/rows", get(pages::queue_rows::rows))
         .route("/tasks/{id}", get(pages::task::show))
         .route("/tasks/{id}/status", post(pages::task_actions::status))
         .route("/tasks/{id}/assignee", post(pages::task_actions::assignee))

@@ -29,6 +29,8 @@ pub struct WebState {
     /// The count of tasks per status, and the tasks' version it was counted at: counting
     /// reads every task, and the counts change only when the version does.
     status_counts: Mutex<Option<(i64, StatusCounts)>>,
+    /// The queue's rendered rows at the latest version, shared by every open queue.
+    pub(crate) queue_rows: crate::web::pages::queue_rows::RowsCache,
 }
 
 /// What the web may know of the daemon running in the same process.
@@ -74,6 +76,7 @@ impl WebState {
             idle: Mutex::new(vec![store]),
             rules: Mutex::new(RulesCache::default()),
             status_counts: Mutex::new(None),
+            queue_rows: Default::default(),
         })
     }
 

@@ -1,7 +1,8 @@
 // mailrules' only script (served from /static/: the Content-Security-Policy allows no inline
 // script). On the queue it asks /api/version twice a second; when a task changed or new mail
-// arrived, it fetches the same page and swaps in the new queue, so new mail shows without a
-// reload.
+// arrived, it fetches the queue's rows alone (/tasks/rows with the page's own query, which the
+// server renders once per version for every open queue) and swaps them in, so new mail shows
+// without a reload.
 "use strict";
 
 (function () {
@@ -26,7 +27,7 @@
       if (now === version) {
         return;
       }
-      const page = await fetch(window.location.href, { credentials: "same-origin" });
+      const page = await fetch("/tasks/rows" + window.location.search, { credentials: "same-origin" });
       if (!page.ok) {
         return;
       }

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod analytics;
 pub mod messages;
 pub mod queue;
+pub mod queue_rows;
 pub mod task;
 pub mod task_actions;
 

@@ -1,17 +1,17 @@
 //! The queue (`/tasks`): the filters of `task list` (status, open, assignee, field, search,
 //! paging), the views a team uses (mine, waiting for us, waiting for the customer, overdue),
-//! the count of tasks per status, and the marker the page's script polls to show new mail
-//! without a reload.
+//! the count of tasks per status. The table of tasks itself (`#queue`, which the page's script
+//! fetches again when a task changes) is `queue_rows`.
 
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::response::Redirect;
-use maud::{html, Markup};
+use maud::{html, Markup, PreEscaped};
 
-use super::given;
+use super::{given, queue_rows};
 use crate::rules::RuleSet;
-use crate::store::{TaskFilter, TaskSummary, Waiting};
+use crate::store::{TaskFilter, Waiting};
 use crate::web::auth::Person;
 use crate::web::layout::{page, url_encode};
 use crate::web::{WebError, WebState};
@@ -19,7 +19,7 @@ use crate::web::{WebError, WebState};
 /// Tasks on one page of the queue unless `limit` says otherwise.
 pub const PAGE_SIZE: u64 = 50;
 /// The most a page shows, whatever `limit` asks.
-const MAX_PAGE: u64 = 500;
+pub(super) const MAX_PAGE: u64 = 500;
 
 /// The queue's query string: `task list`'s filters, a view, paging.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
@@ -122,12 +122,13 @@ pub fn filter_for(
     Ok(filter)
 }
 
-/// What one queue page needs from the store.
+/// What one queue page needs besides its rows.
 struct QueuePage {
-    tasks: Vec<TaskSummary>,
     counts: Arc<Vec<(String, u64)>>,
-    version: i64,
     statuses: Vec<String>,
+    /// The `#queue` fragment, as `/tasks/rows` serves it (shared with the other clients that
+    /// asked for the same rows at the same version).
+    rows: Arc<String>,
 }
 
 /// GET /tasks
@@ -136,34 +137,27 @@ pub async fn queue(
     person: Person,
     Query(query): Query<QueueQuery>,
 ) -> Result<Markup, WebError> {
-    let q = query.clone();
-    let who = person.clone();
-    let data = state
+    let (rows, version) = queue_rows::fragment(&state, &person, &query).await?;
+    let (counts, statuses) = state
         .with_store(move |store, state| {
-            // Rules that do not load must not keep anyone from the queue: filters are then
-            // compared as given.
-            let rules = state.rules().ok();
-            let filter = filter_for(&q, &who, rules.as_deref(), state.web.overdue_after)?;
-            let statuses = rules
+            let statuses = state
+                .rules()
+                .ok()
                 .map(|r| r.statuses().iter().map(|s| s.name.clone()).collect())
                 .unwrap_or_default();
-            // The version first: a change after it is seen by the next poll.
-            let version = store.tasks_version()?;
-            Ok(QueuePage {
-                tasks: store.task_query(&filter)?,
-                counts: state.status_counts(store, version)?,
-                version,
-                statuses,
-            })
+            Ok((state.status_counts(store, version)?, statuses))
         })
         .await?;
+    let data = QueuePage {
+        counts,
+        statuses,
+        rows,
+    };
     Ok(page("Queue", &person, render(&query, &data)))
 }
 
 fn render(query: &QueueQuery, data: &QueuePage) -> Markup {
     let view = given(&query.view);
-    let limit = query.limit.unwrap_or(PAGE_SIZE).clamp(1, MAX_PAGE);
-    let offset = query.offset.unwrap_or(0);
     let total: u64 = data.counts.iter().map(|(_, n)| n).sum();
     html! {
         h1 { "Queue" }
@@ -200,43 +194,12 @@ fn render(query: &QueueQuery, data: &QueuePage) -> Markup {
             label { "Open only" input type="checkbox" name="open" value="1" checked[given(&query.open).is_some()]; }
             button type="submit" { "Filter" }
         }
-        div #queue data-version=(data.version) {
-            @if data.tasks.is_empty() {
-                p.muted #no-tasks { "No tasks." }
-            } @else {
-                table #task-table {
-                    thead { tr { th { "#" } th { "Title" } th { "Status" } th { "Requester" } th { "Assignee" } th { "Updated" } } }
-                    tbody {
-                        @for t in &data.tasks {
-                            tr.task-row data-id=(t.id) data-status=(t.status) {
-                                td { a href={ "/tasks/" (t.id) } { "#" (t.id) } }
-                                td.title { a href={ "/tasks/" (t.id) } { (t.title) } }
-                                td.status { (t.status) }
-                                td.requester {
-                                    @if let Some(name) = &t.requester_name { (name) " " }
-                                    span.muted { (t.requester.as_deref().unwrap_or("")) }
-                                }
-                                td.assignee { (t.assignee.as_deref().unwrap_or("")) }
-                                td.updated { (t.updated_at) }
-                            }
-                        }
-                    }
-                }
-            }
-            div.pager #pager {
-                @if offset > 0 {
-                    a #prev-page href=(page_link(query, offset.saturating_sub(limit))) { "← newer" }
-                }
-                @if data.tasks.len() as u64 == limit {
-                    a #next-page href=(page_link(query, offset + limit)) { "older →" }
-                }
-            }
-        }
+        (PreEscaped(data.rows.as_str()))
     }
 }
 
 /// The same query at another offset.
-fn page_link(query: &QueueQuery, offset: u64) -> String {
+pub(super) fn page_link(query: &QueueQuery, offset: u64) -> String {
     let mut parts = Vec::new();
     let pairs = [
         ("status", &query.status),

@@ -1,0 +1,98 @@
+//! The task's last mail kept on the task (`last_mail_at` / `last_mail_ours`): the web's views
+//! "waiting for us", "waiting for the customer" and "overdue" on a store upgraded from before
+//! the columns, and as new mail and replies arrive after the upgrade.
+
+use super::*;
+use crate::store::{TaskFilter, Waiting};
+
+/// The ids `filter` lets through, newest first.
+fn ids(store: &Store, filter: TaskFilter) -> Vec<i64> {
+    store
+        .task_query(&filter)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect()
+}
+
+fn waiting(who: Waiting) -> TaskFilter {
+    TaskFilter {
+        waiting: Some(who),
+        ..TaskFilter::default()
+    }
+}
+
+#[test]
+fn an_upgraded_old_store_answers_the_views_from_each_tasks_last_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mailrules.db");
+    {
+        // A store of the release before the columns (schema 10): task 1 only has the mail
+        // that created it, task 2 a person's reply after it, task 3 a person's reply and then
+        // the customer's answer, task 4 only a rule's automatic acknowledgement after its mail.
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        for sql in &migrations::MIGRATIONS[..10] {
+            raw.execute_batch(sql).unwrap();
+        }
+        raw.pragma_update(None, "user_version", 10).unwrap();
+        raw.execute_batch(
+            "INSERT INTO tasks (title, status, created_at, updated_at) VALUES
+               ('Один', 'Новая', '2026-11-01T10:00:00Z', '2026-11-01T10:00:00Z'),
+               ('Два', 'Новая', '2026-11-01T11:00:00Z', '2026-11-01T12:00:00Z'),
+               ('Три', 'Новая', '2026-11-01T12:00:00Z', '2026-11-03T12:00:00Z'),
+               ('Четыре', 'Новая', '2026-11-01T13:00:00Z', '2026-11-01T13:00:00Z');
+             INSERT INTO task_events (task_id, at, by, kind, to_value) VALUES
+               (1, '2026-11-01T10:00:00Z', 'rule:new', 'created', 'Один'),
+               (2, '2026-11-01T11:00:00Z', 'rule:new', 'created', 'Два'),
+               (2, '2026-11-01T12:00:00Z', 'anna@acme.example', 'reply', 'c@example.com'),
+               (3, '2026-11-01T12:00:00Z', 'rule:new', 'created', 'Три'),
+               (3, '2026-11-02T12:00:00Z', 'anna@acme.example', 'reply', 'c@example.com'),
+               (3, '2026-11-03T12:00:00Z', 'rule:answer', 'message', 'c@example.com'),
+               (4, '2026-11-01T13:00:00Z', 'rule:new', 'created', 'Четыре'),
+               (4, '2026-11-01T13:00:01Z', 'rule:new', 'reply', 'c@example.com');",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(ids(&store, waiting(Waiting::Us)), [4, 3, 1]);
+    assert_eq!(ids(&store, waiting(Waiting::Customer)), [2]);
+    // Overdue: waiting for us with the last mail before 2026-11-02.
+    let overdue = TaskFilter {
+        last_mail_before: Some("2026-11-02T00:00:00Z".into()),
+        ..waiting(Waiting::Us)
+    };
+    assert_eq!(ids(&store, overdue.clone()), [4, 1]);
+
+    // After the upgrade every recorded mail keeps them: a person answers task 1, the customer
+    // task 2 (through `history::record`, where every writer's history goes).
+    let conn = &store.conn;
+    crate::store::history::record(
+        conn,
+        &crate::store::history::Event {
+            task: 1,
+            by: "anna@acme.example",
+            kind: crate::store::history::Kind::Reply,
+            name: None,
+            from: None,
+            to: Some("c@example.com"),
+        },
+        "2026-11-04T10:00:00Z",
+    )
+    .unwrap();
+    crate::store::history::record(
+        conn,
+        &crate::store::history::Event {
+            task: 2,
+            by: "rule:answer",
+            kind: crate::store::history::Kind::Message,
+            name: None,
+            from: None,
+            to: Some("c@example.com"),
+        },
+        "2026-11-04T11:00:00Z",
+    )
+    .unwrap();
+    assert_eq!(ids(&store, waiting(Waiting::Us)), [4, 3, 2]);
+    assert_eq!(ids(&store, waiting(Waiting::Customer)), [1]);
+    assert_eq!(ids(&store, overdue), [4]);
+}
