@@ -370,7 +370,7 @@ ALTER TABLE outbox ADD COLUMN idempotency_key TEXT;
 CREATE UNIQUE INDEX outbox_idempotency_key ON outbox(idempotency_key)
   WHERE idempotency_key IS NOT NULL;
 "#,
-    // 12 (the merger renumbers it after whatever took 11): each task's last mail, kept by the
+    // 11: each task's last mail, kept by the
     // store as it records the task's history (`history::record`): when, and whether it was our
     // reply (1: a person's reply, waiting for the customer) or the customer's mail (0: the mail
     // that created the task or a later incoming message, waiting for us). An automatic reply
