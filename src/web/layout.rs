@@ -153,6 +153,19 @@ pub fn error_page(status: StatusCode, message: &str) -> Markup {
     }
 }
 
+/// A stored time (RFC 3339, UTC) as people read it: `2026-12-01 18:59` with the exact time in
+/// the element's `datetime` (and as its tooltip). Text that is not such a time is shown as it is.
+pub fn when(at: &str) -> Markup {
+    let short = chrono::DateTime::parse_from_rfc3339(at)
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|_| at.to_string());
+    html! { time datetime=(at) title=(at) { (short) } }
+}
+
 /// Percent-encodes a query value (everything but unreserved characters).
 pub fn url_encode(text: &str) -> String {
     let mut out = String::new();

@@ -60,7 +60,7 @@ pub async fn outbox(
                             td { (r.subject) }
                             td class={ "state-" (r.status) } { (r.status) @if let Some(why) = &r.reason { br; span.muted { (why) } } }
                             td { (r.attempts) }
-                            td { (r.created_at) }
+                            td { (crate::web::layout::when(&r.created_at)) }
                             td { (r.sent_at.as_deref().unwrap_or("")) }
                         }
                     }
@@ -154,7 +154,7 @@ pub async fn users(State(state): State<Arc<WebState>>, person: Person) -> Result
                 @for u in &users {
                     tr.user-row data-email=(u.email) data-role=(u.role) {
                         td { (u.email) } td { (u.name.as_deref().unwrap_or("")) } td { (u.role) }
-                        td { (if u.token { "issued" } else { "—" }) } td { (u.created_at) }
+                        td { (if u.token { "issued" } else { "—" }) } td { (crate::web::layout::when(&u.created_at)) }
                     }
                 }
             }

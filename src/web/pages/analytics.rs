@@ -193,7 +193,7 @@ fn render(name: &str, data: &TablePage, svg: Option<&str>, period: Option<Period
                 @for row in data.rows.iter().rev().take(ROWS_SHOWN) {
                     tr.analytics-row {
                         td { @if let Some(t) = row.task { a href={ "/tasks/" (t) } { "#" (t) } } }
-                        td { (row.at) }
+                        td { (crate::web::layout::when(&row.at)) }
                         @for c in &data.columns { td { (row.values.get(c).map(value_text).unwrap_or_default()) } }
                     }
                 }

@@ -74,7 +74,7 @@ pub async fn list(
                     @for m in &messages {
                         tr.message-row data-id=(m.id) data-status=(m.status) {
                             td { a href={ "/messages/" (m.id) } { (m.id) } }
-                            td { (m.received_at) }
+                            td { (crate::web::layout::when(&m.received_at)) }
                             td { (m.from.as_deref().unwrap_or("")) }
                             td { a href={ "/messages/" (m.id) } { (m.subject) } }
                             td class={ "state-" (m.status) } { (m.status) @if m.duplicates > 0 { " (+" (m.duplicates) " again)" } }
@@ -149,7 +149,7 @@ fn render(data: &MessagePage, person: &Person) -> Markup {
         dl.facts #message-facts {
             dt { "From" } dd { (m.from.as_deref().unwrap_or("—")) }
             dt { "Message-ID" } dd { (m.message_id.as_deref().unwrap_or("—")) }
-            dt { "Received" } dd { (m.received_at) " in " (d.mailbox) " (" (d.source) ")" }
+            dt { "Received" } dd { (crate::web::layout::when(&m.received_at)) " in " (d.mailbox) " (" (d.source) ")" }
             dt { "Fate" } dd #message-status class={ "state-" (m.status) } { (m.status) }
             @if let Some(rule) = &m.rule { dt { "Rule" } dd { (rule) } }
             @if let Some(task) = m.task { dt { "Task" } dd { a href={ "/tasks/" (task) } { "#" (task) } } }

@@ -140,7 +140,7 @@ fn render(query: &QueueQuery, version: i64, tasks: &[TaskSummary]) -> maud::Mark
                                     span.muted { (t.requester.as_deref().unwrap_or("")) }
                                 }
                                 td.assignee { (t.assignee.as_deref().unwrap_or("")) }
-                                td.updated { (t.updated_at) }
+                                td.updated { (crate::web::layout::when(&t.updated_at)) }
                             }
                         }
                     }

@@ -139,8 +139,8 @@ fn render(data: &TaskPage, person: &Person) -> Markup {
                     @if let Some(parent) = t.parent {
                         dt { "Parent" } dd { a href={ "/tasks/" (parent) } { "#" (parent) } }
                     }
-                    dt { "Created" } dd { (t.created_at) }
-                    dt { "Updated" } dd { (t.updated_at) }
+                    dt { "Created" } dd { (crate::web::layout::when(&t.created_at)) }
+                    dt { "Updated" } dd { (crate::web::layout::when(&t.updated_at)) }
                     @for (name, value) in &t.fields {
                         dt.field-name { (name) } dd.field-value data-field=(name) { (value) }
                     }
@@ -158,7 +158,7 @@ fn render_item(item: &Item) -> Markup {
         Item::Mail(m) => html! {
             li.timeline-item.kind-mail data-kind="mail" data-message=(m.id) {
                 header {
-                    "Mail from " (m.from.as_deref().unwrap_or("unknown sender")) " · " (m.received_at)
+                    "Mail from " (m.from.as_deref().unwrap_or("unknown sender")) " · " (crate::web::layout::when(&m.received_at))
                     " · " a.message-link href={ "/messages/" (m.id) } { "attachments and details" }
                     " · " a.original-link href={ "/messages/" (m.id) "/raw" } { "original" }
                 }
@@ -174,7 +174,7 @@ fn render_item(item: &Item) -> Markup {
             };
             html! {
                 li.timeline-item.kind-comment data-kind=(if c.auto { "auto-comment" } else { "comment" }) {
-                    header { (author) @if c.auto { " (automatic)" } " · " (c.at) }
+                    header { (author) @if c.auto { " (automatic)" } " · " (crate::web::layout::when(&c.at)) }
                     pre.text { (c.text.trim_end()) }
                     @if !c.attachments.is_empty() {
                         ul.attachments {
@@ -196,7 +196,7 @@ fn render_item(item: &Item) -> Markup {
         Item::Reply(r) => html! {
             li.timeline-item.kind-reply data-kind="reply" data-outbox=(r.id) data-state=(r.status) {
                 header {
-                    "Reply to " (r.recipient) " by " (r.kind) " · " (r.created_at) " · "
+                    "Reply to " (r.recipient) " by " (r.kind) " · " (crate::web::layout::when(&r.created_at)) " · "
                     span class={ "delivery state-" (r.status) } { (r.status) }
                     @if let Some(reason) = &r.reason { " — " (reason) }
                 }
@@ -206,13 +206,13 @@ fn render_item(item: &Item) -> Markup {
         },
         Item::Change(h) => html! {
             li.timeline-item.kind-change data-kind=(h.kind) {
-                header { (h.by) " · " (h.at) }
+                header { (h.by) " · " (crate::web::layout::when(&h.at)) }
                 p { (describe(h)) }
             }
         },
         Item::Analytics(a) => html! {
             li.timeline-item.kind-analytics data-kind="analytics" {
-                header { "Analytics " a href={ "/analytics/" (crate::web::layout::url_encode(&a.table)) } { (a.table) } " · " (a.at) }
+                header { "Analytics " a href={ "/analytics/" (crate::web::layout::url_encode(&a.table)) } { (a.table) } " · " (crate::web::layout::when(&a.at)) }
                 ul {
                     @for (k, v) in &a.values {
                         li { (k) ": " (value_text(v)) }
