@@ -196,7 +196,7 @@ fn render_item(item: &Item) -> Markup {
         Item::Reply(r) => html! {
             li.timeline-item.kind-reply data-kind="reply" data-outbox=(r.id) data-state=(r.status) {
                 header {
-                    "Reply to " (r.recipient) " by " (r.kind) " · " (crate::web::layout::when(&r.created_at)) " · "
+                    (outgoing_kind(&r.kind)) " to " (r.recipient) " · " (crate::web::layout::when(&r.created_at)) " · "
                     span class={ "delivery state-" (r.status) } { (r.status) }
                     @if let Some(reason) = &r.reason { " — " (reason) }
                 }
@@ -310,5 +310,17 @@ fn actions(data: &TaskPage, person: &Person) -> Markup {
             (csrf_field(person))
             button type="submit" { "Close the task" }
         }
+    }
+}
+
+/// What an outgoing item is, in words: a person's answer, a rule's automatic reply, a
+/// notification to staff, a webhook delivery.
+fn outgoing_kind(kind: &str) -> &str {
+    match kind {
+        crate::store::ANSWER_KIND => "Reply",
+        "reply" => "Automatic reply",
+        "notify" => "Notification",
+        "webhook" => "Webhook",
+        other => other,
     }
 }
