@@ -25,17 +25,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             'h' => 3600,
             'd' => 86_400,
             'w' => 7 * 86_400,
-            _ => return Err(format!("bad duration {text:?}: use e.g. 30s, 5m, 2h, 1d")),
+            _ => return Err(format!("bad duration \"{text}\": use e.g. 30s, 5m, 2h, 1d")),
         };
         let n: u64 = number
             .parse()
-            .map_err(|_| format!("bad duration {text:?}: a number must come before each unit"))?;
+            .map_err(|_| format!("bad duration \"{text}\": a number must come before each unit"))?;
         total = total.saturating_add(n.saturating_mul(unit));
         number.clear();
     }
     if !number.is_empty() {
         return Err(format!(
-            "bad duration {text:?}: the last number has no unit"
+            "bad duration \"{text}\": the last number has no unit"
         ));
     }
     Ok(Duration::from_secs(total))
@@ -59,7 +59,7 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         .trim()
         .parse::<usize>()
         .map(|n| n.saturating_mul(mult))
-        .map_err(|_| format!("bad size {text:?}: use e.g. 50MB, 512KB"))
+        .map_err(|_| format!("bad size \"{text}\": use e.g. 50MB, 512KB"))
 }
 
 /// Whether `host` names this machine (`localhost`, 127.0.0.0/8, ::1): the only hosts a
