@@ -88,14 +88,20 @@ pub(super) fn record(conn: &Connection, event: &Event, at: &str) -> Result<(), S
     // customer" and "overdue" views, served by indexes) is kept here: the mail that created the
     // task or a later incoming message is the customer's, a person's reply ours; an automatic
     // reply (`rule:`, `trigger:`, `schedule:`) is only an acknowledgement and changes nothing.
+    //
+    // The mail that created the task is already on the row (`tasks::insert` writes it with
+    // the task). The first message on a new task comes right after, at the same time: the
+    // update below finds the values already there and writes nothing, instead of rewriting
+    // the row and both `tasks_last_mail_*` index entries with what they hold.
     let mail_by_customer = match event.kind {
-        Kind::Created | Kind::Message => Some(false),
+        Kind::Message => Some(false),
         Kind::Reply if !event.by.contains(':') => Some(true),
         _ => None,
     };
     if let Some(ours) = mail_by_customer {
         conn.prepare_cached(
-            "UPDATE tasks SET last_mail_at = ?2, last_mail_ours = ?3 WHERE id = ?1",
+            "UPDATE tasks SET last_mail_at = ?2, last_mail_ours = ?3 \
+             WHERE id = ?1 AND (last_mail_at IS NOT ?2 OR last_mail_ours IS NOT ?3)",
         )?
         .execute(params![event.task, at, ours])?;
     }

@@ -49,10 +49,16 @@ pub(super) fn find_by_field(
 }
 
 /// Inserts the task and its first status-history entry; returns its number.
+///
+/// The row is written with its last mail already set (the customer's, at creation: what
+/// `history::record` keeps for a `created` event, which every new task records at the same
+/// time), so that recording the creation does not rewrite the row and its two
+/// `tasks_last_mail_*` index entries right after this insert.
 pub(super) fn insert(conn: &Connection, task: &NewTask, now: &str) -> Result<i64, StoreError> {
     conn.prepare_cached(
         "INSERT INTO tasks (title, description, status, requester_contact_id, assignee, \
-         parent_id, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+         parent_id, created_at, updated_at, last_mail_at, last_mail_ours) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?7, 0)",
     )?
     .execute(params![
         task.title,

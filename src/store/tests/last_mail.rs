@@ -96,3 +96,58 @@ fn an_upgraded_old_store_answers_the_views_from_each_tasks_last_mail() {
     assert_eq!(ids(&store, waiting(Waiting::Customer)), [1]);
     assert_eq!(ids(&store, overdue), [4]);
 }
+
+/// Task `task`'s last mail as the store keeps it: when, and whether it was our reply.
+fn last_mail(store: &Store, task: i64) -> (Option<String>, Option<bool>) {
+    store
+        .conn
+        .query_row(
+            "SELECT last_mail_at, last_mail_ours FROM tasks WHERE id = ?1",
+            [task],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
+/// When the task's history says its last incoming mail came.
+fn last_message_at(store: &Store, task: i64) -> Option<String> {
+    let history = store.task_history(task).unwrap().unwrap();
+    history
+        .into_iter()
+        .filter(|e| e.kind == "created" || e.kind == "message")
+        .map(|e| e.at)
+        .next_back()
+}
+
+#[test]
+fn a_task_from_mail_waits_for_us_from_that_mail_and_from_each_later_one() {
+    let mut store = Store::open_in_memory().unwrap();
+    let task = new_task(
+        &mut store,
+        "m1@example.com",
+        "client@example.com",
+        at(20, 10),
+    );
+    let created = last_mail(&store, task);
+    assert_eq!(created.1, Some(false), "{created:?}");
+    assert_eq!(created.0, last_message_at(&store, task));
+    assert_eq!(ids(&store, waiting(Waiting::Us)), [task]);
+    assert!(ids(&store, waiting(Waiting::Customer)).is_empty());
+
+    // The customer writes again on the same task the next day: the task's last mail moves.
+    let again = plan(
+        "client@example.com",
+        Some(task),
+        vec![current(comment("Ещё вопрос"))],
+    );
+    apply_one(&mut store, item("m2@example.com", again), at(21, 9));
+    let later = last_mail(&store, task);
+    assert_eq!(later.1, Some(false), "{later:?}");
+    assert_eq!(later.0, last_message_at(&store, task));
+    assert_ne!(later.0, created.0);
+    let overdue_before_the_second_mail = TaskFilter {
+        last_mail_before: later.0.clone(),
+        ..waiting(Waiting::Us)
+    };
+    assert!(ids(&store, overdue_before_the_second_mail).is_empty());
+}
