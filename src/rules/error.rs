@@ -38,7 +38,7 @@ impl fmt::Display for RuleError {
             } else {
                 self.kind
             };
-            write!(f, "{kind} {name:?}: ")?;
+            write!(f, "{kind} \"{name}\": ")?;
         }
         f.write_str(&self.message)
     }

@@ -332,15 +332,7 @@ impl Store {
 
     /// How many messages have each fate (`applied`, `ignored`, `failed`), for /metrics.
     pub fn message_status_counts(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT status, count(*) FROM messages GROUP BY status")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?)))?;
-        let counts: Vec<(String, i64)> = rows.collect::<Result<_, _>>()?;
-        Ok(counts
-            .into_iter()
-            .map(|(s, n)| (s, n.max(0) as u64))
-            .collect())
+        self.counts_by_status("SELECT status, count(*) FROM messages GROUP BY status")
     }
 
     /// One message's record, or `None` when there is no message `id`.

@@ -375,6 +375,15 @@ impl Store {
     fn located(&self, e: StoreError) -> StoreError {
         e.at(&self.path)
     }
+
+    /// `(status, count)` pairs from a `SELECT status, count(*) … GROUP BY status` (for /metrics).
+    fn counts_by_status(&self, sql: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 }
 
 impl TaskDirectory for Store {
