@@ -5,11 +5,17 @@ Measures, in order:
   1. raw fetch: a plain imaplib client's `UID FETCH 1:* BODY.PEEK[]` of the whole folder
      (the physical limit of this setup: server, loopback, one client);
   2. daemon ingest: `mailrules run` from start until every message is committed in its store;
-  3. latency: with the daemon idling (IMAP IDLE), APPEND one new message at a time and wait
+  3. file ingest of the same messages: `mailrules ingest` of a Maildir holding them, from
+     process start to exit (the processing rate, the ceiling of 2);
+  4. latency: with the daemon idling (IMAP IDLE), APPEND one new message at a time and wait
      until it is committed (then 0.1 s for the daemon to go back to IDLE); median, 99th
-     percentile and worst;
-  4. the server's IDLE delay: the same with a plain client that only waits for `* N EXISTS`
-     (the lower bound of 3).
+     percentile and worst; beside it a plain client idles the whole time and notes when each
+     `* N EXISTS` reaches it: each sample's committed time minus that is what mailrules adds
+     over the server's own notice;
+  5. the server's IDLE delay: the same with a plain client that only waits for `* N EXISTS`
+     (the lower bound of 4);
+  6. with --cyrus, 4 and 5 again against a private Cyrus (bench/cyrus.py), whose idled
+     announces new mail within milliseconds where Dovecot waits 500 ms.
 Prints one JSON object. Only loopback traffic; Dovecot gets its own temp config and a free
 port, and is stopped at the end (also on failure).
 
@@ -29,7 +35,10 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import threading
 import time
+
+import cyrus as cyrus_server
 
 USER = "support@acme.example"
 # Seconds between a latency sample's commit and the next APPEND.
@@ -182,7 +191,7 @@ def raw_fetch(dovecot: Dovecot, count: int) -> dict:
     return {"messages": fetched, "bytes": size, "seconds": elapsed, "per_second": fetched / elapsed}
 
 
-def idle_notify(dovecot: Dovecot, count: int) -> dict:
+def idle_notify(dovecot, count: int) -> dict:
     """The server's own IDLE delay: a plain client idles while another APPENDs; each sample is
     the time from just before APPEND until `* N EXISTS` reaches the idling client. No client
     can learn of new mail sooner, so this bounds APPEND → committed from below."""
@@ -218,7 +227,7 @@ def summary(samples: list) -> dict:
             "p99_ms": p99 * 1000, "max_ms": samples[-1] * 1000}
 
 
-def write_config(work: str, dovecot: Dovecot, rules: str) -> str:
+def write_config(work: str, dovecot, rules: str) -> str:
     with open(os.path.join(work, "imap.pass"), "w") as f:
         f.write(PASSWORD + "\n")
     config = os.path.join(work, "mailrules.toml")
@@ -288,11 +297,55 @@ def message_id_of(raw: bytes) -> str:
     raise SystemExit("a latency message has no Message-ID")
 
 
-def latency(dovecot: Dovecot, db: str, source: str, count: int, proc, timeout: float) -> dict:
+class ExistsWatcher:
+    """A plain client idling in `folder` for the whole run; notes when each `* N EXISTS`
+    reaches it (monotonic seconds), as the server's own notice of new mail."""
+
+    def __init__(self, server, folder: str = "INBOX"):
+        self.imap = server.client()
+        self.imap.select(folder)
+        self.imap.sock.settimeout(None)
+        self.seen = []
+        self.lock = threading.Lock()
+        self.tag = self.imap._new_tag()
+        self.imap.send(self.tag + b" IDLE\r\n")
+        if not self.imap.readline().startswith(b"+"):
+            raise SystemExit("the server refused IDLE")
+        self.thread = threading.Thread(target=self.read, daemon=True)
+        self.thread.start()
+
+    def read(self) -> None:
+        while True:
+            try:
+                line = self.imap.readline()
+            except (OSError, ValueError):
+                return
+            if not line or line.startswith(self.tag):
+                return
+            if b"EXISTS" in line:
+                with self.lock:
+                    self.seen.append(time.monotonic())
+
+    def first_after(self, start: float):
+        with self.lock:
+            return next((t for t in self.seen if t >= start), None)
+
+    def stop(self) -> None:
+        try:
+            self.imap.send(b"DONE\r\n")
+            self.thread.join(5)
+            self.imap.logout()
+        except (OSError, imaplib.IMAP4.error):
+            pass
+
+
+def latency(server, db: str, source: str, count: int, proc, timeout: float) -> dict:
     files = sorted(os.listdir(os.path.join(source, "cur")))[:count]
-    imap = dovecot.client()
+    imap = server.client()
+    watcher = ExistsWatcher(server)
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     samples = []
+    added = []
     for name in files:
         with open(os.path.join(source, "cur", name), "rb") as f:
             raw = f.read()
@@ -304,18 +357,93 @@ def latency(dovecot: Dovecot, db: str, source: str, count: int, proc, timeout: f
             # `key` is the unique (indexed) Message-ID; a scan here would slow the daemon.
             row = con.execute("SELECT 1 FROM messages WHERE key IN (?, ?)", (mid, bare)).fetchone()
             if row:
-                samples.append(time.monotonic() - start)
+                committed = time.monotonic()
+                samples.append(committed - start)
                 # Let the daemon acknowledge and go back to IDLE: mail that arrives while it is
                 # still busy shows up in its next command's answer, without IDLE's delay.
                 time.sleep(SETTLE)
+                notice = watcher.first_after(start)
+                if notice is not None:
+                    added.append(committed - notice)
                 break
             if time.monotonic() - start > timeout or proc.poll() is not None:
                 imap.logout()
+                watcher.stop()
                 return {"error": f"message {len(samples) + 1} not committed within {timeout:.0f}s",
                         "samples": len(samples)}
             time.sleep(0.001)
     imap.logout()
-    return summary(samples)
+    watcher.stop()
+    result = summary(samples)
+    if added:
+        result["added"] = summary_signed(added)
+    return result
+
+
+def summary_signed(samples: list) -> dict:
+    """Like summary(), for differences that may be below zero (the daemon's own IDLE can hear
+    of a message a little before the watcher's does)."""
+    samples = sorted(samples)
+    p99 = samples[min(len(samples) - 1, int(round(0.99 * (len(samples) - 1))))]
+    return {"samples": len(samples), "median_ms": statistics.median(samples) * 1000,
+            "p99_ms": p99 * 1000, "max_ms": samples[-1] * 1000}
+
+
+def file_ingest(binary: str, work: str, source: str, count: int, rules: str) -> dict:
+    """`mailrules ingest` of a Maildir holding the same messages the folder holds."""
+    maildir = os.path.join(work, "same-messages")
+    os.makedirs(os.path.join(maildir, "cur"), exist_ok=True)
+    os.makedirs(os.path.join(maildir, "new"), exist_ok=True)
+    for name in sorted(os.listdir(os.path.join(source, "cur")))[:count]:
+        shutil.copy(os.path.join(source, "cur", name), os.path.join(maildir, "cur", name))
+    run = os.path.join(work, "file-ingest")
+    os.makedirs(run, exist_ok=True)
+    config = os.path.join(run, "mailrules.toml")
+    with open(config, "w") as f:
+        f.write(f'store = "mailrules.db"\nrules = "{rules}"\n\n[staff]\n'
+                'domains = ["acme.example"]\n\n[smtp]\nhost = "127.0.0.1"\nport = 9\n'
+                'tls = "none"\nfrom = "Поддержка ACME <support@acme.example>"\n')
+    start = time.monotonic()
+    proc = subprocess.run([binary, "--config", config, "ingest", maildir],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0:
+        return {"error": f"mailrules ingest exited with {proc.returncode}"}
+    return {"messages": count, "seconds": elapsed, "per_second": count / elapsed}
+
+
+def cyrus_latency(binary: str, rules: str, source: str, count: int, idle_samples: int,
+                  work: str) -> dict:
+    """Rows 4 and 5 against a private Cyrus."""
+    why_not = cyrus_server.available()
+    if why_not:
+        return {"error": why_not}
+    server = cyrus_server.Cyrus(os.path.join(work, "cyrus"), USER, PASSWORD, free_port)
+    proc = None
+    result = {}
+    try:
+        server.start()
+        run = os.path.join(work, "cyrus-daemon")
+        os.makedirs(run, exist_ok=True)
+        config = write_config(run, server, rules)
+        db = os.path.join(run, "mailrules.db")
+        with open(os.path.join(run, "daemon.log"), "ab") as log:
+            proc, started = daemon_ingest(binary, config, db, 0, log, 60)
+        if proc is None:
+            return {"error": started.get("error", "the daemon did not start")}
+        time.sleep(1.0)  # let it log in and settle into IDLE
+        result["latency"] = latency(server, db, source, count, proc, 30)
+        result["idle_notify"] = idle_notify(server, idle_samples)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        server.stop()
+    return result
 
 
 def main() -> None:
@@ -330,6 +458,8 @@ def main() -> None:
                     help="APPENDs timed with a plain idling client")
     ap.add_argument("--work", required=True)
     ap.add_argument("--timeout", type=float, default=240)
+    ap.add_argument("--cyrus", action="store_true",
+                    help="also time APPEND → committed and → * N EXISTS on a private Cyrus")
     args = ap.parse_args()
 
     result = {}
@@ -359,6 +489,12 @@ def main() -> None:
                 proc.kill()
                 proc.wait()
         dovecot.stop()
+    result["file_ingest"] = file_ingest(args.binary, args.work, args.maildir, args.count,
+                                        os.path.abspath(args.rules))
+    if args.cyrus:
+        result["cyrus"] = cyrus_latency(args.binary, os.path.abspath(args.rules),
+                                        args.latency_maildir, args.latency, args.idle_samples,
+                                        args.work)
     result["daemon_log"] = log_path
     json.dump(result, sys.stdout)
     print()

@@ -23,6 +23,9 @@ use crate::store::TaskDirectory;
 use crate::store::{Admission, ApplyOptions, MailboxCursor, MessageRecord, Store, StoreError};
 use crate::thread::{resolve_sender, resolve_thread, ResolvedSender};
 
+mod ahead;
+pub use ahead::PreparingBatch;
+
 /// One message to process, as fetched.
 #[derive(Debug, Clone)]
 pub struct Incoming {
@@ -56,7 +59,7 @@ pub use crate::store::ApplyResult as Outcome;
 pub use crate::store::ResultStatus as OutcomeStatus;
 
 /// Batches at least this large are parsed on other threads while they are applied.
-const PARSE_ALONGSIDE_FROM: usize = 8;
+pub const PARSE_ALONGSIDE_FROM: usize = 8;
 /// Messages each parsing thread may be ahead of the applying one.
 pub const PARSE_AHEAD: usize = 16;
 
@@ -197,6 +200,17 @@ impl Pipeline {
             prepare,
             |prepared| self.apply_prepared(prepared, cursor),
         )
+    }
+
+    /// Applies a batch that was parsed ahead ([`Preparer::start`]) in one transaction, as
+    /// [`Pipeline::process_batch`] does; `cursor` is committed with it. Messages the rules of
+    /// the time decided are decided again if the rules were reloaded since.
+    pub fn process_preparing(
+        &mut self,
+        batch: PreparingBatch,
+        cursor: Option<&MailboxCursor>,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        self.apply_prepared(batch, cursor)
     }
 
     /// What parses batches for this pipeline, on any thread.

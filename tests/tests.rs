@@ -17,6 +17,7 @@ mod diagnostics;
 mod faults;
 mod fuzz_regressions;
 mod hostile;
+mod imap_pipelining;
 mod messages;
 mod oauth;
 mod plans;

@@ -31,8 +31,8 @@ pub use pipeline_sink::PipelineSink;
 pub use policy::{Backoff, RetryPolicy};
 pub use shutdown::{listen_for_signals, Reload, Shutdown};
 pub use sink::{
-    spawn_sink, BatchSink, Incoming, MailboxCursor, Outcome, OutcomeStatus, SinkError, SinkHandle,
-    Submitted,
+    spawn_sink, Batch, BatchSink, Incoming, MailboxCursor, Outcome, OutcomeStatus, SinkError,
+    SinkHandle, Submitted,
 };
 pub use status::{MailboxState, MailboxStatus, StatusBoard};
 

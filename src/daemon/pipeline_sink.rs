@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::sink::{BatchSink, Incoming, MailboxCursor, Outcome, SinkError};
+use super::sink::{Batch, BatchSink, MailboxCursor, Outcome, SinkError};
 use crate::automation::{ScheduleFiring, Which};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, Preparer};
 use crate::rules::RuleSet;
 
 /// How often the daemon drops the bytes that `keep_mail` no longer keeps: the retention is
@@ -69,17 +69,22 @@ impl BatchSink for PipelineSink {
 
     fn process_batch(
         &mut self,
-        batch: Vec<Incoming>,
+        batch: Batch,
         cursor: Option<&MailboxCursor>,
     ) -> Result<Vec<Outcome>, SinkError> {
         let started = std::time::Instant::now();
-        let outcomes = self
-            .pipeline
-            .process_batch(batch, cursor)
-            .map_err(|e| SinkError(e.to_string()));
+        let outcomes = match batch {
+            Batch::Fetched(batch) => self.pipeline.process_batch(batch, cursor),
+            Batch::Preparing(batch) => self.pipeline.process_preparing(batch, cursor),
+        }
+        .map_err(|e| SinkError(e.to_string()));
         // /metrics: how long a batch (one transaction) takes to apply.
         metrics::histogram!(crate::web::APPLY_SECONDS).record(started.elapsed().as_secs_f64());
         outcomes
+    }
+
+    fn preparer(&self) -> Option<Preparer> {
+        Some(self.pipeline.preparer())
     }
 
     /// Runs the due schedules and, on the same tick and the same thread (the only writer),
@@ -119,6 +124,7 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
+    use crate::pipeline::Incoming;
     use crate::store::Store;
 
     #[test]

@@ -1,10 +1,13 @@
 //! Where fetched mail goes: the [`BatchSink`] (the pipeline: parse, rules, store), run on one
 //! dedicated thread because the store is synchronous and must have exactly one writer.
 
+use std::sync::{Arc, RwLock};
+
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::automation::ScheduleFiring;
+use crate::pipeline::{Preparer, PreparingBatch};
 
 pub use crate::pipeline::{Incoming, Outcome, OutcomeStatus};
 pub use crate::store::MailboxCursor;
@@ -14,6 +17,29 @@ pub use crate::store::MailboxCursor;
 #[error("{0}")]
 pub struct SinkError(pub String);
 
+/// A batch of mail for the processing thread.
+pub enum Batch {
+    /// As fetched.
+    Fetched(Vec<Incoming>),
+    /// Being parsed on other threads since it was handed over (while the batch before it was
+    /// still being applied); only for a sink that has a [`BatchSink::preparer`].
+    Preparing(PreparingBatch),
+}
+
+impl Batch {
+    /// Messages in the batch.
+    pub fn len(&self) -> usize {
+        match self {
+            Batch::Fetched(batch) => batch.len(),
+            Batch::Preparing(batch) => batch.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The processing side of the daemon. Implemented by the pipeline; tests use a fake.
 pub trait BatchSink: Send + 'static {
     /// The committed cursor of `mailbox`, if any.
@@ -22,9 +48,15 @@ pub trait BatchSink: Send + 'static {
     /// per message, in order. `Err` means nothing was committed.
     fn process_batch(
         &mut self,
-        batch: Vec<Incoming>,
+        batch: Batch,
         cursor: Option<&MailboxCursor>,
     ) -> Result<Vec<Outcome>, SinkError>;
+    /// What parses this sink's batches ahead of their turn on other threads, if it parses
+    /// mail at all (the pipeline does; a test's fake does not, and then every batch reaches
+    /// it as [`Batch::Fetched`]). Asked at the start and after each reload of the rules.
+    fn preparer(&self) -> Option<Preparer> {
+        None
+    }
     /// Loads the rules again. `Ok` carries a one-line summary; `Err` every problem found (as
     /// `FILE:LINE:COL: message`), in which case the rules in use stay as they were.
     fn reload_rules(&mut self) -> Result<String, Vec<String>>;
@@ -38,7 +70,7 @@ enum Request {
         reply: oneshot::Sender<Result<Option<MailboxCursor>, SinkError>>,
     },
     Process {
-        batch: Vec<Incoming>,
+        batch: Batch,
         cursor: Option<MailboxCursor>,
         reply: oneshot::Sender<Result<Vec<Outcome>, SinkError>>,
     },
@@ -81,6 +113,9 @@ impl Submitted {
 #[derive(Clone)]
 pub struct SinkHandle {
     requests: mpsc::Sender<Request>,
+    /// The sink's preparer with the rules in use (the processing thread replaces it after a
+    /// reload; a batch parsed by the old rules in between is decided again when applied).
+    preparer: Arc<RwLock<Option<Preparer>>>,
 }
 
 /// Starts the processing thread. It ends when every handle is dropped.
@@ -88,6 +123,8 @@ pub fn spawn_sink<S: BatchSink>(
     mut sink: S,
 ) -> std::io::Result<(SinkHandle, std::thread::JoinHandle<()>)> {
     let (requests, mut incoming) = mpsc::channel::<Request>(16);
+    let preparer = Arc::new(RwLock::new(sink.preparer()));
+    let preparer_in_use = Arc::clone(&preparer);
     let thread = std::thread::Builder::new()
         .name("mailrules-pipeline".into())
         .spawn(move || {
@@ -105,7 +142,15 @@ pub fn spawn_sink<S: BatchSink>(
                         let _ = reply.send(sink.process_batch(batch, cursor.as_ref()));
                     }
                     Request::Reload { reply } => {
-                        let _ = reply.send(sink.reload_rules());
+                        let reloaded = sink.reload_rules();
+                        if reloaded.is_ok() {
+                            // A poisoned lock only means a panic elsewhere; the value is whole.
+                            let mut in_use = preparer_in_use
+                                .write()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                            *in_use = sink.preparer();
+                        }
+                        let _ = reply.send(reloaded);
                     }
                     Request::Schedules { now, reply } => {
                         let _ = reply.send(sink.run_schedules(now));
@@ -113,7 +158,7 @@ pub fn spawn_sink<S: BatchSink>(
                 }
             }
         })?;
-    Ok((SinkHandle { requests }, thread))
+    Ok((SinkHandle { requests, preparer }, thread))
 }
 
 impl SinkHandle {
@@ -140,14 +185,30 @@ impl SinkHandle {
     }
 
     /// Hands a batch to the processing thread and returns at once, so the next batch can be
-    /// fetched meanwhile. Batches are processed (and their cursors committed) in the order
-    /// they were submitted. Once submitted, a batch is committed whether or not anyone waits
-    /// for its outcome.
+    /// fetched meanwhile; its parsing starts at once on other threads, even while the
+    /// processing thread is still applying an earlier batch. Batches are processed (and their
+    /// cursors committed) in the order they were submitted. Once submitted, a batch is
+    /// committed whether or not anyone waits for its outcome.
     pub async fn submit(
         &self,
         batch: Vec<Incoming>,
         cursor: Option<MailboxCursor>,
     ) -> Result<Submitted, SinkGone> {
+        let preparer = self
+            .preparer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let batch = match preparer {
+            // A message or two (mail arriving while idling) is parsed sooner on the processing
+            // thread than threads can be started for it.
+            Some(_) if batch.len() < crate::pipeline::PARSE_ALONGSIDE_FROM => Batch::Fetched(batch),
+            Some(preparer) => match preparer.start(batch) {
+                Ok(preparing) => Batch::Preparing(preparing),
+                Err(fetched) => Batch::Fetched(fetched),
+            },
+            None => Batch::Fetched(batch),
+        };
         let (reply, answer) = oneshot::channel();
         self.send(Request::Process {
             batch,
@@ -199,7 +260,7 @@ mod tests {
         }
         fn process_batch(
             &mut self,
-            _: Vec<Incoming>,
+            _: Batch,
             _: Option<&MailboxCursor>,
         ) -> Result<Vec<Outcome>, SinkError> {
             self.note("batch");

@@ -5,20 +5,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tracing::{debug, error, info, info_span, warn};
+use tracing::{debug, error, info, warn};
 
 use super::policy::{Backoff, RetryPolicy};
 use super::shutdown::Shutdown;
-use super::sink::{
-    Incoming, MailboxCursor, Outcome, OutcomeStatus, SinkFailure, SinkHandle, Submitted,
-};
+use super::sink::{SinkFailure, SinkHandle};
 use super::status::{MailboxState, StatusBoard};
 use super::unacknowledged::{Fate, Unacknowledged};
-use super::unreadable::{self, Unreadable};
+use super::unreadable::Unreadable;
 use crate::config::{ConfigError, Disposition, MailboxConfig};
 use crate::imap::{self, ErrorKind, Folder, FolderCheck, ImapError, Login, Wake};
 use crate::oauth2::login::LoginError;
 use crate::oauth2::{OAuth2Error, TokenSource};
+
+mod batches;
 
 /// Why a session ended early.
 #[derive(Debug, thiserror::Error)]
@@ -51,12 +51,6 @@ enum Trouble {
 pub struct WatcherFailed {
     mailbox: String,
     source: super::sink::SinkGone,
-}
-
-/// A batch committed (or being committed) but not yet acknowledged.
-struct InFlight {
-    uids: Vec<u32>,
-    submitted: Submitted,
 }
 
 /// How to acknowledge a batch.
@@ -432,250 +426,6 @@ impl Watcher {
             );
             self.refusal_reported = None;
         }
-        Ok(())
-    }
-
-    /// Applies the disposition for `fate` to `uids`. A refusal by the server (the target
-    /// folder cannot be used, a flag cannot be set) keeps them for a later try and lets
-    /// processing go on: their effects are committed. Connection trouble ends the session;
-    /// the next one finds them again below the committed cursor.
-    async fn acknowledge_uids(
-        &mut self,
-        folder: &mut Folder,
-        uids: &[u32],
-        fate: Fate,
-        how: Acknowledging,
-    ) -> Result<(), SessionError> {
-        if uids.is_empty() {
-            return Ok(());
-        }
-        let disposition = match fate {
-            Fate::Processed => &self.mailbox.on_success,
-            Fate::Failed => &self.mailbox.on_failure,
-        };
-        let done = match how {
-            Acknowledging::First => folder.acknowledge(uids, disposition).await,
-            Acknowledging::Again => folder.acknowledge_again(uids, disposition).await,
-        };
-        let name = &self.mailbox.name;
-        match done {
-            Ok(()) => self.unacknowledged.acknowledged(uids),
-            Err(e @ (ImapError::Folder { .. } | ImapError::Refused { .. })) => {
-                self.unacknowledged
-                    .refused(uids, fate, tokio::time::Instant::now());
-                let text = e.to_string();
-                if self.refusal_reported.as_ref() != Some(&text) {
-                    error!(
-                        mailbox = %name,
-                        "cannot acknowledge {} message(s) on the server: {text}; their effects \
-                         are committed, processing goes on, and acknowledging them is tried \
-                         again with backoff",
-                        uids.len()
-                    );
-                    self.refusal_reported = Some(text);
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-        self.status
-            .set_unacknowledged(name, self.unacknowledged.len());
-        Ok(())
-    }
-
-    /// Processes `uids` (ascending) in batches, advancing the committed cursor for fresh mail
-    /// (acknowledged [`Acknowledging::First`]).
-    /// While one batch is on the processing thread the next one is fetched, and the one before
-    /// is acknowledged. Checks for shutdown between batches: the batch being processed is
-    /// finished and acknowledged, one merely fetched is dropped (it was not committed, so it
-    /// is fetched again next time). Returns true if it stopped because of shutdown.
-    async fn process_all(
-        &mut self,
-        folder: &mut Folder,
-        uids: &[u32],
-        uid_validity: u32,
-        how: Acknowledging,
-    ) -> Result<bool, SessionError> {
-        let advance = how == Acknowledging::First;
-        let mut in_flight: Option<InFlight> = None;
-        let mut rest = uids;
-        while let Some(&first) = rest.first() {
-            if self.shutdown.is_triggered() {
-                break;
-            }
-            let size =
-                self.unreadable
-                    .batch_size(uid_validity, first, self.mailbox.batch_size as usize);
-            let (chunk, tail) = rest.split_at(size.min(rest.len()));
-            rest = tail;
-            let cursor = advance.then(|| MailboxCursor {
-                mailbox: self.mailbox.name.clone(),
-                uid_validity,
-                last_uid: chunk[chunk.len() - 1],
-            });
-            if chunk.len() == 1 && self.unreadable.given_up(uid_validity, first) {
-                self.skip_unreadable(folder, first, uid_validity, cursor)
-                    .await?;
-                continue;
-            }
-            let fetched = match folder.fetch(chunk).await {
-                Ok(fetched) => fetched,
-                Err(e) => {
-                    self.unreadable
-                        .fetch_failed(uid_validity, chunk, &e.to_string());
-                    if let Some(previous) = in_flight.take() {
-                        // Acknowledge what is committed if the connection still allows it.
-                        let _ = self.finish(folder, previous, how).await;
-                    }
-                    return Err(e.into());
-                }
-            };
-            for uid in chunk {
-                self.unreadable.done(uid_validity, *uid);
-            }
-            let previous = match in_flight.take() {
-                Some(previous) => Some((previous.uids, previous.submitted.outcomes().await?)),
-                None => None,
-            };
-            if self.shutdown.is_triggered() {
-                if let Some((uids, outcomes)) = previous {
-                    self.acknowledge(folder, &uids, outcomes, how).await?;
-                }
-                return Ok(true);
-            }
-            let uids: Vec<u32> = fetched.iter().map(|f| f.uid).collect();
-            let name = &self.mailbox.name;
-            let batch: Vec<Incoming> = fetched
-                .into_iter()
-                .map(|f| Incoming::new(f.raw, name, format!("imap:{name} uid {}", f.uid)))
-                .collect();
-            let submitted = self
-                .sink
-                .submit(batch, cursor)
-                .await
-                .map_err(SinkFailure::from)?;
-            in_flight = Some(InFlight { uids, submitted });
-            if let Some((uids, outcomes)) = previous {
-                self.acknowledge(folder, &uids, outcomes, how).await?;
-            }
-        }
-        if let Some(last) = in_flight.take() {
-            self.finish(folder, last, how).await?;
-        }
-        Ok(self.shutdown.is_triggered())
-    }
-
-    async fn finish(
-        &mut self,
-        folder: &mut Folder,
-        batch: InFlight,
-        how: Acknowledging,
-    ) -> Result<(), SessionError> {
-        let outcomes = batch.submitted.outcomes().await?;
-        self.acknowledge(folder, &batch.uids, outcomes, how).await
-    }
-
-    /// Gives up on a message the server failed to deliver again and again: the cursor moves
-    /// past it and it goes where failures go, if the server lets us move it.
-    async fn skip_unreadable(
-        &mut self,
-        folder: &mut Folder,
-        uid: u32,
-        uid_validity: u32,
-        cursor: Option<MailboxCursor>,
-    ) -> Result<(), SessionError> {
-        let name = self.mailbox.name.clone();
-        error!(
-            mailbox = %name,
-            uid,
-            "the server failed to deliver this message {} times; recording it as failed and \
-             skipping it (see the server's log)",
-            unreadable::GIVE_UP_AFTER
-        );
-        // Its size helps find it in the server's logs; asking may fail as well.
-        let size = match folder.size_of(uid).await {
-            Ok(Some(size)) => format!("{size} bytes"),
-            Ok(None) | Err(_) => "size unknown".to_string(),
-        };
-        let mut record = Incoming::new(
-            Vec::new(),
-            &name,
-            format!("imap:{name} uid {uid} (UIDVALIDITY {uid_validity})"),
-        );
-        record.unreadable = Some(format!(
-            "the server failed to deliver message UID {uid} ({size}) {} times; last error: {}",
-            unreadable::GIVE_UP_AFTER,
-            self.unreadable.last_error()
-        ));
-        self.sink.process_batch(vec![record], cursor).await?;
-        self.unreadable.done(uid_validity, uid);
-        self.status.count(&name, 0, 1);
-        self.acknowledge_uids(folder, &[uid], Fate::Failed, Acknowledging::First)
-            .await
-    }
-
-    /// Logs each committed message in its span, then acknowledges the batch on the server.
-    async fn acknowledge(
-        &mut self,
-        folder: &mut Folder,
-        fetched_uids: &[u32],
-        outcomes: Vec<Outcome>,
-        how: Acknowledging,
-    ) -> Result<(), SessionError> {
-        self.committed();
-        let name = &self.mailbox.name.clone();
-        if outcomes.len() != fetched_uids.len() {
-            warn!(
-                mailbox = %name,
-                "the pipeline answered {} outcomes for {} messages; acknowledging only those it answered",
-                outcomes.len(),
-                fetched_uids.len()
-            );
-        }
-        let mut succeeded = Vec::new();
-        let mut failed = Vec::new();
-        for (uid, outcome) in fetched_uids.iter().zip(&outcomes) {
-            let span = info_span!(
-                "message",
-                mailbox = %name,
-                uid,
-                message_id = outcome.message_id.as_deref().unwrap_or(""),
-                rule = outcome.rule.as_deref().unwrap_or(""),
-                task = outcome.task,
-            );
-            let _in_span = span.enter();
-            match outcome.status {
-                OutcomeStatus::Applied => {
-                    info!("applied");
-                    succeeded.push(*uid);
-                }
-                OutcomeStatus::Duplicate => {
-                    info!("already processed before");
-                    succeeded.push(*uid);
-                }
-                OutcomeStatus::Failed => {
-                    warn!(
-                        "failed: {}; recorded for `mailrules failed`",
-                        outcome.error.as_deref().unwrap_or("unknown error")
-                    );
-                    failed.push(*uid);
-                }
-            }
-        }
-        self.status
-            .count(name, succeeded.len() as u64, failed.len() as u64);
-        if outcomes.iter().any(|o| o.status == OutcomeStatus::Applied) {
-            self.outbox_wake.notify_one();
-        }
-        self.acknowledge_uids(folder, &succeeded, Fate::Processed, how)
-            .await?;
-        self.acknowledge_uids(folder, &failed, Fate::Failed, how)
-            .await?;
-        debug!(
-            mailbox = %name,
-            "acknowledged {} processed and {} failed message(s)",
-            succeeded.len(),
-            failed.len()
-        );
         Ok(())
     }
 }

@@ -9,8 +9,11 @@ use async_imap::types::UnsolicitedResponse;
 use async_imap::Session;
 
 use super::namespace::Namespaces;
+use super::pipelined::fetched_message;
 use super::stream::ImapStream;
-use super::{exchange, server_words, timed, uid_set, within, Capabilities, Connection};
+use super::{
+    exchange, exchange_all, server_words, timed, uid_set, within, Capabilities, Connection,
+};
 use super::{ImapError, Timeouts};
 use crate::config::Disposition;
 
@@ -223,30 +226,8 @@ impl Folder {
         let mut fetched = Vec::with_capacity(uids.len());
         let command = format!("UID FETCH {} (UID BODY.PEEK[])", uid_set(uids));
         self.exchange(&command, "fetching mail", |response| {
-            let Response::Fetch(_, attributes) = response else {
-                return;
-            };
-            let mut uid = None;
-            let mut body = None;
-            for attribute in attributes {
-                match attribute {
-                    AttributeValue::Uid(u) => uid = Some(*u),
-                    AttributeValue::BodySection {
-                        section: None,
-                        data: Some(data),
-                        ..
-                    } => body = Some(data),
-                    _ => {}
-                }
-            }
-            // Anything else is an unsolicited flag update, not one of ours.
-            if let (Some(uid), Some(body)) = (uid, body) {
-                if uids.binary_search(&uid).is_ok() {
-                    fetched.push(Fetched {
-                        uid,
-                        raw: body.to_vec(),
-                    });
-                }
+            if let Some(message) = fetched_message(response, uids) {
+                fetched.push(message);
             }
         })
         .await?;
@@ -292,6 +273,16 @@ impl Folder {
             each,
         )
         .await
+    }
+
+    /// Runs several commands on this session in one round trip (see [`exchange_all`]).
+    pub(super) async fn exchange_all(
+        &mut self,
+        commands: &[(&str, &'static str)],
+        each: impl FnMut(&Response<'_>),
+    ) -> Result<Vec<Result<(), ImapError>>, ImapError> {
+        let limit = self.timeouts.command;
+        exchange_all(&mut self.session, limit, commands, &mut self.news, each).await
     }
 
     /// Applies `disposition` to `uids`: their fate is committed, this only tidies the server.
@@ -359,13 +350,18 @@ impl Folder {
     }
 
     pub(super) async fn expunge(&mut self, set: &str) -> Result<(), ImapError> {
+        let command = self.expunge_command(set);
+        self.exchange(&command, "expunging", |_| {}).await
+    }
+
+    /// The command that expunges `set`.
+    pub(super) fn expunge_command(&self, set: &str) -> String {
         if self.capabilities.uidplus {
-            let command = format!("UID EXPUNGE {set}");
-            self.exchange(&command, "expunging", |_| {}).await
+            format!("UID EXPUNGE {set}")
         } else {
             // Without UIDPLUS, EXPUNGE also removes whatever else is marked \Deleted; that is
             // what the user asked for by marking it.
-            self.exchange("EXPUNGE", "expunging", |_| {}).await
+            "EXPUNGE".to_string()
         }
     }
 

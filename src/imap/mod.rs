@@ -5,6 +5,7 @@
 mod connect;
 mod folder;
 mod namespace;
+mod pipelined;
 mod recovery;
 mod stream;
 pub mod tls;
@@ -18,6 +19,7 @@ use async_imap::Session;
 pub use connect::{connect, Capabilities, Connection, Login};
 pub use folder::{Fetched, Folder, FolderCheck, Selected, Wake};
 pub use namespace::Namespaces;
+pub use pipelined::{AcknowledgedAndFetched, Acknowledgement};
 pub use stream::ImapStream;
 
 /// How long one network step may take before the connection is given up.
@@ -216,10 +218,32 @@ pub(crate) async fn exchange(
     command: &str,
     doing: &'static str,
     news: &mut bool,
-    mut each: impl FnMut(&Response<'_>),
+    each: impl FnMut(&Response<'_>),
 ) -> Result<(), ImapError> {
-    let tag = timed(limit, doing, session.run_command(command)).await?;
-    loop {
+    let answers = exchange_all(session, limit, &[(command, doing)], news, each).await?;
+    answers.into_iter().next().unwrap_or(Ok(()))
+}
+
+/// Sends `commands` one after the other without waiting for answers in between (pipelining,
+/// RFC 3501 5.5: one round trip instead of one per command), then reads until the server has
+/// completed every one. Untagged responses of all of them go to `each`. The outer error is
+/// the connection's (nothing is known of the commands then); each command's own answer, OK
+/// or NO/BAD in the server's words, is in the list, in the order of `commands`.
+pub(crate) async fn exchange_all(
+    session: &mut Session<ImapStream>,
+    limit: Duration,
+    commands: &[(&str, &'static str)],
+    news: &mut bool,
+    mut each: impl FnMut(&Response<'_>),
+) -> Result<Vec<Result<(), ImapError>>, ImapError> {
+    let mut tags = Vec::with_capacity(commands.len());
+    for (command, doing) in commands {
+        tags.push(timed(limit, doing, session.run_command(command)).await?);
+    }
+    let mut answers: Vec<Option<Result<(), ImapError>>> = commands.iter().map(|_| None).collect();
+    while let Some(open) = answers.iter().position(Option::is_none) {
+        // Trouble now is reported as trouble with the oldest command still unanswered.
+        let doing = commands[open].1;
         let response = within(limit, doing, session.read_response())
             .await?
             .map_err(|e| ImapError::from_imap(e.into(), doing))?;
@@ -234,14 +258,18 @@ pub(crate) async fn exchange(
                 status,
                 information,
                 code,
-            } if *done == tag => {
+            } => {
+                let Some(which) = tags.iter().position(|tag| tag == done) else {
+                    continue; // not one of ours: nothing to do with it
+                };
+                let doing = commands[which].1;
                 let code = code
                     .as_ref()
                     .and_then(response_code_name)
                     .map(|name| format!("[{name}] "))
                     .unwrap_or_default();
                 let words = format!("{code}{}", information.as_deref().unwrap_or_default());
-                return match status {
+                answers[which] = Some(match status {
                     Status::Ok => Ok(()),
                     Status::No => Err(ImapError::from_imap(
                         async_imap::error::Error::No(words),
@@ -251,7 +279,7 @@ pub(crate) async fn exchange(
                         async_imap::error::Error::Bad(words),
                         doing,
                     )),
-                };
+                });
             }
             Response::Data {
                 status: Status::Bye,
@@ -272,6 +300,7 @@ pub(crate) async fn exchange(
             other => each(other),
         }
     }
+    Ok(answers.into_iter().flatten().collect())
 }
 
 /// The name of a response code worth showing with the server's words; codes that carry data

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use mailrules::config::Config;
 use mailrules::daemon::{
-    run_with, BatchSink, DaemonError, DaemonOptions, Incoming, MailboxCursor, MailboxState,
-    Notifier, Outcome, OutcomeStatus, Reload, RetryPolicy, Shutdown, SinkError, StatusBoard,
+    run_with, Batch, BatchSink, DaemonError, DaemonOptions, MailboxCursor, MailboxState, Notifier,
+    Outcome, OutcomeStatus, Reload, RetryPolicy, Shutdown, SinkError, StatusBoard,
 };
 use mailrules::imap::Timeouts;
 
@@ -57,9 +57,15 @@ impl BatchSink for FakeSink {
 
     fn process_batch(
         &mut self,
-        batch: Vec<Incoming>,
+        batch: Batch,
         cursor: Option<&MailboxCursor>,
     ) -> Result<Vec<Outcome>, SinkError> {
+        // Without a preparer, every batch comes as fetched.
+        let Batch::Fetched(batch) = batch else {
+            return Err(SinkError(
+                "the fake sink was given a batch parsed ahead".into(),
+            ));
+        };
         let (started, time) = self.with(|f| (f.batch_started.clone(), f.batch_time));
         if let Some(started) = started {
             let _ = started.send(batch.len());

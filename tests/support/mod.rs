@@ -13,6 +13,7 @@ pub mod fake_daemon;
 pub mod http_sink;
 pub mod identity_provider;
 pub mod imap_server;
+pub mod imap_transcript;
 pub mod logs;
 pub mod maildir_fill;
 pub mod rng;

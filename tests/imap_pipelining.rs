@@ -1,0 +1,119 @@
+//! The daemon catching up with a large folder at the server's pace: each batch handed on as
+//! soon as it is fetched, its acknowledgement sent together with the next fetch. Every
+//! message must still be processed once and acknowledged (moved) exactly once.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::support::daemon_process::Daemon;
+use crate::support::dovecot::{message, wait_until, Dovecot, USER};
+use crate::support::imap_transcript::{Side, Transcript};
+
+/// Hundreds of messages through a debug build on a shared machine.
+const LONG_WAIT: Duration = Duration::from_secs(180);
+const WAIT: Duration = Duration::from_secs(30);
+
+const RULES: &str = r#"
+[[rule]]
+name = "request"
+[rule.when]
+thread = "new"
+[[rule.do]]
+action = "create_task"
+"#;
+
+/// The UIDs of an IMAP set such as `1:3,7`.
+fn uids_of(set: &str) -> Vec<u32> {
+    set.split(',')
+        .flat_map(|part| match part.split_once(':') {
+            Some((a, b)) => (a.parse::<u32>().unwrap()..=b.parse::<u32>().unwrap()).collect(),
+            None => vec![part.parse::<u32>().unwrap()],
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_folder_is_processed_completely_and_each_message_moved_exactly_once() {
+    const N: usize = 1000;
+    let dovecot = Dovecot::start();
+    let mail: Vec<Vec<u8>> = (1..=N)
+        .map(|i| message(&format!("big-{i}"), &format!("request {i}"), ""))
+        .collect();
+    dovecot.append_all("INBOX", &mail).await;
+    let transcript = Transcript::start(dovecot.port).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/10-test.toml"), RULES).unwrap();
+    let config = dir.path().join("mailrules.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "store = \"mailrules.db\"\nrules = \"rules\"\n\n[[mailbox]]\nname = \"support\"\n\
+             host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"{USER}\"\n\
+             password_file = \"{}\"\nbatch_size = 50\n",
+            transcript.port,
+            dovecot.password_file().display()
+        ),
+    )
+    .unwrap();
+
+    let mut daemon = Daemon::start(&config);
+    wait_until(LONG_WAIT, "every message moved to Processed", || async {
+        dovecot.count("Processed").await == N
+    })
+    .await;
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(WAIT).success(), "{}", daemon.log());
+
+    assert_eq!(dovecot.count("INBOX").await, 0, "{}", daemon.log());
+    let mut moved = dovecot.message_ids("Processed").await;
+    moved.sort();
+    moved.dedup();
+    assert_eq!(moved.len(), N, "no message moved twice");
+    let store = rusqlite::Connection::open(dir.path().join("mailrules.db")).unwrap();
+    let (rows, keys, tasks): (i64, i64, i64) = store
+        .query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT key), \
+             (SELECT COUNT(*) FROM tasks) FROM messages WHERE status = 'applied'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((rows, keys, tasks), (N as i64, N as i64, N as i64));
+
+    // What the daemon said to the server: one MOVE per UID, and moves sent without waiting
+    // for the answer before the next fetch went out.
+    let lines = transcript.lines();
+    let mut moves: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut fetched_before_answer = 0;
+    for (at, (side, line)) in lines.iter().enumerate() {
+        let words: Vec<&str> = line.split(' ').collect();
+        if *side != Side::Client || words.get(1..3) != Some(&["UID", "MOVE"][..]) {
+            continue;
+        }
+        for uid in uids_of(words[3]) {
+            *moves.entry(uid).or_default() += 1;
+        }
+        let tag = format!("{} ", words[0]);
+        let answered = lines[at..]
+            .iter()
+            .position(|(side, l)| *side == Side::Server && l.starts_with(&tag))
+            .expect("every MOVE is answered");
+        if lines[at..at + answered]
+            .iter()
+            .any(|(side, l)| *side == Side::Client && l.contains(" UID FETCH "))
+        {
+            fetched_before_answer += 1;
+        }
+    }
+    assert_eq!(moves.len(), N, "every UID moved");
+    assert!(
+        moves.values().all(|&times| times == 1),
+        "a UID moved more than once: {:?}",
+        moves.iter().filter(|(_, &t)| t > 1).collect::<Vec<_>>()
+    );
+    assert!(
+        fetched_before_answer > 0,
+        "no MOVE was pipelined with the next FETCH"
+    );
+}
