@@ -9,9 +9,10 @@ Measures, in order:
      process start to exit (the processing rate, the ceiling of 2);
   4. latency: with the daemon idling (IMAP IDLE), APPEND one new message at a time and wait
      until it is committed (then 0.1 s for the daemon to go back to IDLE); median, 99th
-     percentile and worst; beside it a plain client idles the whole time and notes when each
-     `* N EXISTS` reaches it: each sample's committed time minus that is what mailrules adds
-     over the server's own notice;
+     percentile and worst; and what mailrules adds to the server's own notice: from the
+     daemon's log, the time from its IDLE wake-up to the message's commit ("beside": the same
+     against a plain client idling beside it the whole time, which Dovecot notifies on its own
+     timer, so it is shown but not the measure);
   5. the server's IDLE delay: the same with a plain client that only waits for `* N EXISTS`
      (the lower bound of 4);
   6. with --cyrus, 4 and 5 again against a private Cyrus (bench/cyrus.py), whose idled
@@ -24,6 +25,7 @@ port, and is stopped at the end (also on failure).
 """
 
 import argparse
+import datetime
 import imaplib
 import json
 import os
@@ -273,8 +275,10 @@ def store_count(db: str) -> int:
 
 def daemon_ingest(binary: str, config: str, db: str, count: int, log, timeout: float):
     start = time.monotonic()
+    # The watcher's debug line "the server announced news" is when mailrules heard of new mail.
+    env = dict(os.environ, MAILRULES_LOG="info,mailrules::daemon::watcher=debug")
     proc = subprocess.Popen([binary, "--config", config, "run"], stdin=subprocess.DEVNULL,
-                            stdout=log, stderr=log)
+                            stdout=log, stderr=log, env=env)
     done = 0
     while time.monotonic() - start < timeout:
         done = store_count(db)
@@ -339,17 +343,52 @@ class ExistsWatcher:
             pass
 
 
-def latency(server, db: str, source: str, count: int, proc, timeout: float) -> dict:
+def log_time(line: str) -> float:
+    """Seconds since the epoch of a daemon log line (`2026-12-01T21:15:54.794213Z ...`)."""
+    stamp = line.split(" ", 1)[0].rstrip("Z")
+    return datetime.datetime.fromisoformat(stamp).replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+
+
+def added_by_daemon(log_path: str, message_ids: list) -> dict:
+    """For each message: from the moment the daemon heard of news in IDLE (its debug line)
+    to the moment it logged the message as applied, which it does after the commit. That is
+    what mailrules adds to the server's own notice, measured inside it, with the server's
+    timing (500 ms on Dovecot, whatever idled does on Cyrus) left out."""
+    with open(log_path, errors="replace") as f:
+        lines = f.readlines()
+    wanted = {m.strip("<>"): None for m in message_ids}
+    last_news = None
+    samples = []
+    for line in lines:
+        if "the server announced news" in line:
+            last_news = log_time(line)
+            continue
+        if "applied" not in line or "message_id=" not in line:
+            continue
+        mid = line.split('message_id="', 1)[1].split('"', 1)[0]
+        if mid in wanted and wanted[mid] is None and last_news is not None:
+            wanted[mid] = log_time(line) - last_news
+            samples.append(wanted[mid])
+    if not samples:
+        return {"error": "no IDLE wake-up before the samples in the daemon's log"}
+    return summary(samples)
+
+
+def latency(server, db: str, source: str, count: int, proc, timeout: float,
+            log_path: str = "") -> dict:
     files = sorted(os.listdir(os.path.join(source, "cur")))[:count]
     imap = server.client()
     watcher = ExistsWatcher(server)
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     samples = []
     added = []
+    ids = []
     for name in files:
         with open(os.path.join(source, "cur", name), "rb") as f:
             raw = f.read()
         mid = message_id_of(raw)
+        ids.append(mid)
         bare = mid.strip("<>")
         start = time.monotonic()
         imap.append("INBOX", None, None, raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
@@ -376,7 +415,9 @@ def latency(server, db: str, source: str, count: int, proc, timeout: float) -> d
     watcher.stop()
     result = summary(samples)
     if added:
-        result["added"] = summary_signed(added)
+        result["beside"] = summary_signed(added)
+    if log_path:
+        result["added"] = added_by_daemon(log_path, ids)
     return result
 
 
@@ -427,12 +468,13 @@ def cyrus_latency(binary: str, rules: str, source: str, count: int, idle_samples
         os.makedirs(run, exist_ok=True)
         config = write_config(run, server, rules)
         db = os.path.join(run, "mailrules.db")
-        with open(os.path.join(run, "daemon.log"), "ab") as log:
+        log_path = os.path.join(run, "daemon.log")
+        with open(log_path, "ab") as log:
             proc, started = daemon_ingest(binary, config, db, 0, log, 60)
         if proc is None:
             return {"error": started.get("error", "the daemon did not start")}
         time.sleep(1.0)  # let it log in and settle into IDLE
-        result["latency"] = latency(server, db, source, count, proc, 30)
+        result["latency"] = latency(server, db, source, count, proc, 30, log_path)
         result["idle_notify"] = idle_notify(server, idle_samples)
     finally:
         if proc is not None and proc.poll() is None:
@@ -478,7 +520,7 @@ def main() -> None:
         if proc is not None and "error" not in result["daemon"]:
             time.sleep(0.5)  # let it settle into IDLE
             result["latency"] = latency(dovecot, db, args.latency_maildir, args.latency, proc,
-                                        30)
+                                        30, log_path)
             result["idle_notify"] = idle_notify(dovecot, args.idle_samples)
     finally:
         if proc is not None and proc.poll() is None:

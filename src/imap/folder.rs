@@ -430,6 +430,12 @@ impl Folder {
             }
         };
         let session = timed(timeouts.command, "leaving IDLE", handle.done()).await?;
+        if wake == Wake::Changed {
+            // The rest of the announcement that woke us (`* 1 RECENT` after `* 7 EXISTS`)
+            // waits in the queue; the search that follows sees everything it announced, so
+            // it is no news any more (else it cost a second, empty search before idling).
+            while unsolicited.try_recv().is_ok() {}
+        }
         Ok((
             Folder {
                 session,

@@ -187,9 +187,30 @@ impl AsyncRead for ImapStream {
 
 impl Transport {
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        match self {
+        let read = match self {
             Transport::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        };
+        if matches!(read, Poll::Ready(Ok(()))) {
+            self.acknowledge_at_once();
+        }
+        read
+    }
+
+    /// Keeps the socket acknowledging every segment at once. A server that writes an answer
+    /// in pieces with Nagle's algorithm on (Cyrus sends a message of more than 4 KiB in two
+    /// writes) holds the second piece until the first is acknowledged, and Linux delays that
+    /// acknowledgement by up to 40 ms: measured as 45 ms added to a fetch from Cyrus after an
+    /// IDLE notice. Linux leaves quick-ack mode on its own after a while, so it is set again
+    /// after every read (one cheap system call); failing to set it only costs that delay.
+    fn acknowledge_at_once(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            let tcp = match self {
+                Transport::Plain(s) => s,
+                Transport::Tls(s) => s.get_ref().0,
+            };
+            let _ = tcp.set_quickack(true);
         }
     }
 }
