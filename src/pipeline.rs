@@ -660,4 +660,16 @@ mod tests {
         );
         assert_ne!(tasks[4], tasks[0], "the next request is a new task");
     }
+
+    #[test]
+    fn a_batch_parsed_ahead_comes_out_as_one_processed_as_fetched() {
+        let as_fetched = pipeline().process_batch(mail(), None).unwrap();
+        let mut ahead = pipeline();
+        let Ok(preparing) = ahead.preparer().start(mail()) else {
+            panic!("no thread could be started");
+        };
+        assert_eq!(preparing.len(), mail().len());
+        let parsed_ahead = ahead.process_preparing(preparing, None).unwrap();
+        assert_eq!(summary(&parsed_ahead), summary(&as_fetched));
+    }
 }
