@@ -231,6 +231,12 @@ impl Watcher {
                 self.acknowledged(uids, fate, done)?;
             }
         }
+        debug!(
+            mailbox = %self.mailbox.name,
+            "acknowledged {} processed and {} failed message(s) with the next fetch",
+            settled.succeeded.len(),
+            settled.failed.len()
+        );
         Ok(answers.fetched?)
     }
 
