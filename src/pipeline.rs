@@ -20,7 +20,9 @@ use crate::parallel;
 use crate::plan::{ActionKind, NoPlan, Plan, PlanError, PlannedAction};
 use crate::rules::{RuleSet, RuleTrace, Scan};
 use crate::store::TaskDirectory;
-use crate::store::{Admission, ApplyOptions, MailboxCursor, MessageRecord, Store, StoreError};
+use crate::store::{
+    Admission, ApplyOptions, MailDictionary, MailboxCursor, MessageRecord, Store, StoreError,
+};
 use crate::thread::{resolve_sender, resolve_thread, ResolvedSender};
 
 /// One message to process, as fetched.
@@ -110,6 +112,8 @@ pub struct Pipeline {
     subject_tag: Regex,
     options: ApplyOptions,
     own_addresses: Vec<String>,
+    /// The store's dictionary for kept mail, shared with every [`Preparer`].
+    dictionary: MailDictionary,
 }
 
 impl Pipeline {
@@ -124,6 +128,12 @@ impl Pipeline {
             .unwrap_or_else(|_| Regex::new(r"\[#(\d+)\]").expect("the default tag is valid"));
         let own_addresses = own_addresses(&config);
         let options = apply_options(&config, &rules);
+        // A store whose dictionary cannot be read fails again at its next write, with the
+        // same error; until then mail is compressed as if it had none.
+        let dictionary = store.mail_dictionary().unwrap_or_else(|e| {
+            tracing::warn!("kept mail is compressed without a dictionary: {e}");
+            MailDictionary::default()
+        });
         Pipeline {
             config,
             rules,
@@ -131,6 +141,7 @@ impl Pipeline {
             subject_tag,
             options,
             own_addresses,
+            dictionary,
         }
     }
 
@@ -204,6 +215,7 @@ impl Pipeline {
         Preparer {
             config: self.config.clone(),
             rules: self.rules.clone(),
+            dictionary: self.dictionary.clone(),
         }
     }
 
@@ -223,6 +235,7 @@ impl Pipeline {
             subject_tag,
             own_addresses,
             options,
+            ..
         } = self;
         let planner = Planner {
             config,
@@ -323,6 +336,8 @@ pub fn drop_expired_mail(
 pub struct Preparer {
     config: Arc<Config>,
     rules: Arc<RuleSet>,
+    /// What kept mail is compressed with, shared by every preparing thread.
+    dictionary: MailDictionary,
 }
 
 /// One message parsed by a [`Preparer`], for [`Pipeline::apply_prepared`].
@@ -348,7 +363,7 @@ impl Preparer {
     /// record goes to the store and the parsed message stays for planning.
     pub fn prepare(&self, incoming: Incoming) -> PreparedMessage {
         let Prepared { mut record, parsed } = self.prepare_one(incoming);
-        record.compress();
+        record.compress_with(&self.dictionary);
         let decided = parsed.as_ref().ok().map(|(message, sender)| {
             let env = envelope(message, &record.mailbox, sender, None);
             let (scan, evaluation) = self.rules.decide_unthreaded(&env, self.config.unmatched);

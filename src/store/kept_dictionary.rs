@@ -1,0 +1,228 @@
+//! The zstd dictionary that kept mail is compressed with: trained once on the store's own
+//! mail (the text that `kept_layout` compresses, never the decoded attachments), shared with
+//! the preparing threads, stored in `mail_dictionaries` with the first row that uses it, and
+//! read back by id for every row that names it.
+//!
+//! Why: headers, signatures and quoted boilerplate repeat from message to message, but zstd
+//! compresses each message alone and relearns them every time. With a dictionary made of them
+//! it finds them at once: the kept bytes are smaller and level 1 compresses them in less CPU
+//! (BENCHMARKS.md, "Session 7").
+//!
+//! How it reaches the preparing threads: a [`MailDictionary`] handle (shared by the pipeline's
+//! preparers) holds the dictionary once there is one. Until then the preparing threads hand it
+//! the head of each text they compress; the thread that brings the [`TRAIN_AFTER`]th trains the
+//! dictionary itself (pure work, no SQL) and puts it in the handle, so that every message
+//! prepared after that uses it. The store writes a dictionary (`INSERT` if its digest is new)
+//! in the same transaction as the first row that names it: a row never refers to a dictionary
+//! that is not stored, and a dictionary is never changed once stored.
+
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use rusqlite::{Connection, OptionalExtension};
+use sha2::{Digest as _, Sha256};
+
+use super::StoreError;
+
+/// Texts collected before a dictionary is trained. 500 heads of 4 KiB trained in about 0.15 s
+/// and compressed the corpus as well as 1,000 whole messages, which took 0.5 s (BENCHMARKS.md).
+pub const TRAIN_AFTER: usize = 500;
+/// Bytes of each text used for training: the head, where the headers that repeat are.
+const SAMPLE_HEAD: usize = 4 << 10;
+/// The dictionary's size; zstd's own tool defaults to 110 KiB, 64 KiB did as well on our mail.
+const DICTIONARY_SIZE: usize = 64 << 10;
+
+/// A trained dictionary: its bytes and their SHA-256, by which the store finds it again.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TrainedDictionary {
+    digest: String,
+    bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for TrainedDictionary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TrainedDictionary({}, {} bytes)",
+            self.digest,
+            self.bytes.len()
+        )
+    }
+}
+
+impl TrainedDictionary {
+    /// A dictionary trained on `samples`; `None` when zstd cannot make one of them (too few or
+    /// too alike, e.g. a store that only ever receives one message over and over).
+    pub fn train<S: AsRef<[u8]>>(samples: &[S]) -> Option<TrainedDictionary> {
+        let heads: Vec<&[u8]> = samples
+            .iter()
+            .map(|s| {
+                let s = s.as_ref();
+                &s[..s.len().min(SAMPLE_HEAD)]
+            })
+            .collect();
+        let bytes = zstd::dict::from_samples(&heads, DICTIONARY_SIZE).ok()?;
+        Some(TrainedDictionary::from_bytes(bytes))
+    }
+
+    fn from_bytes(bytes: Vec<u8>) -> TrainedDictionary {
+        TrainedDictionary {
+            digest: sha256_hex(&bytes),
+            bytes,
+        }
+    }
+
+    pub(super) fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// The store's dictionary for kept mail as the preparing threads see it (cheap to clone: one
+/// handle is shared). Empty until one is trained or read from the store.
+#[derive(Clone, Debug, Default)]
+pub struct MailDictionary {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    current: RwLock<Option<Arc<TrainedDictionary>>>,
+    training: Mutex<Training>,
+}
+
+#[derive(Debug, Default)]
+struct Training {
+    samples: Vec<Vec<u8>>,
+    /// Training was tried (successfully or not): no more samples are collected.
+    done: bool,
+}
+
+impl MailDictionary {
+    /// A handle that starts with `dictionary` (the store's newest), or collects samples to
+    /// train one.
+    pub fn with(dictionary: Option<TrainedDictionary>) -> MailDictionary {
+        let handle = MailDictionary::default();
+        if let Some(dictionary) = dictionary {
+            handle.set(dictionary);
+        }
+        handle
+    }
+
+    /// The dictionary to compress with now, if there is one.
+    pub fn current(&self) -> Option<Arc<TrainedDictionary>> {
+        self.shared
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, dictionary: TrainedDictionary) {
+        *self
+            .shared
+            .current
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(dictionary));
+        self.shared
+            .training
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .done = true;
+    }
+
+    /// Takes the head of a text compressed without a dictionary as a training sample; the
+    /// caller that brings the last one trains the dictionary (on its own thread: it is a
+    /// preparing thread, and the work is pure) and shares it.
+    pub fn offer(&self, text: &[u8]) {
+        let samples = {
+            let mut training = self
+                .shared
+                .training
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if training.done {
+                return;
+            }
+            training
+                .samples
+                .push(text[..text.len().min(SAMPLE_HEAD)].to_vec());
+            if training.samples.len() < TRAIN_AFTER {
+                return;
+            }
+            training.done = true;
+            std::mem::take(&mut training.samples)
+        };
+        // When zstd cannot make a dictionary of this mail, it is not tried again in this
+        // process: mail this alike compresses well without one.
+        if let Some(dictionary) = TrainedDictionary::train(&samples) {
+            self.set(dictionary);
+        }
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let mut hex = String::with_capacity(64);
+    crate::text::push_hex(&mut hex, &Sha256::digest(bytes));
+    hex
+}
+
+/// The id of `dictionary` in the store, which writes it now when it is new (in the caller's
+/// transaction, with the row that names it first).
+pub(super) fn id_of(conn: &Connection, dictionary: &TrainedDictionary) -> Result<i64, StoreError> {
+    if let Some(id) = conn
+        .prepare_cached("SELECT id FROM mail_dictionaries WHERE digest = ?1")?
+        .query_row([dictionary.digest()], |r| r.get(0))
+        .optional()?
+    {
+        return Ok(id);
+    }
+    conn.prepare_cached(
+        "INSERT INTO mail_dictionaries (digest, created_at, bytes) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(rusqlite::params![
+        dictionary.digest(),
+        super::timestamp(chrono::Utc::now()),
+        dictionary.bytes()
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// The store's newest dictionary, the one new mail is compressed with.
+pub(super) fn newest(conn: &Connection) -> Result<Option<TrainedDictionary>, StoreError> {
+    let bytes: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT bytes FROM mail_dictionaries ORDER BY id DESC LIMIT 1")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    Ok(bytes.map(TrainedDictionary::from_bytes))
+}
+
+/// Dictionary `id`'s bytes, checked against their digest; `Err` says what is wrong with it
+/// (the caller names the message).
+pub(super) fn read(conn: &Connection, id: i64) -> Result<Result<Vec<u8>, String>, StoreError> {
+    let row: Option<(String, Vec<u8>)> = conn
+        .prepare_cached("SELECT digest, bytes FROM mail_dictionaries WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(match row {
+        None => Err(format!(
+            "its compression dictionary {id} is missing from the store"
+        )),
+        Some((digest, bytes)) if sha256_hex(&bytes) != digest => Err(format!(
+            "its compression dictionary {id} is damaged (its bytes do not match their SHA-256)"
+        )),
+        Some((_, bytes)) => Ok(bytes),
+    })
+}
+
+impl super::Store {
+    /// The handle the preparing threads compress kept mail with, holding the store's newest
+    /// dictionary when it has one.
+    pub fn mail_dictionary(&self) -> Result<MailDictionary, StoreError> {
+        Ok(MailDictionary::with(
+            newest(&self.conn).map_err(|e| self.located(e))?,
+        ))
+    }
+}
