@@ -112,8 +112,9 @@ pub struct Pipeline {
     subject_tag: Regex,
     options: ApplyOptions,
     own_addresses: Vec<String>,
-    /// The store's dictionary for kept mail, shared with every [`Preparer`].
-    dictionary: MailDictionary,
+    /// The store's dictionary for kept mail, shared with every [`Preparer`]; read when the
+    /// first one is made (commands that only read, `explain`, never need it).
+    dictionary: std::sync::OnceLock<MailDictionary>,
 }
 
 impl Pipeline {
@@ -128,12 +129,6 @@ impl Pipeline {
             .unwrap_or_else(|_| Regex::new(r"\[#(\d+)\]").expect("the default tag is valid"));
         let own_addresses = own_addresses(&config);
         let options = apply_options(&config, &rules);
-        // A store whose dictionary cannot be read fails again at its next write, with the
-        // same error; until then mail is compressed as if it had none.
-        let dictionary = store.mail_dictionary().unwrap_or_else(|e| {
-            tracing::warn!("kept mail is compressed without a dictionary: {e}");
-            MailDictionary::default()
-        });
         Pipeline {
             config,
             rules,
@@ -141,7 +136,7 @@ impl Pipeline {
             subject_tag,
             options,
             own_addresses,
-            dictionary,
+            dictionary: std::sync::OnceLock::new(),
         }
     }
 
@@ -215,7 +210,17 @@ impl Pipeline {
         Preparer {
             config: self.config.clone(),
             rules: self.rules.clone(),
-            dictionary: self.dictionary.clone(),
+            dictionary: self
+                .dictionary
+                .get_or_init(|| {
+                    // A store whose dictionary cannot be read fails again at its next write,
+                    // with the same error; until then mail is compressed as if it had none.
+                    self.store.mail_dictionary().unwrap_or_else(|e| {
+                        tracing::warn!("kept mail is compressed without a dictionary: {e}");
+                        MailDictionary::default()
+                    })
+                })
+                .clone(),
         }
     }
 

@@ -101,13 +101,23 @@ struct Training {
 }
 
 impl MailDictionary {
-    /// A handle that starts with `dictionary` (the store's newest), or collects samples to
-    /// train one.
-    pub fn with(dictionary: Option<TrainedDictionary>) -> MailDictionary {
+    /// A handle that collects samples to train a dictionary, starting with `samples` (the
+    /// heads of mail the store kept without one): with enough of them already, the first
+    /// message compressed trains it.
+    pub fn with_samples(samples: Vec<Vec<u8>>) -> MailDictionary {
         let handle = MailDictionary::default();
-        if let Some(dictionary) = dictionary {
-            handle.set(dictionary);
-        }
+        handle
+            .shared
+            .training
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .samples = samples;
+        handle
+    }
+
+    fn with(dictionary: TrainedDictionary) -> MailDictionary {
+        let handle = MailDictionary::default();
+        handle.set(dictionary);
         handle
     }
 
@@ -217,12 +227,42 @@ pub(super) fn read(conn: &Connection, id: i64) -> Result<Result<Vec<u8>, String>
     })
 }
 
+/// The heads of the newest messages kept without a dictionary (up to [`TRAIN_AFTER`]), as
+/// training samples: a store that has kept that many trains its dictionary with the next
+/// message, however many runs of the program it took to receive them. Rows that cannot be
+/// read are left out (`message show` reports them); large ones too (their head is all a
+/// sample takes).
+fn kept_heads(conn: &Connection) -> Result<Vec<Vec<u8>>, StoreError> {
+    let ids: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM message_bytes WHERE dictionary IS NULL AND encoding != 'plain' \
+             AND size < ?1 ORDER BY id DESC LIMIT ?2",
+        )?
+        .query_map([SEED_MAX_SIZE, TRAIN_AFTER as i64], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut heads = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Ok(Some(mut raw)) = super::kept_mail::read(conn, id) {
+            raw.truncate(SAMPLE_HEAD);
+            heads.push(raw);
+        }
+    }
+    Ok(heads)
+}
+
+/// Kept messages read back as training samples are smaller than this.
+const SEED_MAX_SIZE: i64 = 1 << 20;
+
 impl super::Store {
-    /// The handle the preparing threads compress kept mail with, holding the store's newest
-    /// dictionary when it has one.
+    /// The handle the preparing threads compress kept mail with: the store's newest
+    /// dictionary, or, when it has none yet, the mail it kept so far as training samples.
     pub fn mail_dictionary(&self) -> Result<MailDictionary, StoreError> {
-        Ok(MailDictionary::with(
-            newest(&self.conn).map_err(|e| self.located(e))?,
-        ))
+        let handle = match newest(&self.conn).map_err(|e| self.located(e))? {
+            Some(dictionary) => MailDictionary::with(dictionary),
+            None => {
+                MailDictionary::with_samples(kept_heads(&self.conn).map_err(|e| self.located(e))?)
+            }
+        };
+        Ok(handle)
     }
 }

@@ -82,12 +82,17 @@ impl Compressed {
     /// training sample when it has none yet.
     pub fn with(raw: Vec<u8>, dictionaries: &MailDictionary) -> Compressed {
         let size = raw.len();
-        let dictionary = dictionaries.current();
+        // The dictionary the text was compressed with: the one this very text completed the
+        // training of, too, so that the message that trains it also stores it.
+        let used = std::cell::RefCell::new(None);
         let compress = |text: &[u8]| {
-            if dictionary.is_none() {
+            let dictionary = dictionaries.current().or_else(|| {
                 dictionaries.offer(text);
-            }
-            zstd_compress(text, dictionary.as_deref())
+                dictionaries.current()
+            });
+            let compressed = zstd_compress(text, dictionary.as_deref());
+            *used.borrow_mut() = dictionary;
+            compressed
         };
         let (encoding, bytes) = match super::kept_layout::pack(raw, compress) {
             Ok(packed) => ("zstd-parts", packed),
@@ -97,7 +102,7 @@ impl Compressed {
             },
         };
         Compressed {
-            dictionary: dictionary.filter(|_| encoding != "plain"),
+            dictionary: used.into_inner().filter(|_| encoding != "plain"),
             encoding,
             bytes,
             size,

@@ -237,3 +237,31 @@ fn a_store_of_schema_11_upgrades_and_its_kept_mail_reads_as_before() {
     assert_eq!(store.message_raw(new).unwrap(), Some(shop_mail(8)));
     assert_eq!(store.message_raw(1).unwrap(), Some(shop_mail(7)));
 }
+
+#[test]
+fn a_store_that_kept_enough_mail_without_a_dictionary_trains_one_with_the_next_message() {
+    let mut store = Store::open_in_memory().unwrap();
+    // Kept over several runs of the program, none of which saw enough mail to train one.
+    let items = (0..TRAIN_AFTER as u64)
+        .map(|n| {
+            let mut kept = record(&format!("{n}@x"));
+            kept.raw = shop_mail(n);
+            kept.compress();
+            ApplyItem {
+                record: kept,
+                plan: Ok(plan("c@example.com", None, vec![create_task("A")])),
+            }
+        })
+        .collect();
+    store
+        .apply_batch(items, None, &options(at(20, 10)))
+        .unwrap();
+    assert_eq!(count(&store, "mail_dictionaries"), 0);
+    let handle = store.mail_dictionary().unwrap();
+    assert!(handle.current().is_none());
+    let next = keep(&mut store, "next@x", shop_mail(9_000), &handle, 21);
+    assert!(handle.current().is_some());
+    assert_eq!(count(&store, "mail_dictionaries"), 1);
+    assert_eq!(store.message_raw(next).unwrap(), Some(shop_mail(9_000)));
+    assert_eq!(store.message_raw(1).unwrap(), Some(shop_mail(0)));
+}
