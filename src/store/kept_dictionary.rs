@@ -23,8 +23,8 @@ use sha2::{Digest as _, Sha256};
 
 use super::StoreError;
 
-/// Texts collected before a dictionary is trained. 500 heads of 4 KiB trained in about 0.15 s
-/// and compressed the corpus as well as 1,000 whole messages, which took 0.5 s (BENCHMARKS.md).
+/// Texts collected before a dictionary is trained: 500 heads of 4 KiB made as good a
+/// dictionary as 1,000 whole messages (BENCHMARKS.md, "Session 7").
 pub const TRAIN_AFTER: usize = 500;
 /// Bytes of each text used for training: the head, where the headers that repeat are.
 const SAMPLE_HEAD: usize = 4 << 10;
@@ -51,7 +51,7 @@ impl std::fmt::Debug for TrainedDictionary {
 
 impl TrainedDictionary {
     /// A dictionary trained on `samples`; `None` when zstd cannot make one of them (too few or
-    /// too alike, e.g. a store that only ever receives one message over and over).
+    /// too little text).
     pub fn train<S: AsRef<[u8]>>(samples: &[S]) -> Option<TrainedDictionary> {
         let heads: Vec<&[u8]> = samples
             .iter()
@@ -60,8 +60,7 @@ impl TrainedDictionary {
                 &s[..s.len().min(SAMPLE_HEAD)]
             })
             .collect();
-        let bytes = zstd::dict::from_samples(&heads, DICTIONARY_SIZE).ok()?;
-        Some(TrainedDictionary::from_bytes(bytes))
+        fast_cover(&heads).map(TrainedDictionary::from_bytes)
     }
 
     fn from_bytes(bytes: Vec<u8>) -> TrainedDictionary {
@@ -78,6 +77,56 @@ impl TrainedDictionary {
     pub(super) fn bytes(&self) -> &[u8] {
         &self.bytes
     }
+}
+
+/// zstd's fastCover trainer in one pass with fixed parameters. zstd's default trainer
+/// (`ZDICT_trainFromBuffer`, which `zstd::dict::from_samples` wraps) tries four segment sizes
+/// and compresses the samples with each result to choose: on 500 heads of our mail that took
+/// 450 M instructions and about 10 MiB (which pushed the peak RSS with a 25 MiB attachment
+/// over its limit), for a dictionary no better than this one's (BENCHMARKS.md, "Session 7").
+/// k: segment size (the best of the four on our corpora was about 1,000); d: the length of
+/// the matches it counts; f = 16: a frequency table of 2^16 entries (256 KiB) instead of 2^20.
+fn fast_cover(samples: &[&[u8]]) -> Option<Vec<u8>> {
+    let flat: Vec<u8> = samples.concat();
+    let sizes: Vec<usize> = samples.iter().map(|s| s.len()).collect();
+    let count = u32::try_from(sizes.len()).ok()?;
+    let mut dictionary = vec![0u8; DICTIONARY_SIZE];
+    let parameters = zstd_sys::ZDICT_fastCover_params_t {
+        k: 1024,
+        d: 8,
+        f: 16,
+        steps: 0,
+        nbThreads: 0,
+        splitPoint: 1.0,
+        accel: 1,
+        shrinkDict: 0,
+        shrinkDictMaxRegression: 0,
+        zParams: zstd_sys::ZDICT_params_t {
+            compressionLevel: super::kept_mail::LEVEL,
+            notificationLevel: 0,
+            dictID: 0,
+        },
+    };
+    // SAFETY: every pointer is to a live buffer of the length passed with it: `dictionary`
+    // (DICTIONARY_SIZE bytes, written by zstd up to that length), `flat` (the samples one after
+    // the other) and `sizes` (`count` lengths that add up to `flat.len()`). zstd keeps none of
+    // them after it returns; the parameters are passed by value.
+    let written = unsafe {
+        zstd_sys::ZDICT_trainFromBuffer_fastCover(
+            dictionary.as_mut_ptr().cast(),
+            dictionary.len(),
+            flat.as_ptr().cast(),
+            sizes.as_ptr(),
+            count,
+            parameters,
+        )
+    };
+    // SAFETY: a pure function of the number, which zstd returned.
+    if unsafe { zstd_sys::ZDICT_isError(written) } != 0 || written > dictionary.len() {
+        return None;
+    }
+    dictionary.truncate(written);
+    Some(dictionary)
 }
 
 /// The store's dictionary for kept mail as the preparing threads see it (cheap to clone: one

@@ -16,7 +16,7 @@ use super::{timestamp, MessageRecord, Store, StoreError};
 /// (BENCHMARKS.md), and on a machine with few cores the preparing threads' work is what the
 /// applying thread waits for. Level 3 (zstd's default) spent half again as many
 /// instructions in zstd for a store 0.7 % smaller.
-const LEVEL: i32 = 1;
+pub(super) const LEVEL: i32 = 1;
 
 thread_local! {
     /// One compression context per preparing thread, used for every message it compresses (a
