@@ -20,7 +20,9 @@ use crate::parallel;
 use crate::plan::{ActionKind, NoPlan, Plan, PlanError, PlannedAction};
 use crate::rules::{RuleSet, RuleTrace, Scan};
 use crate::store::TaskDirectory;
-use crate::store::{Admission, ApplyOptions, MailboxCursor, MessageRecord, Store, StoreError};
+use crate::store::{
+    Admission, ApplyOptions, MailDictionary, MailboxCursor, MessageRecord, Store, StoreError,
+};
 use crate::thread::{resolve_sender, resolve_thread, ResolvedSender};
 
 mod ahead;
@@ -113,6 +115,9 @@ pub struct Pipeline {
     subject_tag: Regex,
     options: ApplyOptions,
     own_addresses: Vec<String>,
+    /// The store's dictionary for kept mail, shared with every [`Preparer`]; read when the
+    /// first one is made (commands that only read, `explain`, never need it).
+    dictionary: std::sync::OnceLock<MailDictionary>,
 }
 
 impl Pipeline {
@@ -134,6 +139,7 @@ impl Pipeline {
             subject_tag,
             options,
             own_addresses,
+            dictionary: std::sync::OnceLock::new(),
         }
     }
 
@@ -218,6 +224,17 @@ impl Pipeline {
         Preparer {
             config: self.config.clone(),
             rules: self.rules.clone(),
+            dictionary: self
+                .dictionary
+                .get_or_init(|| {
+                    // A store whose dictionary cannot be read fails again at its next write,
+                    // with the same error; until then mail is compressed as if it had none.
+                    self.store.mail_dictionary().unwrap_or_else(|e| {
+                        tracing::warn!("kept mail is compressed without a dictionary: {e}");
+                        MailDictionary::default()
+                    })
+                })
+                .clone(),
         }
     }
 
@@ -237,6 +254,7 @@ impl Pipeline {
             subject_tag,
             own_addresses,
             options,
+            ..
         } = self;
         let planner = Planner {
             config,
@@ -337,6 +355,8 @@ pub fn drop_expired_mail(
 pub struct Preparer {
     config: Arc<Config>,
     rules: Arc<RuleSet>,
+    /// What kept mail is compressed with, shared by every preparing thread.
+    dictionary: MailDictionary,
 }
 
 /// One message parsed by a [`Preparer`], for [`Pipeline::apply_prepared`].
@@ -362,7 +382,7 @@ impl Preparer {
     /// record goes to the store and the parsed message stays for planning.
     pub fn prepare(&self, incoming: Incoming) -> PreparedMessage {
         let Prepared { mut record, parsed } = self.prepare_one(incoming);
-        record.compress();
+        record.compress_with(&self.dictionary);
         let decided = parsed.as_ref().ok().map(|(message, sender)| {
             let env = envelope(message, &record.mailbox, sender, None);
             let (scan, evaluation) = self.rules.decide_unthreaded(&env, self.config.unmatched);

@@ -7,29 +7,39 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use std::sync::Arc;
+
+use super::kept_dictionary::{self, MailDictionary, TrainedDictionary};
 use super::{timestamp, MessageRecord, Store, StoreError};
 
 /// zstd's fastest positive level: keeping every message must not slow ingest down much
 /// (BENCHMARKS.md), and on a machine with few cores the preparing threads' work is what the
 /// applying thread waits for. Level 3 (zstd's default) spent half again as many
 /// instructions in zstd for a store 0.7 % smaller.
-const LEVEL: i32 = 1;
+pub(super) const LEVEL: i32 = 1;
 
 thread_local! {
-    /// One compression context per preparing thread, used for every message it compresses:
-    /// a new context per message allocated and cleared its tables every time.
-    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+    /// One compression context per preparing thread, used for every message it compresses (a
+    /// new context per message allocated and cleared its tables every time), made again only
+    /// when the dictionary changes (the digest of the one it holds, `None`: none).
+    static COMPRESSOR: std::cell::RefCell<Option<(Option<String>, zstd::bulk::Compressor<'static>)>> =
         const { std::cell::RefCell::new(None) };
 }
 
-/// `raw` compressed with this thread's context; `None` when zstd cannot (no memory).
-fn zstd_compress(raw: &[u8]) -> Option<Vec<u8>> {
+/// `raw` compressed with this thread's context and `dictionary`; `None` when zstd cannot (no
+/// memory).
+fn zstd_compress(raw: &[u8], dictionary: Option<&TrainedDictionary>) -> Option<Vec<u8>> {
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            *slot = zstd::bulk::Compressor::new(LEVEL).ok();
+        let wanted = dictionary.map(|d| d.digest());
+        if slot.as_ref().map(|(held, _)| held.as_deref()) != Some(wanted) {
+            let made = match dictionary {
+                Some(d) => zstd::bulk::Compressor::with_dictionary(LEVEL, d.bytes()),
+                None => zstd::bulk::Compressor::new(LEVEL),
+            };
+            *slot = made.ok().map(|c| (wanted.map(str::to_string), c));
         }
-        slot.as_mut()?.compress(raw).ok()
+        slot.as_mut()?.1.compress(raw).ok()
     })
 }
 
@@ -51,41 +61,48 @@ pub struct Compressed {
     bytes: Vec<u8>,
     /// The original length.
     size: usize,
+    /// The dictionary the zstd frame was made with (`kept_dictionary.rs`).
+    dictionary: Option<Arc<TrainedDictionary>>,
 }
 
 impl Compressed {
+    /// `raw` compressed without a dictionary.
     pub fn new(raw: &[u8]) -> Compressed {
-        if raw.len() >= super::kept_layout::MIN_MESSAGE {
-            return Compressed::of(raw.to_vec());
-        }
-        let size = raw.len();
-        match zstd_compress(raw) {
-            Some(bytes) => Compressed {
-                encoding: "zstd",
-                bytes,
-                size,
-            },
-            None => Compressed {
-                encoding: "plain",
-                bytes: raw.to_vec(),
-                size,
-            },
-        }
+        Compressed::with(raw.to_vec(), &MailDictionary::default())
     }
 
     /// The same, taking the bytes: attachments that are compressed already (PDF, JPEG, ZIP)
     /// are decoded inside this very buffer and not compressed again (`kept_layout.rs`), so that
     /// a large one is never held twice.
     pub fn of(raw: Vec<u8>) -> Compressed {
+        Compressed::with(raw, &MailDictionary::default())
+    }
+
+    /// The same with the store's dictionary when it has one; the text is offered to it as a
+    /// training sample when it has none yet.
+    pub fn with(raw: Vec<u8>, dictionaries: &MailDictionary) -> Compressed {
         let size = raw.len();
-        let (encoding, bytes) = match super::kept_layout::pack(raw, zstd_compress) {
+        // The dictionary the text was compressed with: the one this very text completed the
+        // training of, too, so that the message that trains it also stores it.
+        let used = std::cell::RefCell::new(None);
+        let compress = |text: &[u8]| {
+            let dictionary = dictionaries.current().or_else(|| {
+                dictionaries.offer(text);
+                dictionaries.current()
+            });
+            let compressed = zstd_compress(text, dictionary.as_deref());
+            *used.borrow_mut() = dictionary;
+            compressed
+        };
+        let (encoding, bytes) = match super::kept_layout::pack(raw, compress) {
             Ok(packed) => ("zstd-parts", packed),
-            Err(raw) => match zstd_compress(&raw) {
+            Err(raw) => match compress(&raw) {
                 Some(bytes) => ("zstd", bytes),
                 None => ("plain", raw),
             },
         };
         Compressed {
+            dictionary: used.into_inner().filter(|_| encoding != "plain"),
             encoding,
             bytes,
             size,
@@ -101,8 +118,16 @@ impl Compressed {
 impl MessageRecord {
     /// Compresses the original bytes (if not done yet) and lets the uncompressed ones go.
     pub fn compress(&mut self) {
+        self.compress_with(&MailDictionary::default());
+    }
+
+    /// The same with the store's dictionary (`Pipeline::preparer` shares it).
+    pub fn compress_with(&mut self, dictionaries: &MailDictionary) {
         if self.compressed.is_none() && !self.raw.is_empty() {
-            self.compressed = Some(Compressed::of(std::mem::take(&mut self.raw)));
+            self.compressed = Some(Compressed::with(
+                std::mem::take(&mut self.raw),
+                dictionaries,
+            ));
         }
         self.raw = Vec::new();
     }
@@ -123,6 +148,10 @@ pub(super) fn write(conn: &Connection, id: i64, record: &MessageRecord) -> Resul
         // Nothing was delivered (the server could not): there is nothing to keep.
         return Ok(());
     }
+    let dictionary = match &compressed.dictionary {
+        Some(d) => Some(kept_dictionary::id_of(conn, d)?),
+        None => None,
+    };
     if compressed.bytes.len() >= INCREMENTAL_BLOB {
         // Bound as a parameter, a blob is copied whole first (rusqlite binds it transient):
         // a large one is written into its place instead, so it is never in memory twice. And
@@ -131,33 +160,41 @@ pub(super) fn write(conn: &Connection, id: i64, record: &MessageRecord) -> Resul
         // to the WAL as it goes.
         let cache: i64 = conn.query_row("PRAGMA cache_size", [], |r| r.get(0))?;
         conn.execute_batch("PRAGMA cache_size = -2048")?;
-        let written = write_in_place(conn, id, compressed);
+        let written = write_in_place(conn, id, compressed, dictionary);
         conn.pragma_update(None, "cache_size", cache)?;
         return written;
     }
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO message_bytes (id, encoding, size, bytes) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR REPLACE INTO message_bytes (id, encoding, size, bytes, dictionary) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![
         id,
         compressed.encoding,
         compressed.size as i64,
-        compressed.bytes
+        compressed.bytes,
+        dictionary
     ])?;
     Ok(())
 }
 
 /// A large blob: its row with zeros in their place, then the bytes written into them.
-fn write_in_place(conn: &Connection, id: i64, compressed: &Compressed) -> Result<(), StoreError> {
+fn write_in_place(
+    conn: &Connection,
+    id: i64,
+    compressed: &Compressed,
+    dictionary: Option<i64>,
+) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO message_bytes (id, encoding, size, bytes) \
-         VALUES (?1, ?2, ?3, zeroblob(?4))",
+        "INSERT OR REPLACE INTO message_bytes (id, encoding, size, bytes, dictionary) \
+         VALUES (?1, ?2, ?3, zeroblob(?4), ?5)",
     )?
     .execute(params![
         id,
         compressed.encoding,
         compressed.size as i64,
-        compressed.bytes.len() as i64
+        compressed.bytes.len() as i64,
+        dictionary
     ])?;
     conn.blob_open(rusqlite::MAIN_DB, c"message_bytes", c"bytes", id, false)?
         .write_all_at(&compressed.bytes, 0)?;
@@ -166,30 +203,46 @@ fn write_in_place(conn: &Connection, id: i64, compressed: &Compressed) -> Result
 
 /// The original bytes of message row `id`, when they are kept.
 pub(super) fn read(conn: &Connection, id: i64) -> Result<Option<Vec<u8>>, StoreError> {
-    let row: Option<(String, i64, Vec<u8>)> = conn
-        .prepare_cached("SELECT encoding, size, bytes FROM message_bytes WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    let row: Option<(String, i64, Vec<u8>, Option<i64>)> = conn
+        .prepare_cached(
+            "SELECT encoding, size, bytes, dictionary FROM message_bytes WHERE id = ?1",
+        )?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
-    let Some((encoding, size, bytes)) = row else {
+    let Some((encoding, size, bytes, dictionary)) = row else {
         return Ok(None);
     };
+    if encoding == "plain" {
+        return Ok(Some(bytes));
+    }
+    let size = usize::try_from(size).map_err(|_| bad_bytes(id, "a negative size"))?;
+    let dictionary = match dictionary {
+        Some(dictionary) => {
+            Some(kept_dictionary::read(conn, dictionary)?.map_err(|e| bad_bytes(id, &e))?)
+        }
+        None => None,
+    };
+    let decompressor = match &dictionary {
+        Some(d) => zstd::bulk::Decompressor::with_dictionary(d),
+        None => zstd::bulk::Decompressor::new(),
+    };
+    let mut decompressor = decompressor.map_err(|e| bad_bytes(id, &e.to_string()))?;
+    let mut decompress = |frame: &[u8], len: usize| {
+        decompressor
+            .decompress(frame, len)
+            .map_err(|e| e.to_string())
+    };
     match encoding.as_str() {
-        "plain" => Ok(Some(bytes)),
         "zstd" => {
-            let size = usize::try_from(size).map_err(|_| bad_bytes(id, "a negative size"))?;
-            let raw =
-                zstd::bulk::decompress(&bytes, size).map_err(|e| bad_bytes(id, &e.to_string()))?;
+            let raw = decompress(&bytes, size).map_err(|e| bad_bytes(id, &e))?;
             if raw.len() != size {
                 return Err(bad_bytes(id, "a different length than recorded"));
             }
             Ok(Some(raw))
         }
         "zstd-parts" => {
-            let size = usize::try_from(size).map_err(|_| bad_bytes(id, "a negative size"))?;
-            let raw = super::kept_layout::unpack(&bytes, size, |frame, len| {
-                zstd::bulk::decompress(frame, len).map_err(|e| e.to_string())
-            })
-            .map_err(|e| bad_bytes(id, &e))?;
+            let raw = super::kept_layout::unpack(&bytes, size, decompress)
+                .map_err(|e| bad_bytes(id, &e))?;
             Ok(Some(raw))
         }
         other => Err(bad_bytes(id, &format!("unknown encoding \"{other}\""))),

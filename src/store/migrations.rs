@@ -388,6 +388,21 @@ UPDATE tasks SET (last_mail_at, last_mail_ours) = (
 CREATE INDEX tasks_last_mail_ours ON tasks(last_mail_ours);
 CREATE INDEX tasks_last_mail_at ON tasks(last_mail_ours, last_mail_at);
 "#,
+    // 12: zstd dictionaries trained on the store's own mail (`kept_dictionary.rs`), and on
+    // each kept message's row the dictionary its bytes were compressed with (NULL: none, as
+    // every row before). A dictionary is never changed or deleted once stored (rows name it by
+    // id; `keep_mail` drops only rows of `message_bytes`); its SHA-256 finds it again when the
+    // same one is written by another process and shows when its bytes were damaged. No
+    // foreign key, as for `message_bytes` itself (migration 8).
+    r#"
+CREATE TABLE mail_dictionaries (
+  id INTEGER PRIMARY KEY,
+  digest TEXT NOT NULL UNIQUE,
+  created_at TEXT NOT NULL,
+  bytes BLOB NOT NULL
+);
+ALTER TABLE message_bytes ADD COLUMN dictionary INTEGER;
+"#,
 ];
 
 /// The schema version this program writes.

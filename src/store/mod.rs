@@ -19,6 +19,7 @@ mod analytics;
 mod batch;
 mod contacts;
 mod history;
+mod kept_dictionary;
 mod kept_layout;
 mod kept_mail;
 mod manual;
@@ -36,6 +37,7 @@ mod webhooks;
 pub use analytics::{AnalyticsRow, Period, Report, ReportRow};
 pub use batch::{Admission, Admitted, Batch};
 pub use history::{Author, HistoryEntry};
+pub use kept_dictionary::{MailDictionary, TrainedDictionary, TRAIN_AFTER};
 pub use kept_mail::Compressed;
 pub use manual::{Answer, Change, ChangeError};
 pub use messages::{

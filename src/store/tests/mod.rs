@@ -10,6 +10,7 @@ use crate::plan::{ActionKind, FieldValue, IfMissing, Piece, Plan, PlannedAction,
 mod apply;
 mod apply_mail;
 mod history;
+mod kept_dictionary;
 mod last_mail;
 mod messages;
 mod open;
