@@ -28,7 +28,7 @@ use super::StoreError;
 pub const TRAIN_AFTER: usize = 500;
 /// Bytes of each text used for training: the head, where the headers that repeat are.
 const SAMPLE_HEAD: usize = 4 << 10;
-/// The dictionary's size; zstd's own tool defaults to 110 KiB, 64 KiB did as well on our mail.
+/// The dictionary's size (zstd's own tool defaults to 110 KiB); 64 KiB is the size measured.
 const DICTIONARY_SIZE: usize = 64 << 10;
 
 /// A trained dictionary: its bytes and their SHA-256, by which the store finds it again.
