@@ -47,6 +47,10 @@ struct TextIndex {
     sets: Vec<(RegexSet, Vec<Vec<usize>>)>,
     /// Lower-cased `contains` texts, searched in the lower-cased target.
     literals: Option<(AhoCorasick, Vec<Vec<usize>>)>,
+    /// A run of ASCII digits and punctuation of every `contains` text: only such a character
+    /// lower-cases to such a character, so when none of the runs occurs in the target as it
+    /// is, no text occurs in it lower-cased, and it is not lower-cased for them.
+    caseless: Option<Literals>,
     /// Regexes run only when a literal they need occurs in the text.
     gated: Option<Gated>,
 }
@@ -70,6 +74,53 @@ enum Literals {
 
 /// Up to this many gate literals are searched one by one.
 const MAX_EACH: usize = 8;
+
+impl Literals {
+    /// `memmem` for each of a few literals, one automaton for more; `None` when the automaton
+    /// cannot be built.
+    fn of(literals: &[Vec<u8>]) -> Option<Literals> {
+        if literals.len() <= MAX_EACH {
+            let finders = literals
+                .iter()
+                .map(|l| memchr::memmem::Finder::new(l).into_owned())
+                .collect();
+            return Some(Literals::Each(finders));
+        }
+        AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(literals)
+            .ok()
+            .map(Literals::Automaton)
+    }
+
+    /// Whether any of the literals occurs in `text`.
+    fn any_in(&self, text: &str) -> bool {
+        match self {
+            Literals::Each(finders) => finders.iter().any(|f| f.find(text.as_bytes()).is_some()),
+            Literals::Automaton(automaton) => automaton.is_match(text),
+        }
+    }
+}
+
+/// The longest run of ASCII digits and punctuation (no letters) of each text, when every text
+/// has one of at least [`MIN_GATE`] bytes; `None` otherwise.
+fn caseless_runs<'l>(texts: impl Iterator<Item = &'l str>) -> Option<Literals> {
+    let mut runs: Vec<Vec<u8>> = Vec::new();
+    for text in texts {
+        let run = text
+            .as_bytes()
+            .split(|b| !b.is_ascii() || b.is_ascii_alphabetic())
+            .max_by_key(|run| run.len())
+            .filter(|run| run.len() >= MIN_GATE)?;
+        if !runs.iter().any(|r| r == run) {
+            runs.push(run.to_vec());
+        }
+    }
+    if runs.is_empty() {
+        return None;
+    }
+    Literals::of(&runs)
+}
 
 #[derive(Debug, Default)]
 struct AddressIndex {
@@ -195,6 +246,7 @@ impl TextIndex {
                 Err(_) => failed.extend(chunk.iter().flat_map(|(_, s)| s.iter().copied())),
             }
         }
+        let caseless = caseless_runs(collected.literals.iter().map(|(l, _)| l.as_str()));
         let literals = if collected.literals.is_empty() {
             None
         } else {
@@ -218,6 +270,7 @@ impl TextIndex {
             TextIndex {
                 sets,
                 literals,
+                caseless,
                 gated,
             },
             failed,
@@ -238,6 +291,13 @@ impl TextIndex {
             }
         }
         if let Some((ac, slots)) = &self.literals {
+            if self
+                .caseless
+                .as_ref()
+                .is_some_and(|runs| !runs.any_in(text))
+            {
+                return;
+            }
             for m in ac.find_overlapping_iter(lower()) {
                 for &s in &slots[m.pattern().as_usize()] {
                     hits[s] = true;
@@ -275,30 +335,16 @@ impl Gated {
         if literals.is_empty() {
             return (None, others);
         }
-        if literals.len() <= MAX_EACH {
-            let finders = literals
-                .iter()
-                .map(|l| memchr::memmem::Finder::new(l).into_owned())
-                .collect();
-            let gated = Gated {
-                literals: Literals::Each(finders),
-                regexes: gated,
-            };
-            return (Some(gated), others);
-        }
-        match AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .build(&literals)
-        {
-            Ok(automaton) => (
+        match Literals::of(&literals) {
+            Some(literals) => (
                 Some(Gated {
-                    literals: Literals::Automaton(automaton),
+                    literals,
                     regexes: gated,
                 }),
                 others,
             ),
             // Too large an automaton: every regex goes into the sets, as before gating.
-            Err(_) => (None, gated.into_iter().flatten().chain(others).collect()),
+            None => (None, gated.into_iter().flatten().chain(others).collect()),
         }
     }
 

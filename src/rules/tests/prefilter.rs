@@ -167,3 +167,45 @@ description = "{row}"
     ));
     assert!(!holds(when, &row(&[])));
 }
+
+#[test]
+fn contains_texts_with_digits_skip_bodies_without_them_and_agree() {
+    // Every body `contains` text has a run of digits and punctuation: a body without any of
+    // the runs is not lower-cased for them.
+    let mut src = String::new();
+    for (i, code) in ["R-0977", "r-0897", "Ǆ-1234"].iter().enumerate() {
+        src.push_str(&format!(
+            "[[rule]]\nname = \"report{i}\"\n[rule.when]\nbody = {{ contains = \"Код отчёта: {code}\" }}\n[[rule.do]]\naction = \"comment\"\ntext = \"{{rule}}\"\n\n"
+        ));
+    }
+    let set = load(&src);
+    let bodies = [
+        ("КОД ОТЧЁТА: r-0977, спасибо", Some("report0")),
+        ("код отчёта: R-0897", Some("report1")),
+        ("Код Отчёта: ǆ-1234", Some("report2")),
+        ("Код отчёта: \u{212A}-0977", None),
+        ("Код отчёта: R-0976", None),
+        ("no report here", None),
+        ("", None),
+    ];
+    for (body, rule) in bodies {
+        let e = mail("a@shop.example", "report", body).run(&set);
+        assert_eq!(matched(&e).first().copied(), rule, "{body}");
+    }
+}
+
+#[test]
+fn only_ascii_digits_and_punctuation_lower_case_to_themselves() {
+    // What the `contains` gate relies on: no other character's lower case holds one.
+    for ch in (0u32..0x11_0000).filter_map(char::from_u32) {
+        let lower = crate::text::lowercase(&ch.to_string());
+        let caseless = lower
+            .bytes()
+            .any(|b| b.is_ascii() && !b.is_ascii_alphabetic());
+        assert!(
+            !caseless || (ch.is_ascii() && !ch.is_ascii_alphabetic()),
+            "U+{:04X}",
+            ch as u32
+        );
+    }
+}
