@@ -304,9 +304,8 @@ fn sender_word(kind: SenderKind) -> &'static str {
 }
 
 /// Whether the test compares lower-cased text (then the message's lower-cased subject or body
-/// is made once and shared by every rule).
-/// Whether `test` reads the value lower-cased: not a `contains` that the prefilter answered
-/// (`hits`), so that a body the prefilter did not lower-case is not lower-cased here either.
+/// is made once and shared by every rule). Not a `contains` that the prefilter answered
+/// (`hits`): a body the prefilter did not lower-case is not lower-cased here either.
 fn needs_lower(test: &Test, hits: Option<&[bool]>) -> bool {
     match test {
         Test::Contains { slot, .. } => slot.zip(hits).is_none_or(|(s, h)| s >= h.len()),
