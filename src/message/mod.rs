@@ -12,6 +12,7 @@ mod forward;
 mod headers;
 mod html;
 mod parse;
+mod single_part;
 mod skeleton;
 
 pub use html::html_to_text;

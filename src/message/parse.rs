@@ -12,6 +12,7 @@ use super::charset::{decode_unlabelled, looks_like_utf8_mojibake};
 use super::flowed::unflow;
 use super::headers::{read_headers, HeaderFields};
 use super::html::html_to_text;
+use super::single_part;
 use super::skeleton::Skeleton;
 use super::{forward, Attachment, Forwarded, Message};
 
@@ -87,6 +88,10 @@ pub fn html_body(raw: &[u8]) -> Option<String> {
 }
 
 fn parse_unguarded(raw: &[u8]) -> Result<Message, ParseError> {
+    // One quoted-printable text part: its body decoded here, as mail-parser would.
+    if let Some(parsed) = single_part::parse(&PARSER, raw) {
+        return from_parsed(&parsed, raw.len(), &[]);
+    }
     // A large message is parsed without the bulk of its attachments when that is certain to
     // give the same result; the whole message otherwise.
     if let Some(skeleton) = Skeleton::of(raw) {

@@ -164,7 +164,8 @@ fn check_one(condition: &Condition, facts: &Facts, vars: &mut Vars) -> Result<()
         }
         Condition::Subject(leaf) => {
             let seen = &message.subject;
-            let lower = needs_lower(&leaf.test).then(|| facts.subject_lower());
+            let lower =
+                needs_lower(&leaf.test, facts.hits.as_deref()).then(|| facts.subject_lower());
             let held = run(&leaf.test, seen, lower, facts.hits.as_deref(), vars);
             expect(facts, held, leaf, || {
                 facts.subject_shown.get_or_init(|| short(seen).into_owned())
@@ -172,7 +173,7 @@ fn check_one(condition: &Condition, facts: &Facts, vars: &mut Vars) -> Result<()
         }
         Condition::Body(leaf) => {
             let seen = &message.body;
-            let lower = needs_lower(&leaf.test).then(|| facts.body_lower());
+            let lower = needs_lower(&leaf.test, facts.hits.as_deref()).then(|| facts.body_lower());
             let held = run(&leaf.test, seen, lower, facts.hits.as_deref(), vars);
             expect(facts, held, leaf, || {
                 facts.body_shown.get_or_init(|| short(seen).into_owned())
@@ -303,11 +304,13 @@ fn sender_word(kind: SenderKind) -> &'static str {
 }
 
 /// Whether the test compares lower-cased text (then the message's lower-cased subject or body
-/// is made once and shared by every rule).
-fn needs_lower(test: &Test) -> bool {
+/// is made once and shared by every rule). Not a `contains` that the prefilter answered
+/// (`hits`): a body the prefilter did not lower-case is not lower-cased here either.
+fn needs_lower(test: &Test, hits: Option<&[bool]>) -> bool {
     match test {
-        Test::Contains { .. } | Test::Is { .. } => true,
-        Test::AnyOf(items) => items.iter().any(needs_lower),
+        Test::Contains { slot, .. } => slot.zip(hits).is_none_or(|(s, h)| s >= h.len()),
+        Test::Is { .. } => true,
+        Test::AnyOf(items) => items.iter().any(|t| needs_lower(t, hits)),
         _ => false,
     }
 }

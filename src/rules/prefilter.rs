@@ -2,11 +2,18 @@
 //! searched once per message (regex sets and one Aho-Corasick automaton per target), and every
 //! `from` glob is looked up by address and domain; rules then read their answers by slot.
 //! This keeps a thousand rules close to the cost of ten.
+//!
+//! A regex that cannot match without a literal of its own (`Результат:` in
+//! `(?m)^\s*Результат:`) is not put into a set: one automaton finds every such literal in one
+//! pass, and only the regexes whose literal occurs run. A set walks every byte of the text with
+//! its lazy DFA (27 instructions a byte on a Cyrillic body); the automaton skips to the rare
+//! bytes of its literals.
 
 use std::collections::HashMap;
 
 use aho_corasick::{AhoCorasick, MatchKind};
-use regex::{RegexSet, RegexSetBuilder};
+use regex::{Regex, RegexSet, RegexSetBuilder};
+use regex_syntax::hir::{Hir, HirKind};
 
 use super::condition::Facts;
 use super::glob::{Glob, GlobKey};
@@ -15,6 +22,9 @@ use crate::text::lowercase;
 
 /// Patterns per regex set: small enough that each set's lazy DFA stays effective.
 const SET_CHUNK: usize = 64;
+/// The shortest literal that gates a regex: a shorter one occurs in nearly every text, and the
+/// regex would then run on its own instead of in a set.
+const MIN_GATE: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
@@ -37,6 +47,79 @@ struct TextIndex {
     sets: Vec<(RegexSet, Vec<Vec<usize>>)>,
     /// Lower-cased `contains` texts, searched in the lower-cased target.
     literals: Option<(AhoCorasick, Vec<Vec<usize>>)>,
+    /// A run of ASCII digits and punctuation of every `contains` text: only such a character
+    /// lower-cases to such a character, so when none of the runs occurs in the target as it
+    /// is, no text occurs in it lower-cased, and it is not lower-cased for them.
+    caseless: Option<Literals>,
+    /// Regexes run only when a literal they need occurs in the text.
+    gated: Option<Gated>,
+}
+
+/// Regexes with a literal that every match contains, and how the literals are found.
+#[derive(Debug)]
+struct Gated {
+    literals: Literals,
+    /// By literal: the regexes that need it, each with its slots.
+    regexes: Vec<Vec<(Regex, Vec<usize>)>>,
+}
+
+/// A few literals are each looked for with `memmem` (vectorised, skipping on the literal's
+/// rarest bytes: in Cyrillic text the automaton's rare-byte prefilter stops on nearly every
+/// letter); more of them by one automaton, in one pass.
+#[derive(Debug)]
+enum Literals {
+    Each(Vec<memchr::memmem::Finder<'static>>),
+    Automaton(AhoCorasick),
+}
+
+/// Up to this many gate literals are searched one by one.
+const MAX_EACH: usize = 8;
+
+impl Literals {
+    /// `memmem` for each of a few literals, one automaton for more; `None` when the automaton
+    /// cannot be built.
+    fn of(literals: &[Vec<u8>]) -> Option<Literals> {
+        if literals.len() <= MAX_EACH {
+            let finders = literals
+                .iter()
+                .map(|l| memchr::memmem::Finder::new(l).into_owned())
+                .collect();
+            return Some(Literals::Each(finders));
+        }
+        AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .build(literals)
+            .ok()
+            .map(Literals::Automaton)
+    }
+
+    /// Whether any of the literals occurs in `text`.
+    fn any_in(&self, text: &str) -> bool {
+        match self {
+            Literals::Each(finders) => finders.iter().any(|f| f.find(text.as_bytes()).is_some()),
+            Literals::Automaton(automaton) => automaton.is_match(text),
+        }
+    }
+}
+
+/// The longest run of ASCII digits and punctuation (no letters) of each text, when every text
+/// has one of at least [`MIN_GATE`] bytes; `None` otherwise.
+fn caseless_runs<'l>(texts: impl Iterator<Item = &'l str>) -> Option<Literals> {
+    let mut runs: Vec<Vec<u8>> = Vec::new();
+    for text in texts {
+        let run = text
+            .as_bytes()
+            .split(|b| !b.is_ascii() || b.is_ascii_alphabetic())
+            .max_by_key(|run| run.len())
+            .filter(|run| run.len() >= MIN_GATE)?;
+        if !runs.iter().any(|r| r == run) {
+            runs.push(run.to_vec());
+        }
+    }
+    if runs.is_empty() {
+        return None;
+    }
+    Literals::of(&runs)
 }
 
 #[derive(Debug, Default)]
@@ -49,7 +132,7 @@ struct AddressIndex {
 /// Patterns collected from the rules, each with the slot(s) it answers.
 #[derive(Default)]
 struct Collected {
-    regexes: Vec<(String, Vec<usize>)>,
+    regexes: Vec<(Regex, Vec<usize>)>,
     literals: Vec<(String, Vec<usize>)>,
 }
 
@@ -58,6 +141,17 @@ impl Collected {
         match list.iter_mut().find(|(p, _)| p == pattern) {
             Some((_, slots)) => slots.push(slot),
             None => list.push((pattern.to_string(), vec![slot])),
+        }
+    }
+
+    fn add_regex(&mut self, regex: &Regex, slot: usize) {
+        match self
+            .regexes
+            .iter_mut()
+            .find(|(r, _)| r.as_str() == regex.as_str())
+        {
+            Some((_, slots)) => slots.push(slot),
+            None => self.regexes.push((regex.clone(), vec![slot])),
         }
     }
 }
@@ -79,7 +173,7 @@ impl Prefilter {
                         } else {
                             &mut body
                         };
-                        Collected::add(&mut list.regexes, regex.as_str(), slot);
+                        list.add_regex(regex, slot);
                         *s = Some(slot);
                     }
                     (Target::Subject | Target::Body, Test::Contains { lower, slot: s, .. }) => {
@@ -141,8 +235,9 @@ impl TextIndex {
     fn build(collected: Collected) -> (TextIndex, Vec<usize>) {
         let mut failed = Vec::new();
         let mut sets = Vec::new();
-        for chunk in collected.regexes.chunks(SET_CHUNK) {
-            let built = RegexSetBuilder::new(chunk.iter().map(|(p, _)| p.as_str()))
+        let (gated, in_sets) = Gated::build(collected.regexes);
+        for chunk in in_sets.chunks(SET_CHUNK) {
+            let built = RegexSetBuilder::new(chunk.iter().map(|(r, _)| r.as_str()))
                 .size_limit(32 << 20)
                 .dfa_size_limit(8 << 20)
                 .build();
@@ -151,6 +246,7 @@ impl TextIndex {
                 Err(_) => failed.extend(chunk.iter().flat_map(|(_, s)| s.iter().copied())),
             }
         }
+        let caseless = caseless_runs(collected.literals.iter().map(|(l, _)| l.as_str()));
         let literals = if collected.literals.is_empty() {
             None
         } else {
@@ -170,12 +266,23 @@ impl TextIndex {
                 }
             }
         };
-        (TextIndex { sets, literals }, failed)
+        (
+            TextIndex {
+                sets,
+                literals,
+                caseless,
+                gated,
+            },
+            failed,
+        )
     }
 
     /// Marks the slots whose pattern occurs in `text`; `lower` gives it lower-cased (cached
     /// by the caller, for the `contains` literals and the conditions run afterwards).
     fn mark<'t>(&self, text: &str, lower: impl FnOnce() -> &'t str, hits: &mut [bool]) {
+        if let Some(gated) = &self.gated {
+            gated.mark(text, hits);
+        }
         for (set, slots) in &self.sets {
             for i in set.matches(text).iter() {
                 for &s in &slots[i] {
@@ -184,12 +291,108 @@ impl TextIndex {
             }
         }
         if let Some((ac, slots)) = &self.literals {
+            if self
+                .caseless
+                .as_ref()
+                .is_some_and(|runs| !runs.any_in(text))
+            {
+                return;
+            }
             for m in ac.find_overlapping_iter(lower()) {
                 for &s in &slots[m.pattern().as_usize()] {
                     hits[s] = true;
                 }
             }
         }
+    }
+}
+
+impl Gated {
+    /// The gated regexes (`None` when there are none) and the ones left for the sets.
+    #[allow(clippy::type_complexity)]
+    fn build(regexes: Vec<(Regex, Vec<usize>)>) -> (Option<Gated>, Vec<(Regex, Vec<usize>)>) {
+        let mut literals: Vec<Vec<u8>> = Vec::new();
+        let mut gated: Vec<Vec<(Regex, Vec<usize>)>> = Vec::new();
+        let mut others = Vec::new();
+        for (regex, slots) in regexes {
+            let needed = regex_syntax::Parser::new()
+                .parse(regex.as_str())
+                .ok()
+                .and_then(|hir| needed_literal(&hir))
+                .filter(|literal| literal.len() >= MIN_GATE);
+            let Some(literal) = needed else {
+                others.push((regex, slots));
+                continue;
+            };
+            match literals.iter().position(|l| *l == literal) {
+                Some(i) => gated[i].push((regex, slots)),
+                None => {
+                    literals.push(literal);
+                    gated.push(vec![(regex, slots)]);
+                }
+            }
+        }
+        if literals.is_empty() {
+            return (None, others);
+        }
+        match Literals::of(&literals) {
+            Some(literals) => (
+                Some(Gated {
+                    literals,
+                    regexes: gated,
+                }),
+                others,
+            ),
+            // Too large an automaton: every regex goes into the sets, as before gating.
+            None => (None, gated.into_iter().flatten().chain(others).collect()),
+        }
+    }
+
+    /// Marks the slots of the gated regexes that match `text`: each is run only when its
+    /// literal occurs, and at most once.
+    fn mark(&self, text: &str, hits: &mut [bool]) {
+        match &self.literals {
+            Literals::Each(finders) => {
+                for (finder, regexes) in finders.iter().zip(&self.regexes) {
+                    if finder.find(text.as_bytes()).is_some() {
+                        run(regexes, text, hits);
+                    }
+                }
+            }
+            Literals::Automaton(automaton) => {
+                let mut tried = vec![false; self.regexes.len()];
+                for found in automaton.find_overlapping_iter(text) {
+                    let literal = found.pattern().as_usize();
+                    if !std::mem::replace(&mut tried[literal], true) {
+                        run(&self.regexes[literal], text, hits);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Marks the slots of those of `regexes` that match `text`.
+fn run(regexes: &[(Regex, Vec<usize>)], text: &str, hits: &mut [bool]) {
+    for (regex, slots) in regexes {
+        if regex.is_match(text) {
+            for &s in slots {
+                hits[s] = true;
+            }
+        }
+    }
+}
+
+/// A literal that every match of `hir` contains (the longest such one found in its top-level
+/// sequence, its groups and its repetitions of at least one), or `None` when there is none
+/// (an alternation, case-insensitive letters, classes only).
+fn needed_literal(hir: &Hir) -> Option<Vec<u8>> {
+    match hir.kind() {
+        HirKind::Literal(literal) => Some(literal.0.to_vec()),
+        HirKind::Capture(capture) => needed_literal(&capture.sub),
+        HirKind::Repetition(repetition) if repetition.min >= 1 => needed_literal(&repetition.sub),
+        HirKind::Concat(items) => items.iter().filter_map(needed_literal).max_by_key(Vec::len),
+        _ => None,
     }
 }
 
