@@ -2,6 +2,8 @@
 //! queued mail, and the triggers each change fires. Used for every message and every
 //! schedule firing; the batch (`batch.rs`) decides what is kept when this fails.
 
+use std::cell::{Cell, RefCell};
+
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
@@ -73,6 +75,13 @@ pub(super) struct MessageApply<'a> {
     author: Author,
     /// Tasks whose history already tells that this message came in.
     messaged: Vec<i64>,
+    /// Tasks this run inserted whose row still holds the last mail its insert wrote (the
+    /// customer's, at this time): recording that mail again writes nothing.
+    inserted: RefCell<Vec<i64>>,
+    /// A task's last mail (task, ours) recorded in its history but not yet on its row: it is
+    /// written with the `updated_at` that the message's comment or field change writes right
+    /// after (one row update, not two), or alone at the end of the run.
+    last_mail: Cell<Option<(i64, bool)>>,
 }
 
 impl<'a> MessageApply<'a> {
@@ -99,6 +108,8 @@ impl<'a> MessageApply<'a> {
             trail: Vec::new(),
             author: Author::Rule(plan.rule.clone().unwrap_or_else(|| "(unmatched)".into())),
             messaged: Vec::new(),
+            inserted: RefCell::new(Vec::new()),
+            last_mail: Cell::new(None),
         }
     }
 
@@ -134,7 +145,44 @@ impl<'a> MessageApply<'a> {
             from,
             to,
         };
-        history::record(self.conn, &event, self.stamp)
+        history::write_event(self.conn, &event, self.stamp)?;
+        let Some(ours) = history::last_mail_by_us(&event) else {
+            return Ok(());
+        };
+        if let Some((other, other_ours)) = self.last_mail.take() {
+            if other != task {
+                tasks::set_last_mail(self.conn, other, self.stamp, other_ours)?;
+            }
+        }
+        let mut inserted = self.inserted.borrow_mut();
+        if ours {
+            // From now on the row's last mail is not what its insert wrote.
+            inserted.retain(|t| *t != task);
+        } else if inserted.contains(&task) {
+            // The customer's mail at this time: written with the row (`tasks::insert`).
+            return Ok(());
+        }
+        self.last_mail.set(Some((task, ours)));
+        Ok(())
+    }
+
+    /// Marks the task changed now (`updated_at`), with its last mail when that is waiting.
+    fn touch_row(&self, task: i64) -> Result<(), StoreError> {
+        match self.last_mail.get() {
+            Some((waiting, ours)) if waiting == task => {
+                self.last_mail.set(None);
+                tasks::touch_with_last_mail(self.conn, task, self.stamp, ours)
+            }
+            _ => tasks::touch(self.conn, task, self.stamp),
+        }
+    }
+
+    /// Writes the last mail that no change of the task's row took along.
+    fn flush_last_mail(&self) -> Result<(), StoreError> {
+        match self.last_mail.take() {
+            Some((task, ours)) => tasks::set_last_mail(self.conn, task, self.stamp, ours),
+            None => Ok(()),
+        }
     }
 
     /// Records, once per task, that a message came in on it (before what it does there).
@@ -186,6 +234,7 @@ impl<'a> MessageApply<'a> {
     ) -> Result<Option<String>, StoreError> {
         let changed = tasks::set_field(self.conn, task, name, value, self.stamp)?;
         if let Some(old) = &changed {
+            self.touch_row(task)?;
             self.record(task, Kind::Field, Some(name), Some(old), Some(value))?;
         }
         Ok(changed)
@@ -211,6 +260,7 @@ impl<'a> MessageApply<'a> {
                 tasks::link_message_id(self.conn, id, *task)?;
             }
         }
+        self.flush_last_mail()?;
         Ok(self.touched.last().copied())
     }
 
@@ -448,7 +498,9 @@ impl<'a> MessageApply<'a> {
             assignee,
             parent,
         };
-        Ok(tasks::insert(self.conn, &task, self.stamp)?)
+        let id = tasks::insert(self.conn, &task, self.stamp)?;
+        self.inserted.borrow_mut().push(id);
+        Ok(id)
     }
 
     /// `{task}` in a create_task is the task the message (or trigger) is about, so that a
@@ -532,6 +584,7 @@ impl<'a> MessageApply<'a> {
             message_key: &self.record.key,
         };
         tasks::add_comment(self.conn, &comment, self.stamp)?;
+        self.touch_row(task)?;
         Ok(self.record(task, Kind::Comment, None, None, Some(comment.text))?)
     }
 

@@ -51,7 +51,7 @@ pub(super) fn find_by_field(
 /// Inserts the task and its first status-history entry; returns its number.
 ///
 /// The row is written with its last mail already set (the customer's, at creation: what
-/// `history::record` keeps for a `created` event, which every new task records at the same
+/// the history keeps for a `created` event, which every new task records at the same
 /// time), so that recording the creation does not rewrite the row and its two
 /// `tasks_last_mail_*` index entries right after this insert.
 pub(super) fn insert(conn: &Connection, task: &NewTask, now: &str) -> Result<i64, StoreError> {
@@ -140,7 +140,8 @@ fn record_status(conn: &Connection, id: i64, status: &str, now: &str) -> Result<
 
 /// Sets field `name`; an empty value clears it. A change is appended to the field history
 /// (schedules ask since when a field has had its value). Returns the value before (empty when
-/// the field had none) when it changed, None when it already had `value`.
+/// the field had none) when it changed, None when it already had `value`. The caller touches
+/// the task (`updated_at`) on a change, with its last mail when that changes too.
 pub(super) fn set_field(
     conn: &Connection,
     id: i64,
@@ -171,7 +172,6 @@ pub(super) fn set_field(
         "INSERT INTO task_field_history (task_id, name, value, at) VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![id, name, value, now])?;
-    touch(conn, id, now)?;
     Ok(Some(old))
 }
 
@@ -222,9 +222,48 @@ pub(super) fn state(conn: &Connection, id: i64) -> Result<Option<TaskState>, Sto
     }))
 }
 
+/// Marks the task changed at `now`. A row changed at `now` already is not written again: one
+/// batch applies all its messages at one time, a message often changes a task several times
+/// (a comment, fields) and others of the batch change it again, and every write of
+/// `updated_at` also rewrites each of the task's `task_fields` rows and their
+/// `task_fields_newest` entries (trigger `tasks_updated_at_to_fields`, migration 5).
 pub(super) fn touch(conn: &Connection, id: i64, now: &str) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE tasks SET updated_at = ?1 WHERE id = ?2")?
+    conn.prepare_cached("UPDATE tasks SET updated_at = ?1 WHERE id = ?2 AND updated_at IS NOT ?1")?
         .execute(params![now, id])?;
+    Ok(())
+}
+
+/// [`touch`] and the task's last mail (at `now`; `ours`: our mail, else the customer's) in one
+/// statement: a message on a task, or a person's answer, changes both, and writing them
+/// apart rewrote the row twice. Like [`touch`], a row that holds the values is not written.
+pub(super) fn touch_with_last_mail(
+    conn: &Connection,
+    id: i64,
+    now: &str,
+    ours: bool,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE tasks SET updated_at = ?2, last_mail_at = ?2, last_mail_ours = ?3 WHERE id = ?1 \
+         AND (updated_at IS NOT ?2 OR last_mail_at IS NOT ?2 OR last_mail_ours IS NOT ?3)",
+    )?
+    .execute(params![id, now, ours])?;
+    Ok(())
+}
+
+/// The task's last mail alone. A row that already holds the values is not written: a new
+/// task's first message comes at the time of its insert, which wrote them, and rewriting
+/// would redo the row and both `tasks_last_mail_*` index entries for nothing.
+pub(super) fn set_last_mail(
+    conn: &Connection,
+    id: i64,
+    at: &str,
+    ours: bool,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE tasks SET last_mail_at = ?2, last_mail_ours = ?3 \
+         WHERE id = ?1 AND (last_mail_at IS NOT ?2 OR last_mail_ours IS NOT ?3)",
+    )?
+    .execute(params![id, at, ours])?;
     Ok(())
 }
 
@@ -240,6 +279,7 @@ pub(super) struct NewComment<'a> {
     pub message_key: &'a str,
 }
 
+/// Adds a comment; the caller touches the task (with its last mail when that changes too).
 pub(super) fn add_comment(conn: &Connection, c: &NewComment, now: &str) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO comments (task_id, author, author_name, text, auto, attachments, \
@@ -255,7 +295,7 @@ pub(super) fn add_comment(conn: &Connection, c: &NewComment, now: &str) -> Resul
         c.message_key,
         now
     ])?;
-    touch(conn, c.task, now)
+    Ok(())
 }
 
 /// Ties a Message-ID (incoming or ours) to a task, for threading. The first task to claim an
