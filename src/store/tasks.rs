@@ -48,7 +48,8 @@ pub(super) fn find_by_field(
         .optional()?)
 }
 
-/// Inserts the task and its first status-history entry; returns its number.
+/// Inserts the task; returns its number. Its first status is recorded by the caller, as a
+/// `status` event of its history (the record of status changes, migration 13).
 ///
 /// The row is written with its last mail already set (the customer's, at creation: what
 /// the history keeps for a `created` event, which every new task records at the same
@@ -69,9 +70,7 @@ pub(super) fn insert(conn: &Connection, task: &NewTask, now: &str) -> Result<i64
         task.parent,
         now
     ])?;
-    let id = conn.last_insert_rowid();
-    record_status(conn, id, task.status, now)?;
-    Ok(id)
+    Ok(conn.last_insert_rowid())
 }
 
 /// Rewrites title and description (used once the new task's number is known).
@@ -86,8 +85,9 @@ pub(super) fn retitle(
     Ok(())
 }
 
-/// Sets the status; a change (only) is appended to the status history. Returns the status
-/// before when it changed, None when it was already `status` (or there is no such task).
+/// Sets the status; the caller records a change (only) in the task's history (a `status`
+/// event: schedules read since when the task has had it there). Returns the status before
+/// when it changed, None when it was already `status` (or there is no such task).
 pub(super) fn set_status(
     conn: &Connection,
     id: i64,
@@ -102,7 +102,6 @@ pub(super) fn set_status(
         Some(old) if old != status => {
             conn.prepare_cached("UPDATE tasks SET status = ?1, updated_at = ?2 WHERE id = ?3")?
                 .execute(params![status, now, id])?;
-            record_status(conn, id, status, now)?;
             Ok(Some(old))
         }
         _ => Ok(None),
@@ -128,14 +127,6 @@ pub(super) fn set_assignee(
         }
         _ => Ok(None),
     }
-}
-
-fn record_status(conn: &Connection, id: i64, status: &str, now: &str) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO task_status_history (task_id, status, at) VALUES (?1, ?2, ?3)",
-    )?
-    .execute(params![id, status, now])?;
-    Ok(())
 }
 
 /// Sets field `name`; an empty value clears it. A change is appended to the field history
@@ -529,8 +520,8 @@ impl Store {
         entered_by: DateTime<Utc>,
     ) -> Result<Vec<StatusEntry>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT t.id, h.at FROM tasks t JOIN task_status_history h ON h.id = \
-             (SELECT MAX(id) FROM task_status_history WHERE task_id = t.id) \
+            "SELECT t.id, h.at FROM tasks t JOIN task_events h ON h.id = \
+             (SELECT MAX(id) FROM task_events WHERE task_id = t.id AND kind = 'status') \
              WHERE t.status = ?1 AND h.at <= ?2 ORDER BY h.at, t.id",
         )?;
         let rows = stmt.query_map(params![status, super::timestamp(entered_by)], |r| {
@@ -548,8 +539,9 @@ impl Store {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT h.at FROM task_status_history h JOIN tasks t ON t.id = h.task_id \
-                 WHERE h.task_id = ?1 AND h.status = t.status ORDER BY h.id DESC LIMIT 1",
+                "SELECT h.at FROM task_events h JOIN tasks t ON t.id = h.task_id \
+                 WHERE h.task_id = ?1 AND h.kind = 'status' AND h.to_value = t.status \
+                 ORDER BY h.id DESC LIMIT 1",
             )?
             .query_row([id], |r| r.get(0))
             .optional()?)
