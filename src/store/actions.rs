@@ -232,12 +232,15 @@ impl<'a> MessageApply<'a> {
         name: &str,
         value: &str,
     ) -> Result<Option<String>, StoreError> {
-        let changed = tasks::set_field(self.conn, task, name, value, self.stamp)?;
-        if let Some(old) = &changed {
-            self.touch_row(task)?;
-            self.record(task, Kind::Field, Some(name), Some(old), Some(value))?;
+        let old = tasks::field_value(self.conn, task, name)?;
+        if old == value {
+            return Ok(None);
         }
-        Ok(changed)
+        // Touched first: the field row is then written once, with the task's new time.
+        self.touch_row(task)?;
+        tasks::write_field(self.conn, task, name, value, self.stamp)?;
+        self.record(task, Kind::Field, Some(name), Some(&old), Some(value))?;
+        Ok(Some(old))
     }
 
     /// Runs every action; returns the last task acted on.

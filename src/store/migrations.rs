@@ -434,6 +434,17 @@ DROP TABLE temp.entry_ids;
 DROP TABLE temp.status_ids;
 DROP TABLE task_status_history;
 "#,
+    // 14 (after 13 above): a new field row written with its task's updated_at
+    // (`tasks::write_field`) is not rewritten by the trigger of migration 5, which fills in
+    // only a row written without it.
+    r#"
+DROP TRIGGER task_fields_take_task_updated_at;
+CREATE TRIGGER task_fields_take_task_updated_at AFTER INSERT ON task_fields
+  WHEN NEW.task_updated_at = '' BEGIN
+  UPDATE task_fields SET task_updated_at = (SELECT updated_at FROM tasks WHERE id = NEW.task_id)
+    WHERE task_id = NEW.task_id AND name = NEW.name;
+END;
+"#,
 ];
 
 /// The schema version this program writes.

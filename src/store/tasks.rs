@@ -129,31 +129,36 @@ pub(super) fn set_assignee(
     }
 }
 
-/// Sets field `name`; an empty value clears it. A change is appended to the field history
-/// (schedules ask since when a field has had its value). Returns the value before (empty when
-/// the field had none) when it changed, None when it already had `value`. The caller touches
-/// the task (`updated_at`) on a change, with its last mail when that changes too.
-pub(super) fn set_field(
+/// Field `name` of task `id`: empty when the task has none.
+pub(super) fn field_value(conn: &Connection, id: i64, name: &str) -> Result<String, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM task_fields WHERE task_id = ?1 AND name = ?2")?
+        .query_row(params![id, name], |r| r.get(0))
+        .optional()?
+        .unwrap_or_default())
+}
+
+/// Writes field `name` (an empty value clears it) and appends the change to the field
+/// history (schedules ask since when a field has had its value). The caller has read the
+/// value before ([`field_value`]) and found it different, and has touched the task at `now`
+/// first: a new field row is written with its task's `updated_at` (`now`) at once, instead of
+/// being rewritten by trigger `task_fields_take_task_updated_at` (which since migration 14
+/// fills in only a row written without it) and then again by the touch's
+/// `tasks_updated_at_to_fields`.
+pub(super) fn write_field(
     conn: &Connection,
     id: i64,
     name: &str,
     value: &str,
     now: &str,
-) -> Result<Option<String>, StoreError> {
-    let old: String = conn
-        .prepare_cached("SELECT value FROM task_fields WHERE task_id = ?1 AND name = ?2")?
-        .query_row(params![id, name], |r| r.get(0))
-        .optional()?
-        .unwrap_or_default();
-    if old == value {
-        return Ok(None);
-    }
+) -> Result<(), StoreError> {
     if value.is_empty() {
         conn.prepare_cached("DELETE FROM task_fields WHERE task_id = ?1 AND name = ?2")?
             .execute(params![id, name])?;
     } else {
         conn.prepare_cached(
-            "INSERT INTO task_fields (task_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4) \
+            "INSERT INTO task_fields (task_id, name, value, updated_at, task_updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?4) \
              ON CONFLICT (task_id, name) DO UPDATE SET value = excluded.value, \
              updated_at = excluded.updated_at",
         )?
@@ -163,7 +168,7 @@ pub(super) fn set_field(
         "INSERT INTO task_field_history (task_id, name, value, at) VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![id, name, value, now])?;
-    Ok(Some(old))
+    Ok(())
 }
 
 /// A task as triggers and schedules see it: its title, status, people and fields.
@@ -214,10 +219,10 @@ pub(super) fn state(conn: &Connection, id: i64) -> Result<Option<TaskState>, Sto
 }
 
 /// Marks the task changed at `now`. A row changed at `now` already is not written again: one
-/// batch applies all its messages at one time, a message often changes a task several times
-/// (a comment, fields) and others of the batch change it again, and every write of
-/// `updated_at` also rewrites each of the task's `task_fields` rows and their
-/// `task_fields_newest` entries (trigger `tasks_updated_at_to_fields`, migration 5).
+/// batch applies all its messages at one time, and a message often changes a task several
+/// times (a comment, fields) and others of the batch change it again. (A change of
+/// `updated_at` also rewrites the task's `task_fields` rows, trigger
+/// `tasks_updated_at_to_fields`; an unchanged one did not.)
 pub(super) fn touch(conn: &Connection, id: i64, now: &str) -> Result<(), StoreError> {
     conn.prepare_cached("UPDATE tasks SET updated_at = ?1 WHERE id = ?2 AND updated_at IS NOT ?1")?
         .execute(params![now, id])?;
