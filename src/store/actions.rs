@@ -7,7 +7,7 @@ use std::cell::{Cell, RefCell};
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
-use super::history::{self, Author, Event, Kind};
+use super::history::{Author, Kind};
 use super::outbox::{self, NewOutgoing};
 use super::tasks::{self, NewComment, NewTask};
 use super::triggers::{loop_error, EventKind, TaskEvent, MAX_TRIGGER_DEPTH};
@@ -16,6 +16,8 @@ use crate::outgoing::thread_references;
 use crate::outgoing::{bare_address, bare_message_id, new_message_id, reply_subject};
 use crate::plan::{ActionKind, FieldValue, IfMissing, Plan, PlannedAction, TaskRef, Text};
 use crate::text::single_line;
+
+mod recording;
 
 /// Why a plan's actions could not run.
 pub(super) enum Failure {
@@ -117,130 +119,6 @@ impl<'a> MessageApply<'a> {
     pub(super) fn by(mut self, author: Author) -> Self {
         self.author = author;
         self
-    }
-
-    /// Who makes the change being made now: the trigger running, else the run's author.
-    fn author_now(&self) -> String {
-        match self.trail.last() {
-            Some(trigger) if self.depth > 0 => format!("trigger:{trigger}"),
-            _ => self.author.by(),
-        }
-    }
-
-    /// Writes one change to its task's history.
-    pub(super) fn record(
-        &self,
-        task: i64,
-        kind: Kind,
-        name: Option<&str>,
-        from: Option<&str>,
-        to: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let by = self.author_now();
-        let event = Event {
-            task,
-            by: &by,
-            kind,
-            name,
-            from,
-            to,
-        };
-        history::write_event(self.conn, &event, self.stamp)?;
-        let Some(ours) = history::last_mail_by_us(&event) else {
-            return Ok(());
-        };
-        if let Some((other, other_ours)) = self.last_mail.take() {
-            if other != task {
-                tasks::set_last_mail(self.conn, other, self.stamp, other_ours)?;
-            }
-        }
-        let mut inserted = self.inserted.borrow_mut();
-        if ours {
-            // From now on the row's last mail is not what its insert wrote.
-            inserted.retain(|t| *t != task);
-        } else if inserted.contains(&task) {
-            // The customer's mail at this time: written with the row (`tasks::insert`).
-            return Ok(());
-        }
-        self.last_mail.set(Some((task, ours)));
-        Ok(())
-    }
-
-    /// Marks the task changed now (`updated_at`), with its last mail when that is waiting.
-    fn touch_row(&self, task: i64) -> Result<(), StoreError> {
-        match self.last_mail.get() {
-            Some((waiting, ours)) if waiting == task => {
-                self.last_mail.set(None);
-                tasks::touch_with_last_mail(self.conn, task, self.stamp, ours)
-            }
-            _ => tasks::touch(self.conn, task, self.stamp),
-        }
-    }
-
-    /// Writes the last mail that no change of the task's row took along.
-    fn flush_last_mail(&self) -> Result<(), StoreError> {
-        match self.last_mail.take() {
-            Some((task, ours)) => tasks::set_last_mail(self.conn, task, self.stamp, ours),
-            None => Ok(()),
-        }
-    }
-
-    /// Records, once per task, that a message came in on it (before what it does there).
-    fn note_message(&mut self, task: i64) -> Result<(), StoreError> {
-        if self.depth > 0
-            || !matches!(self.author, Author::Rule(_))
-            || self.messaged.contains(&task)
-        {
-            return Ok(());
-        }
-        self.messaged.push(task);
-        let record = self.record;
-        // The resolved sender: the client, when staff forwarded the client's mail.
-        let sender = Some(self.plan.sender.email.trim())
-            .filter(|s| !s.is_empty())
-            .or(record.from.as_deref());
-        self.record(
-            task,
-            Kind::Message,
-            None,
-            sender,
-            Some(record.subject.as_str()),
-        )
-    }
-
-    /// Records a new task: its creation, first status and assignee (as written, so that
-    /// creating a task reads nothing back).
-    fn note_created(
-        &mut self,
-        task: i64,
-        title: &str,
-        status: &str,
-        assignee: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.record(task, Kind::Created, None, None, Some(title))?;
-        self.record(task, Kind::Status, None, None, Some(status))?;
-        if let Some(assignee) = assignee {
-            self.record(task, Kind::Assignee, None, None, Some(assignee))?;
-        }
-        self.note_message(task)
-    }
-
-    /// Sets a field and records the change; the value before when it changed.
-    fn set_field(
-        &mut self,
-        task: i64,
-        name: &str,
-        value: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let old = tasks::field_value(self.conn, task, name)?;
-        if old == value {
-            return Ok(None);
-        }
-        // Touched first: the field row is then written once, with the task's new time.
-        self.touch_row(task)?;
-        tasks::write_field(self.conn, task, name, value, self.stamp)?;
-        self.record(task, Kind::Field, Some(name), Some(&old), Some(value))?;
-        Ok(Some(old))
     }
 
     /// Runs every action; returns the last task acted on.
@@ -700,6 +578,12 @@ impl<'a> MessageApply<'a> {
     fn declared_status(&self, action: &PlannedAction, status: String) -> Result<String, Failure> {
         let declared = &self.opts.statuses;
         if declared.is_empty() {
+            return Ok(status);
+        }
+        // Declared statuses differ in more than case (the rules' loader refuses two that do
+        // not), so a status written as declared is that one: found without lower-casing
+        // every declared name for every status change.
+        if declared.contains(&status) {
             return Ok(status);
         }
         let wanted = status.to_lowercase();
