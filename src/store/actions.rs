@@ -2,10 +2,12 @@
 //! queued mail, and the triggers each change fires. Used for every message and every
 //! schedule firing; the batch (`batch.rs`) decides what is kept when this fails.
 
+use std::cell::{Cell, RefCell};
+
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
-use super::history::{self, Author, Event, Kind};
+use super::history::{Author, Kind};
 use super::outbox::{self, NewOutgoing};
 use super::tasks::{self, NewComment, NewTask};
 use super::triggers::{loop_error, EventKind, TaskEvent, MAX_TRIGGER_DEPTH};
@@ -14,6 +16,8 @@ use crate::outgoing::thread_references;
 use crate::outgoing::{bare_address, bare_message_id, new_message_id, reply_subject};
 use crate::plan::{ActionKind, FieldValue, IfMissing, Plan, PlannedAction, TaskRef, Text};
 use crate::text::single_line;
+
+mod recording;
 
 /// Why a plan's actions could not run.
 pub(super) enum Failure {
@@ -73,6 +77,13 @@ pub(super) struct MessageApply<'a> {
     author: Author,
     /// Tasks whose history already tells that this message came in.
     messaged: Vec<i64>,
+    /// Tasks this run inserted whose row still holds the last mail its insert wrote (the
+    /// customer's, at this time): recording that mail again writes nothing.
+    inserted: RefCell<Vec<i64>>,
+    /// A task's last mail (task, ours) recorded in its history but not yet on its row: it is
+    /// written with the `updated_at` that the message's comment or field change writes right
+    /// after (one row update, not two), or alone at the end of the run.
+    last_mail: Cell<Option<(i64, bool)>>,
 }
 
 impl<'a> MessageApply<'a> {
@@ -99,6 +110,8 @@ impl<'a> MessageApply<'a> {
             trail: Vec::new(),
             author: Author::Rule(plan.rule.clone().unwrap_or_else(|| "(unmatched)".into())),
             messaged: Vec::new(),
+            inserted: RefCell::new(Vec::new()),
+            last_mail: Cell::new(None),
         }
     }
 
@@ -106,89 +119,6 @@ impl<'a> MessageApply<'a> {
     pub(super) fn by(mut self, author: Author) -> Self {
         self.author = author;
         self
-    }
-
-    /// Who makes the change being made now: the trigger running, else the run's author.
-    fn author_now(&self) -> String {
-        match self.trail.last() {
-            Some(trigger) if self.depth > 0 => format!("trigger:{trigger}"),
-            _ => self.author.by(),
-        }
-    }
-
-    /// Writes one change to its task's history.
-    pub(super) fn record(
-        &self,
-        task: i64,
-        kind: Kind,
-        name: Option<&str>,
-        from: Option<&str>,
-        to: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let by = self.author_now();
-        let event = Event {
-            task,
-            by: &by,
-            kind,
-            name,
-            from,
-            to,
-        };
-        history::record(self.conn, &event, self.stamp)
-    }
-
-    /// Records, once per task, that a message came in on it (before what it does there).
-    fn note_message(&mut self, task: i64) -> Result<(), StoreError> {
-        if self.depth > 0
-            || !matches!(self.author, Author::Rule(_))
-            || self.messaged.contains(&task)
-        {
-            return Ok(());
-        }
-        self.messaged.push(task);
-        let record = self.record;
-        // The resolved sender: the client, when staff forwarded the client's mail.
-        let sender = Some(self.plan.sender.email.trim())
-            .filter(|s| !s.is_empty())
-            .or(record.from.as_deref());
-        self.record(
-            task,
-            Kind::Message,
-            None,
-            sender,
-            Some(record.subject.as_str()),
-        )
-    }
-
-    /// Records a new task: its creation, first status and assignee (as written, so that
-    /// creating a task reads nothing back).
-    fn note_created(
-        &mut self,
-        task: i64,
-        title: &str,
-        status: &str,
-        assignee: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.record(task, Kind::Created, None, None, Some(title))?;
-        self.record(task, Kind::Status, None, None, Some(status))?;
-        if let Some(assignee) = assignee {
-            self.record(task, Kind::Assignee, None, None, Some(assignee))?;
-        }
-        self.note_message(task)
-    }
-
-    /// Sets a field and records the change; the value before when it changed.
-    fn set_field(
-        &mut self,
-        task: i64,
-        name: &str,
-        value: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let changed = tasks::set_field(self.conn, task, name, value, self.stamp)?;
-        if let Some(old) = &changed {
-            self.record(task, Kind::Field, Some(name), Some(old), Some(value))?;
-        }
-        Ok(changed)
     }
 
     /// Runs every action; returns the last task acted on.
@@ -211,6 +141,7 @@ impl<'a> MessageApply<'a> {
                 tasks::link_message_id(self.conn, id, *task)?;
             }
         }
+        self.flush_last_mail()?;
         Ok(self.touched.last().copied())
     }
 
@@ -448,7 +379,9 @@ impl<'a> MessageApply<'a> {
             assignee,
             parent,
         };
-        Ok(tasks::insert(self.conn, &task, self.stamp)?)
+        let id = tasks::insert(self.conn, &task, self.stamp)?;
+        self.inserted.borrow_mut().push(id);
+        Ok(id)
     }
 
     /// `{task}` in a create_task is the task the message (or trigger) is about, so that a
@@ -532,6 +465,7 @@ impl<'a> MessageApply<'a> {
             message_key: &self.record.key,
         };
         tasks::add_comment(self.conn, &comment, self.stamp)?;
+        self.touch_row(task)?;
         Ok(self.record(task, Kind::Comment, None, None, Some(comment.text))?)
     }
 
@@ -644,6 +578,12 @@ impl<'a> MessageApply<'a> {
     fn declared_status(&self, action: &PlannedAction, status: String) -> Result<String, Failure> {
         let declared = &self.opts.statuses;
         if declared.is_empty() {
+            return Ok(status);
+        }
+        // Declared statuses differ in more than case (the rules' loader refuses two that do
+        // not), so a status written as declared is that one: found without lower-casing
+        // every declared name for every status change.
+        if declared.contains(&status) {
             return Ok(status);
         }
         let wanted = status.to_lowercase();

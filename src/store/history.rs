@@ -69,7 +69,9 @@ pub(super) struct Event<'a> {
     pub to: Option<&'a str>,
 }
 
-pub(super) fn record(conn: &Connection, event: &Event, at: &str) -> Result<(), StoreError> {
+/// Writes the event's row. The caller keeps the task's last mail ([`last_mail_by_us`]), with
+/// the `updated_at` it writes anyway when it can (`actions.rs`, `manual.rs`).
+pub(super) fn write_event(conn: &Connection, event: &Event, at: &str) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO task_events (task_id, at, by, kind, name, from_value, to_value) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -84,28 +86,22 @@ pub(super) fn record(conn: &Connection, event: &Event, at: &str) -> Result<(), S
         event.from.filter(|v| !v.is_empty()),
         event.to.filter(|v| !v.is_empty()),
     ])?;
-    // Every change passes here, so the task's last mail (the web's "waiting for us / for the
-    // customer" and "overdue" views, served by indexes) is kept here: the mail that created the
-    // task or a later incoming message is the customer's, a person's reply ours; an automatic
-    // reply (`rule:`, `trigger:`, `schedule:`) is only an acknowledgement and changes nothing.
-    //
-    // The mail that created the task is already on the row (`tasks::insert` writes it with
-    // the task). The first message on a new task comes right after, at the same time: the
-    // update below finds the values already there and writes nothing, instead of rewriting
-    // the row and both `tasks_last_mail_*` index entries with what they hold.
-    let mail_by_customer = match event.kind {
+    Ok(())
+}
+
+/// Whether the event is mail that becomes the task's last mail, and if so whether it was
+/// ours. Every change is written here, so the task's last mail (the web's "waiting
+/// for us / for the customer" and "overdue" views, served by indexes) is kept from here: the
+/// mail that created the task or a later incoming message is the customer's, a person's
+/// reply ours; an automatic reply (`rule:`, `trigger:`, `schedule:`) is only an
+/// acknowledgement and changes nothing. (The mail that created the task is written with its
+/// row by `tasks::insert`.)
+pub(super) fn last_mail_by_us(event: &Event) -> Option<bool> {
+    match event.kind {
         Kind::Message => Some(false),
         Kind::Reply if !event.by.contains(':') => Some(true),
         _ => None,
-    };
-    if let Some(ours) = mail_by_customer {
-        conn.prepare_cached(
-            "UPDATE tasks SET last_mail_at = ?2, last_mail_ours = ?3 \
-             WHERE id = ?1 AND (last_mail_at IS NOT ?2 OR last_mail_ours IS NOT ?3)",
-        )?
-        .execute(params![event.task, at, ours])?;
     }
-    Ok(())
 }
 
 /// One line of `task history --json`.

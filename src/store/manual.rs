@@ -162,8 +162,10 @@ impl Batch<'_> {
                 from: None,
                 to: Some(&recipient),
             };
-            history::record(conn, &event, &stamp)?;
-            tasks::touch(conn, task, &stamp)?;
+            // The answer is the task's last mail (ours): written with `updated_at`, one
+            // update of the row.
+            history::write_event(conn, &event, &stamp)?;
+            tasks::touch_with_last_mail(conn, task, &stamp, true)?;
             Ok::<_, Failure>(id)
         })?;
         queued.map_err(ChangeError::Refused)

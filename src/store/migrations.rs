@@ -371,7 +371,7 @@ CREATE UNIQUE INDEX outbox_idempotency_key ON outbox(idempotency_key)
   WHERE idempotency_key IS NOT NULL;
 "#,
     // 11: each task's last mail, kept by the
-    // store as it records the task's history (`history::record`): when, and whether it was our
+    // store as it records the task's history (`history::record`, since `last_mail_by_us`): when, and whether it was our
     // reply (1: a person's reply, waiting for the customer) or the customer's mail (0: the mail
     // that created the task or a later incoming message, waiting for us). An automatic reply
     // (by rule:, trigger: or schedule:) does not count. Tasks of an older store get theirs
@@ -402,6 +402,63 @@ CREATE TABLE mail_dictionaries (
   bytes BLOB NOT NULL
 );
 ALTER TABLE message_bytes ADD COLUMN dictionary INTEGER;
+"#,
+    // 13: a status change is recorded once, as a `status` row of `task_events` (`to_value`: the
+    // status),
+    // which every change has written since migration 7 (and which that migration rebuilt from
+    // `task_status_history`). `task_status_history` held a second copy of the same changes,
+    // written by every task insert and status change; it goes. Schedules and `task list`'s
+    // "since when in its status" read a task's last status event through the partial index
+    // `task_events_status`. Schedule firings are told apart by the status entry they acted on
+    // (`schedule_runs.entry`, `status#ID;…`): the ids of the old table's rows become those of
+    // the matching events (a task's changes paired newest first in both tables), so that a
+    // schedule that fired before the upgrade does not fire again for the same entry. A task
+    // with status history but, against every writer, no status event gets one from its last
+    // status change, so that schedules still see it; an old row left without a match (none
+    // is expected) keeps its firings as `status#hID`, which no later entry can be.
+    r#"
+CREATE INDEX task_events_status ON task_events(task_id, id) WHERE kind = 'status';
+INSERT INTO task_events (task_id, at, by, kind, name, from_value, to_value)
+  SELECT h.task_id, h.at, 'unknown', 'status', NULL, NULL, h.status
+  FROM task_status_history h
+  WHERE h.id = (SELECT MAX(id) FROM task_status_history WHERE task_id = h.task_id)
+    AND NOT EXISTS (SELECT 1 FROM task_events e WHERE e.task_id = h.task_id
+                    AND e.kind = 'status');
+CREATE TEMP TABLE status_ids AS
+  SELECT h.id AS old_id, e.id AS new_id
+  FROM (SELECT id, task_id,
+          ROW_NUMBER() OVER (PARTITION BY task_id ORDER BY id DESC) AS nth
+        FROM task_status_history) h
+  JOIN (SELECT id, task_id,
+          ROW_NUMBER() OVER (PARTITION BY task_id ORDER BY id DESC) AS nth
+        FROM task_events WHERE kind = 'status') e
+    ON e.task_id = h.task_id AND e.nth = h.nth;
+CREATE UNIQUE INDEX temp.status_ids_old ON status_ids(old_id);
+CREATE TEMP TABLE entry_ids AS
+  SELECT id, CAST(substr(entry, 8, instr(entry || ';', ';') - 8) AS INTEGER) AS old_id,
+    substr(entry, instr(entry || ';', ';')) AS rest
+  FROM schedule_runs WHERE entry LIKE 'status#%';
+-- In two steps (`status~` first): a new id may equal another entry's old one.
+UPDATE schedule_runs SET entry = (
+    SELECT COALESCE('status~' || s.new_id, 'status#h' || x.old_id) || x.rest
+    FROM temp.entry_ids x LEFT JOIN temp.status_ids s ON s.old_id = x.old_id
+    WHERE x.id = schedule_runs.id)
+  WHERE id IN (SELECT id FROM temp.entry_ids);
+UPDATE schedule_runs SET entry = 'status#' || substr(entry, 8) WHERE entry LIKE 'status~%';
+DROP TABLE temp.entry_ids;
+DROP TABLE temp.status_ids;
+DROP TABLE task_status_history;
+"#,
+    // 14 (after 13 above): a new field row written with its task's updated_at
+    // (`tasks::write_field`) is not rewritten by the trigger of migration 5, which fills in
+    // only a row written without it.
+    r#"
+DROP TRIGGER task_fields_take_task_updated_at;
+CREATE TRIGGER task_fields_take_task_updated_at AFTER INSERT ON task_fields
+  WHEN NEW.task_updated_at = '' BEGIN
+  UPDATE task_fields SET task_updated_at = (SELECT updated_at FROM tasks WHERE id = NEW.task_id)
+    WHERE task_id = NEW.task_id AND name = NEW.name;
+END;
 "#,
 ];
 

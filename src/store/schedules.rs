@@ -144,8 +144,8 @@ impl Store {
         }
         let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT t.id, t.created_at, h.id, h.at, t.title, t.status, t.assignee, \
-             {PRIMARY_ADDRESS} FROM tasks t JOIN task_status_history h ON h.id = \
-             (SELECT MAX(id) FROM task_status_history WHERE task_id = t.id) \
+             {PRIMARY_ADDRESS} FROM tasks t JOIN task_events h ON h.id = \
+             (SELECT MAX(id) FROM task_events WHERE task_id = t.id AND kind = 'status') \
              LEFT JOIN contacts c ON c.id = t.requester_contact_id \
              WHERE ?1 IS NULL OR t.status = ?1 ORDER BY t.id"
         ))?;

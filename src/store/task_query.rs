@@ -29,7 +29,7 @@ pub struct TaskFilter {
 }
 
 /// Whose turn it is on a task, by its last mail (kept on the task, `tasks.last_mail_ours`,
-/// by `history::record`): the mail that created it (`task_events` kind
+/// as its history is written, `history::last_mail_by_us`): the mail that created it (`task_events` kind
 /// `created`) or a later incoming message (`message`) means ours, a person's reply (`reply`
 /// by an address; an automatic one by `rule:`, `trigger:` or `schedule:` is only an
 /// acknowledgement) means the customer's.

@@ -48,10 +48,11 @@ pub(super) fn find_by_field(
         .optional()?)
 }
 
-/// Inserts the task and its first status-history entry; returns its number.
+/// Inserts the task; returns its number. Its first status is recorded by the caller, as a
+/// `status` event of its history (the record of status changes, migration 13).
 ///
 /// The row is written with its last mail already set (the customer's, at creation: what
-/// `history::record` keeps for a `created` event, which every new task records at the same
+/// the history keeps for a `created` event, which every new task records at the same
 /// time), so that recording the creation does not rewrite the row and its two
 /// `tasks_last_mail_*` index entries right after this insert.
 pub(super) fn insert(conn: &Connection, task: &NewTask, now: &str) -> Result<i64, StoreError> {
@@ -69,9 +70,7 @@ pub(super) fn insert(conn: &Connection, task: &NewTask, now: &str) -> Result<i64
         task.parent,
         now
     ])?;
-    let id = conn.last_insert_rowid();
-    record_status(conn, id, task.status, now)?;
-    Ok(id)
+    Ok(conn.last_insert_rowid())
 }
 
 /// Rewrites title and description (used once the new task's number is known).
@@ -86,8 +85,9 @@ pub(super) fn retitle(
     Ok(())
 }
 
-/// Sets the status; a change (only) is appended to the status history. Returns the status
-/// before when it changed, None when it was already `status` (or there is no such task).
+/// Sets the status; the caller records a change (only) in the task's history (a `status`
+/// event: schedules read since when the task has had it there). Returns the status before
+/// when it changed, None when it was already `status` (or there is no such task).
 pub(super) fn set_status(
     conn: &Connection,
     id: i64,
@@ -102,7 +102,6 @@ pub(super) fn set_status(
         Some(old) if old != status => {
             conn.prepare_cached("UPDATE tasks SET status = ?1, updated_at = ?2 WHERE id = ?3")?
                 .execute(params![status, now, id])?;
-            record_status(conn, id, status, now)?;
             Ok(Some(old))
         }
         _ => Ok(None),
@@ -130,38 +129,36 @@ pub(super) fn set_assignee(
     }
 }
 
-fn record_status(conn: &Connection, id: i64, status: &str, now: &str) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO task_status_history (task_id, status, at) VALUES (?1, ?2, ?3)",
-    )?
-    .execute(params![id, status, now])?;
-    Ok(())
+/// Field `name` of task `id`: empty when the task has none.
+pub(super) fn field_value(conn: &Connection, id: i64, name: &str) -> Result<String, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM task_fields WHERE task_id = ?1 AND name = ?2")?
+        .query_row(params![id, name], |r| r.get(0))
+        .optional()?
+        .unwrap_or_default())
 }
 
-/// Sets field `name`; an empty value clears it. A change is appended to the field history
-/// (schedules ask since when a field has had its value). Returns the value before (empty when
-/// the field had none) when it changed, None when it already had `value`.
-pub(super) fn set_field(
+/// Writes field `name` (an empty value clears it) and appends the change to the field
+/// history (schedules ask since when a field has had its value). The caller has read the
+/// value before ([`field_value`]) and found it different, and has touched the task at `now`
+/// first: a new field row is written with its task's `updated_at` (`now`) at once, instead of
+/// being rewritten by trigger `task_fields_take_task_updated_at` (which since migration 14
+/// fills in only a row written without it) and then again by the touch's
+/// `tasks_updated_at_to_fields`.
+pub(super) fn write_field(
     conn: &Connection,
     id: i64,
     name: &str,
     value: &str,
     now: &str,
-) -> Result<Option<String>, StoreError> {
-    let old: String = conn
-        .prepare_cached("SELECT value FROM task_fields WHERE task_id = ?1 AND name = ?2")?
-        .query_row(params![id, name], |r| r.get(0))
-        .optional()?
-        .unwrap_or_default();
-    if old == value {
-        return Ok(None);
-    }
+) -> Result<(), StoreError> {
     if value.is_empty() {
         conn.prepare_cached("DELETE FROM task_fields WHERE task_id = ?1 AND name = ?2")?
             .execute(params![id, name])?;
     } else {
         conn.prepare_cached(
-            "INSERT INTO task_fields (task_id, name, value, updated_at) VALUES (?1, ?2, ?3, ?4) \
+            "INSERT INTO task_fields (task_id, name, value, updated_at, task_updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?4) \
              ON CONFLICT (task_id, name) DO UPDATE SET value = excluded.value, \
              updated_at = excluded.updated_at",
         )?
@@ -171,8 +168,7 @@ pub(super) fn set_field(
         "INSERT INTO task_field_history (task_id, name, value, at) VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![id, name, value, now])?;
-    touch(conn, id, now)?;
-    Ok(Some(old))
+    Ok(())
 }
 
 /// A task as triggers and schedules see it: its title, status, people and fields.
@@ -222,9 +218,48 @@ pub(super) fn state(conn: &Connection, id: i64) -> Result<Option<TaskState>, Sto
     }))
 }
 
+/// Marks the task changed at `now`. A row changed at `now` already is not written again: one
+/// batch applies all its messages at one time, and a message often changes a task several
+/// times (a comment, fields) and others of the batch change it again. (A change of
+/// `updated_at` also rewrites the task's `task_fields` rows, trigger
+/// `tasks_updated_at_to_fields`; an unchanged one did not.)
 pub(super) fn touch(conn: &Connection, id: i64, now: &str) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE tasks SET updated_at = ?1 WHERE id = ?2")?
+    conn.prepare_cached("UPDATE tasks SET updated_at = ?1 WHERE id = ?2 AND updated_at IS NOT ?1")?
         .execute(params![now, id])?;
+    Ok(())
+}
+
+/// [`touch`] and the task's last mail (at `now`; `ours`: our mail, else the customer's) in one
+/// statement: a message on a task, or a person's answer, changes both, and writing them
+/// apart rewrote the row twice. Like [`touch`], a row that holds the values is not written.
+pub(super) fn touch_with_last_mail(
+    conn: &Connection,
+    id: i64,
+    now: &str,
+    ours: bool,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE tasks SET updated_at = ?2, last_mail_at = ?2, last_mail_ours = ?3 WHERE id = ?1 \
+         AND (updated_at IS NOT ?2 OR last_mail_at IS NOT ?2 OR last_mail_ours IS NOT ?3)",
+    )?
+    .execute(params![id, now, ours])?;
+    Ok(())
+}
+
+/// The task's last mail alone. A row that already holds the values is not written: a new
+/// task's first message comes at the time of its insert, which wrote them, and rewriting
+/// would redo the row and both `tasks_last_mail_*` index entries for nothing.
+pub(super) fn set_last_mail(
+    conn: &Connection,
+    id: i64,
+    at: &str,
+    ours: bool,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE tasks SET last_mail_at = ?2, last_mail_ours = ?3 \
+         WHERE id = ?1 AND (last_mail_at IS NOT ?2 OR last_mail_ours IS NOT ?3)",
+    )?
+    .execute(params![id, at, ours])?;
     Ok(())
 }
 
@@ -240,6 +275,7 @@ pub(super) struct NewComment<'a> {
     pub message_key: &'a str,
 }
 
+/// Adds a comment; the caller touches the task (with its last mail when that changes too).
 pub(super) fn add_comment(conn: &Connection, c: &NewComment, now: &str) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO comments (task_id, author, author_name, text, auto, attachments, \
@@ -255,7 +291,7 @@ pub(super) fn add_comment(conn: &Connection, c: &NewComment, now: &str) -> Resul
         c.message_key,
         now
     ])?;
-    touch(conn, c.task, now)
+    Ok(())
 }
 
 /// Ties a Message-ID (incoming or ours) to a task, for threading. The first task to claim an
@@ -489,8 +525,8 @@ impl Store {
         entered_by: DateTime<Utc>,
     ) -> Result<Vec<StatusEntry>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT t.id, h.at FROM tasks t JOIN task_status_history h ON h.id = \
-             (SELECT MAX(id) FROM task_status_history WHERE task_id = t.id) \
+            "SELECT t.id, h.at FROM tasks t JOIN task_events h ON h.id = \
+             (SELECT MAX(id) FROM task_events WHERE task_id = t.id AND kind = 'status') \
              WHERE t.status = ?1 AND h.at <= ?2 ORDER BY h.at, t.id",
         )?;
         let rows = stmt.query_map(params![status, super::timestamp(entered_by)], |r| {
@@ -508,8 +544,9 @@ impl Store {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT h.at FROM task_status_history h JOIN tasks t ON t.id = h.task_id \
-                 WHERE h.task_id = ?1 AND h.status = t.status ORDER BY h.id DESC LIMIT 1",
+                "SELECT h.at FROM task_events h JOIN tasks t ON t.id = h.task_id \
+                 WHERE h.task_id = ?1 AND h.kind = 'status' AND h.to_value = t.status \
+                 ORDER BY h.id DESC LIMIT 1",
             )?
             .query_row([id], |r| r.get(0))
             .optional()?)

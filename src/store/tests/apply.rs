@@ -39,7 +39,6 @@ fn a_plan_creates_exactly_the_rows_it_describes() {
     let expected = [
         ("tasks", 1),
         ("task_fields", 1),
-        ("task_status_history", 1),
         ("comments", 1),
         ("contacts", 1),
         ("contact_addresses", 1),
@@ -478,7 +477,10 @@ fn a_status_change_is_recorded_in_the_history() {
     }
     let history: Vec<(String, String)> = store
         .conn
-        .prepare("SELECT status, at FROM task_status_history WHERE task_id = ?1 ORDER BY id")
+        .prepare(
+            "SELECT to_value, at FROM task_events WHERE task_id = ?1 AND kind = 'status' \
+             ORDER BY id",
+        )
         .unwrap()
         .query_map([task], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()

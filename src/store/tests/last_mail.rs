@@ -3,7 +3,7 @@
 //! the columns, and as new mail and replies arrive after the upgrade.
 
 use super::*;
-use crate::store::{TaskFilter, Waiting};
+use crate::store::{history, TaskFilter, Waiting};
 
 /// The ids `filter` lets through, newest first.
 fn ids(store: &Store, filter: TaskFilter) -> Vec<i64> {
@@ -64,9 +64,10 @@ fn an_upgraded_old_store_answers_the_views_from_each_tasks_last_mail() {
     assert_eq!(ids(&store, overdue.clone()), [4, 1]);
 
     // After the upgrade every recorded mail keeps them: a person answers task 1, the customer
-    // task 2 (through `history::record`, where every writer's history goes).
+    // task 2 (written as every writer writes them: the history row, and the last mail it
+    // implies).
     let conn = &store.conn;
-    crate::store::history::record(
+    record_with_last_mail(
         conn,
         &crate::store::history::Event {
             task: 1,
@@ -77,9 +78,8 @@ fn an_upgraded_old_store_answers_the_views_from_each_tasks_last_mail() {
             to: Some("c@example.com"),
         },
         "2026-11-04T10:00:00Z",
-    )
-    .unwrap();
-    crate::store::history::record(
+    );
+    record_with_last_mail(
         conn,
         &crate::store::history::Event {
             task: 2,
@@ -90,11 +90,18 @@ fn an_upgraded_old_store_answers_the_views_from_each_tasks_last_mail() {
             to: Some("c@example.com"),
         },
         "2026-11-04T11:00:00Z",
-    )
-    .unwrap();
+    );
     assert_eq!(ids(&store, waiting(Waiting::Us)), [4, 3, 2]);
     assert_eq!(ids(&store, waiting(Waiting::Customer)), [1]);
     assert_eq!(ids(&store, overdue), [4]);
+}
+
+/// Writes `event` to its task's history and the last mail it implies on the task's row.
+fn record_with_last_mail(conn: &rusqlite::Connection, event: &history::Event, at: &str) {
+    history::write_event(conn, event, at).unwrap();
+    if let Some(ours) = history::last_mail_by_us(event) {
+        crate::store::tasks::set_last_mail(conn, event.task, at, ours).unwrap();
+    }
 }
 
 /// Task `task`'s last mail as the store keeps it: when, and whether it was our reply.

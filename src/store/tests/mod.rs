@@ -16,6 +16,7 @@ mod messages;
 mod open;
 mod outbox;
 mod queries;
+mod status_record;
 mod triggers;
 mod users;
 mod webhooks;
@@ -164,7 +165,6 @@ fn new_task(store: &mut Store, key: &str, sender: &str, now: DateTime<Utc>) -> i
 const TABLES: &[&str] = &[
     "tasks",
     "task_fields",
-    "task_status_history",
     "comments",
     "contacts",
     "contact_addresses",
