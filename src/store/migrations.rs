@@ -404,8 +404,7 @@ CREATE TABLE mail_dictionaries (
 ALTER TABLE message_bytes ADD COLUMN dictionary INTEGER;
 "#,
     // 13: a status change is recorded once, as a `status` row of `task_events` (`to_value`: the
-    // status),
-    // which every change has written since migration 7 (and which that migration rebuilt from
+    // status), which every change has written since migration 7 (and which that migration rebuilt from
     // `task_status_history`). `task_status_history` held a second copy of the same changes,
     // written by every task insert and status change; it goes. Schedules and `task list`'s
     // "since when in its status" read a task's last status event through the partial index
