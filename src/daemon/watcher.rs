@@ -328,6 +328,8 @@ impl Watcher {
                 if uids.is_empty() {
                     break;
                 }
+                // With "announced news" and "fetched" below: where a woken watcher's time goes.
+                debug!(mailbox = %self.mailbox.name, "found {} new message(s)", uids.len());
                 if self
                     .process_all(&mut folder, &uids, uid_validity, Acknowledging::First)
                     .await?

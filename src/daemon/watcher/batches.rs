@@ -145,6 +145,7 @@ impl Watcher {
                     return Err(e.into());
                 }
             };
+            debug!(mailbox = %self.mailbox.name, "fetched {} message(s)", fetched.len());
             for uid in chunk {
                 self.unreadable.done(uid_validity, *uid);
             }
