@@ -100,15 +100,7 @@ fn stored_size(store: &Store, id: i64) -> u64 {
 /// A message with a photo: its text goes through the dictionary, the photo is kept decoded.
 fn mail_with_photo(n: u64) -> Vec<u8> {
     use base64::Engine;
-    let mut x: u64 = 11;
-    let photo: Vec<u8> = (0..20_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
+    let photo = noise(20_000, 11);
     let encoded = base64::engine::general_purpose::STANDARD.encode(&photo);
     let lines: Vec<&str> = encoded
         .as_bytes()

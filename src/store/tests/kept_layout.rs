@@ -4,19 +4,7 @@
 use base64::Engine;
 
 use super::*;
-
-/// Deterministic bytes that do not compress (xorshift).
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+use crate::store::tests::noise;
 
 fn lines(data: &[u8], width: usize, eol: &str) -> String {
     let encoded = base64::engine::general_purpose::STANDARD.encode(data);

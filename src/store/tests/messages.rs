@@ -45,15 +45,7 @@ fn a_large_attachment_is_written_in_place_and_reads_back_exactly() {
     use base64::Engine;
     let mut store = Store::open_in_memory().unwrap();
     // Over a MiB of bytes that do not compress: kept decoded, written with incremental I/O.
-    let mut x: u64 = 7;
-    let photo: Vec<u8> = (0..1_500_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect();
+    let photo = noise(1_500_000, 7);
     let encoded = base64::engine::general_purpose::STANDARD.encode(&photo);
     let mut big = record("photo@x");
     big.raw = format!(
