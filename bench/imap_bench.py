@@ -477,15 +477,20 @@ def cyrus_latency(binary: str, rules: str, source: str, count: int, idle_samples
         result["latency"] = latency(server, db, source, count, proc, 30, log_path)
         result["idle_notify"] = idle_notify(server, idle_samples)
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_daemon(proc)
         server.stop()
     return result
+
+
+def stop_daemon(proc) -> None:
+    """Stops a daemon started by `daemon_ingest` (SIGTERM, then SIGKILL after 20 s)."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def main() -> None:
@@ -523,13 +528,7 @@ def main() -> None:
                                         30, log_path)
             result["idle_notify"] = idle_notify(dovecot, args.idle_samples)
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_daemon(proc)
         dovecot.stop()
     result["file_ingest"] = file_ingest(args.binary, args.work, args.maildir, args.count,
                                         os.path.abspath(args.rules))
