@@ -10,9 +10,13 @@ Measures, in order:
   4. latency: with the daemon idling (IMAP IDLE), APPEND one new message at a time and wait
      until it is committed (then 0.1 s for the daemon to go back to IDLE); median, 99th
      percentile and worst; and what mailrules adds to the server's own notice: from the
-     daemon's log, the time from its IDLE wake-up to the message's commit ("beside": the same
-     against a plain client idling beside it the whole time, which Dovecot notifies on its own
-     timer, so it is shown but not the measure);
+     daemon's log, the time from its IDLE wake-up to the message's commit ("beside", on Cyrus
+     only: the same against a plain client idling beside it the whole time, which the server
+     notifies on its own timer, so it is shown but not the measure). Not on Dovecot: there a
+     second idling session syncs the Maildir at the same moment as the daemon's, and one of
+     them waits for the other's `dovecot-uidlist` dotlock, which Dovecot polls every 100-200
+     ms (`LOCK_RANDOM_USLEEP_TIME` in its lib/file-dotlock.c): the bench's own watcher made the
+     daemon's one-message `UID FETCH` take 60-600 ms in 1-3 samples of 100 (BENCHMARKS.md);
   5. the server's IDLE delay: the same with a plain client that only waits for `* N EXISTS`
      (the lower bound of 4);
   6. with --cyrus, 4 and 5 again against a private Cyrus (bench/cyrus.py), whose idled
@@ -376,10 +380,10 @@ def added_by_daemon(log_path: str, message_ids: list) -> dict:
 
 
 def latency(server, db: str, source: str, count: int, proc, timeout: float,
-            log_path: str = "") -> dict:
+            log_path: str = "", beside: bool = True) -> dict:
     files = sorted(os.listdir(os.path.join(source, "cur")))[:count]
     imap = server.client()
-    watcher = ExistsWatcher(server)
+    watcher = ExistsWatcher(server) if beside else None
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     samples = []
     added = []
@@ -401,18 +405,20 @@ def latency(server, db: str, source: str, count: int, proc, timeout: float,
                 # Let the daemon acknowledge and go back to IDLE: mail that arrives while it is
                 # still busy shows up in its next command's answer, without IDLE's delay.
                 time.sleep(SETTLE)
-                notice = watcher.first_after(start)
+                notice = watcher.first_after(start) if watcher else None
                 if notice is not None:
                     added.append(committed - notice)
                 break
             if time.monotonic() - start > timeout or proc.poll() is not None:
                 imap.logout()
-                watcher.stop()
+                if watcher:
+                    watcher.stop()
                 return {"error": f"message {len(samples) + 1} not committed within {timeout:.0f}s",
                         "samples": len(samples)}
             time.sleep(0.001)
     imap.logout()
-    watcher.stop()
+    if watcher:
+        watcher.stop()
     result = summary(samples)
     if added:
         result["beside"] = summary_signed(added)
@@ -525,7 +531,7 @@ def main() -> None:
         if proc is not None and "error" not in result["daemon"]:
             time.sleep(0.5)  # let it settle into IDLE
             result["latency"] = latency(dovecot, db, args.latency_maildir, args.latency, proc,
-                                        30, log_path)
+                                        30, log_path, beside=False)
             result["idle_notify"] = idle_notify(dovecot, args.idle_samples)
     finally:
         stop_daemon(proc)

@@ -119,7 +119,7 @@ def memory_gib() -> float:
 
 def latency_rows(server: str, result: dict) -> list:
     """APPEND → committed, what mailrules adds over the server's own IDLE notice (sample by
-    sample: a plain client idles beside the daemon), and that notice alone."""
+    sample, from the daemon's log), and that notice alone."""
     rows = []
     lat = result.get("latency")
     if not lat or "error" in lat:
