@@ -339,7 +339,7 @@ pub fn drop_expired_mail(
     config: &Config,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<usize, StoreError> {
-    let Some(keep) = config.keep_mail else {
+    let crate::config::KeepMail::For(keep) = config.keep_mail else {
         return Ok(0);
     };
     let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
@@ -382,7 +382,10 @@ impl Preparer {
     /// record goes to the store and the parsed message stays for planning.
     pub fn prepare(&self, incoming: Incoming) -> PreparedMessage {
         let Prepared { mut record, parsed } = self.prepare_one(incoming);
-        record.compress_with(&self.dictionary);
+        // Bytes kept only if the message fails are compressed then, by the store (few are).
+        if !record.keep_only_if_failed {
+            record.compress_with(&self.dictionary);
+        }
         let decided = parsed.as_ref().ok().map(|(message, sender)| {
             let env = envelope(message, &record.mailbox, sender, None);
             let (scan, evaluation) = self.rules.decide_unthreaded(&env, self.config.unmatched);
@@ -440,6 +443,7 @@ impl Preparer {
             let sender = resolve_sender(&m, &self.config.staff);
             (m, sender)
         });
+        let keep_only_if_failed = !self.config.keep_mail.keeps_every_message();
         let record = match &parsed {
             Ok((m, sender)) => MessageRecord {
                 key,
@@ -454,6 +458,7 @@ impl Preparer {
                 references: m.ancestor_ids().into_iter().map(str::to_string).collect(),
                 raw,
                 compressed: None,
+                keep_only_if_failed,
             },
             Err(_) => MessageRecord {
                 key,
@@ -461,6 +466,7 @@ impl Preparer {
                 mailbox,
                 source,
                 raw,
+                keep_only_if_failed,
                 ..MessageRecord::default()
             },
         };

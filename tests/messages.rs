@@ -298,6 +298,75 @@ fn past_keep_mail_the_bytes_go_and_the_record_stays() {
     }
 }
 
+/// A rule that fails every "Опрос" mail: the value it sets is not one its choice field allows,
+/// until [`SURVEY_FIXED`] allows it.
+const SURVEY: &str = r#"
+[[field]]
+name = "Причина"
+type = "choice"
+values = ["Другое"]
+
+[[rule]]
+name = "survey"
+[rule.when]
+subject = { contains = "Опрос" }
+[rule.extract]
+reason = { after = "Причина:" }
+[[rule.do]]
+action = "set"
+if_missing = "create"
+fields = { "Причина" = "{reason}" }
+"#;
+
+#[test]
+fn keep_mail_failed_keeps_only_the_bytes_a_retry_needs() {
+    let w = workdir("keep_mail = \"failed\"\n");
+    w.write_rule("survey.toml", SURVEY);
+    let request = mail(&w, "1.eml", "req@client", "Заявка");
+    let survey = w.path("2.eml").display().to_string();
+    std::fs::write(
+        &survey,
+        "From: Client <client@example.com>\r\nTo: support@acme.example\r\nSubject: Опрос\r\n\
+         Message-ID: <survey@client>\r\n\r\nПричина: Цена\r\n",
+    )
+    .unwrap();
+    let out = w.run(&["ingest", &request, &survey]);
+    assert!(out.status.success(), "{out:?}");
+    let all = list(&w, &[]);
+    assert_eq!(ids(&all), ["survey@client", "req@client"]);
+    assert_eq!(all[0]["status"], "failed");
+    assert_eq!(all[1]["status"], "applied");
+    let (failed, applied) = (all[0]["id"].to_string(), all[1]["id"].to_string());
+
+    // The applied message's record stays and says where its bytes went.
+    let shown = w.ok(&["message", "show", &applied]);
+    assert!(
+        shown.contains("applied") && shown.contains("deleted at") && shown.contains("keep_mail"),
+        "{shown}"
+    );
+    let out = w.run(&["message", "show", &applied, "--raw"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("keep_mail"), "{err}");
+
+    // The failed one keeps its bytes exactly, for `retry`.
+    let raw = w.ok(&["message", "show", &failed, "--raw"]);
+    assert_eq!(raw, std::fs::read_to_string(&survey).unwrap());
+
+    // Fixed and run again, it succeeds, and then its bytes go too.
+    w.write_rule(
+        "survey.toml",
+        &SURVEY.replace(r#"["Другое"]"#, r#"["Другое", "Цена"]"#),
+    );
+    w.ok(&["retry"]);
+    assert_eq!(list(&w, &[])[0]["status"], "applied");
+    let out = w.run(&["message", "show", &failed, "--raw"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    let text = w.ok(&["message", "prune"]);
+    assert!(text.contains("nothing to prune"), "{text}");
+}
+
 #[test]
 fn prune_without_keep_mail_keeps_everything() {
     let w = workdir("");

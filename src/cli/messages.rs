@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::table::Table;
+use crate::config::KeepMail;
 use crate::message::Attachment;
 use crate::store::{KeptBytes, MessageDetail, MessageFilter, Store};
 use crate::text::{escape_for_terminal, for_terminal};
@@ -262,15 +263,29 @@ pub fn prune(config_path: &Path, at: Option<&str>) -> anyhow::Result<ExitCode> {
             .with_timezone(&Utc),
         None => Utc::now(),
     };
-    let Some(keep) = config.keep_mail else {
-        write_stdout(
-            format!(
-                "keep_mail is not set in {}: every message's bytes are kept forever\n",
-                config_path.display()
-            )
-            .as_bytes(),
-        )?;
-        return Ok(ExitCode::SUCCESS);
+    let keep = match config.keep_mail {
+        KeepMail::For(keep) => keep,
+        KeepMail::Forever => {
+            write_stdout(
+                format!(
+                    "keep_mail is not set in {}: every message's bytes are kept forever\n",
+                    config_path.display()
+                )
+                .as_bytes(),
+            )?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        KeepMail::FailedOnly => {
+            write_stdout(
+                format!(
+                    "keep_mail = \"failed\" in {}: only failed messages' bytes are kept, until \
+                     they are run again; there is nothing to prune\n",
+                    config_path.display()
+                )
+                .as_bytes(),
+            )?;
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     let mut store = super::open_store(&config)?;
     let dropped = crate::pipeline::drop_expired_mail(&mut store, &config, now)?;

@@ -39,16 +39,24 @@ fn paths_are_relative_to_the_config_file() {
 #[test]
 fn mail_is_kept_forever_unless_keep_mail_says_otherwise() {
     let load = |text: &str| Config::from_str(text, Path::new("m.toml"));
-    assert_eq!(load("").unwrap().keep_mail, None);
-    assert_eq!(load("keep_mail = \"forever\"\n").unwrap().keep_mail, None);
+    assert_eq!(load("").unwrap().keep_mail, KeepMail::Forever);
+    assert_eq!(
+        load("keep_mail = \"forever\"\n").unwrap().keep_mail,
+        KeepMail::Forever
+    );
     assert_eq!(
         load("keep_mail = \"365d\"\n").unwrap().keep_mail,
-        Some(Duration::from_secs(365 * 86_400))
+        KeepMail::For(Duration::from_secs(365 * 86_400))
+    );
+    assert_eq!(
+        load("keep_mail = \"failed\"\n").unwrap().keep_mail,
+        KeepMail::FailedOnly
     );
     let zero = load("keep_mail = \"0d\"\n").unwrap_err().to_string();
     assert!(zero.contains("leave it out to keep mail forever"), "{zero}");
     let bad = load("keep_mail = \"a year\"\n").unwrap_err().to_string();
     assert!(bad.contains("keep_mail: bad duration"), "{bad}");
+    assert!(bad.contains("\"failed\""), "{bad}");
 }
 
 #[test]

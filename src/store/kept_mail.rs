@@ -178,6 +178,13 @@ pub(super) fn write(conn: &Connection, id: i64, record: &MessageRecord) -> Resul
     Ok(())
 }
 
+/// Lets the kept bytes of message row `id` go, if it has any.
+pub(super) fn forget(conn: &Connection, id: i64) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM message_bytes WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}
+
 /// A large blob: its row with zeros in their place, then the bytes written into them.
 fn write_in_place(
     conn: &Connection,

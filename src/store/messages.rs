@@ -67,17 +67,20 @@ pub(super) fn write(
         (None, None) => "ignored",
         (None, Some(_)) => "applied",
     };
-    let id: i64 = conn
+    // `keep_mail = "failed"`: a message that did not fail lets its bytes go at once.
+    let let_go = record.keep_only_if_failed && outcome.error.is_none();
+    let (id, attempts): (i64, i64) = conn
         .prepare_cached(
             "INSERT INTO messages (key, message_id, mailbox, source, subject, sender, status, \
-             rule, task_id, error, attempts, received_at, processed_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?11) \
+             rule, task_id, error, attempts, received_at, processed_at, bytes_dropped_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?11, ?12) \
              ON CONFLICT (key) DO UPDATE SET message_id = excluded.message_id, \
              mailbox = excluded.mailbox, source = excluded.source, subject = excluded.subject, \
              sender = excluded.sender, status = excluded.status, rule = excluded.rule, \
-             task_id = excluded.task_id, error = excluded.error, bytes_dropped_at = NULL, \
+             task_id = excluded.task_id, error = excluded.error, \
+             bytes_dropped_at = excluded.bytes_dropped_at, \
              attempts = attempts + 1, processed_at = excluded.processed_at \
-             RETURNING id",
+             RETURNING id, attempts",
         )?
         .query_row(
             params![
@@ -91,10 +94,18 @@ pub(super) fn write(
                 outcome.rule,
                 outcome.task,
                 outcome.error,
-                now
+                now,
+                let_go.then_some(now)
             ],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
+    if let_go {
+        // A failed message run again that now succeeds: what it kept to be run again goes.
+        if attempts > 1 {
+            kept_mail::forget(conn, id)?;
+        }
+        return Ok(());
+    }
     kept_mail::write(conn, id, record)
 }
 

@@ -219,6 +219,9 @@ pub struct MessageRecord {
     /// thread; bytes still here are compressed when the message is written.
     pub raw: Vec<u8>,
     pub compressed: Option<Compressed>,
+    /// The bytes are kept only if the message fails (`keep_mail = "failed"`); the record of
+    /// a message that did not fail says they were let go when it was processed.
+    pub keep_only_if_failed: bool,
 }
 
 /// How to apply: our identity, the flood limits and the clock.

@@ -150,6 +150,7 @@ fn record(key: &str) -> MessageRecord {
         references: vec![],
         raw: format!("Message-ID: <{key}>\r\n\r\nbody").into_bytes(),
         compressed: None,
+        keep_only_if_failed: false,
     }
 }
 
