@@ -32,6 +32,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--mix", default="project",
                     help="the corpus's mix (gen_corpus.py --mix): project or heavy")
+    ap.add_argument("--before-config", default="",
+                    help="top-level config lines for the before runs, e.g. 'keep_mail = \"failed\"'")
+    ap.add_argument("--after-config", default="",
+                    help="the same for the after runs (one binary, two configs: same --before "
+                    "and --after)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="mailrules-compare-") as work:
@@ -45,7 +50,9 @@ def main() -> None:
         for run in range(args.runs):
             for name in ("before", "after"):
                 binary = getattr(args, name)
-                config = write_config(os.path.join(work, f"{name}{run}"), rules)
+                extra = getattr(args, f"{name}_config")
+                config = write_config(os.path.join(work, f"{name}{run}"), rules,
+                                      extra + "\n" if extra else "")
                 result = timed_ingest(binary, config, corpus)
                 results[name].append(result)
                 print(f"compare: {name} run {run + 1}: {result['seconds']:.2f} s, "

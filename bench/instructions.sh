@@ -5,6 +5,7 @@
 # Ingests the first COUNT (default 3000) messages of MAILDIR (from bench/gen_corpus.py) with
 # the rules of RULES_DIR (from bench/gen_rules.py) into a fresh store, and prints one line per
 # thread; `callgrind_annotate --inclusive=yes OUT_DIR/callgrind.out-NN` shows where they went.
+# EXTRA_CONFIG: top-level config lines to add (e.g. EXTRA_CONFIG='keep_mail = "failed"').
 set -euo pipefail
 binary=$(realpath "$1") rules=$(realpath "$2") maildir=$(realpath "$3") count=${4:-3000}
 out=${5:-$(mktemp -d)}
@@ -16,6 +17,7 @@ for f in "${files[@]:0:$count}"; do
     ln -f "$f" "$out/subset/cur/" 2>/dev/null || cp "$f" "$out/subset/cur/"
 done
 cat > "$out/mailrules.toml" <<TOML
+${EXTRA_CONFIG:-}
 store = "mailrules.db"
 rules = "$rules"
 [staff]

@@ -47,11 +47,12 @@ def python(script: str, *args: str) -> str:
     return out.stdout.strip()
 
 
-def write_config(directory: str, rules: str) -> str:
+def write_config(directory: str, rules: str, extra: str = "") -> str:
+    """A config for ingest benchmarks; `extra`: top-level lines put first."""
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, "mailrules.toml")
     with open(path, "w") as f:
-        f.write(f'''store = "mailrules.db"
+        f.write(f'''{extra}store = "mailrules.db"
 rules = "{rules}"
 
 [staff]

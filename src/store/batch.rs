@@ -447,8 +447,12 @@ fn apply_one(
             };
             if let Some(log) = log {
                 // Applied again from the log, it writes its bytes again: compressed, they
-                // take a fraction of the memory (the pipeline compressed them already).
-                record.compress();
+                // take a fraction of the memory (the pipeline compressed them already). Bytes
+                // kept only if the message fails stay as they are: compressing each message
+                // here for the rare batch applied again cost more than keeping them all.
+                if !record.keep_only_if_failed {
+                    record.compress();
+                }
                 log.push(Logged::Applied { record, plan });
             }
             Ok(Step::Done(result))
