@@ -141,7 +141,9 @@ pub async fn run_until(
         "loaded {} rules, {} triggers, {} schedules from {} files",
         summary.rules, summary.triggers, summary.schedules, summary.files
     );
-    let store = Store::open(&config.store)?;
+    let mut store = Store::open(&config.store)?;
+    // A checkpoint inside a commit held one message for hundreds of milliseconds.
+    store.checkpoint_on_another_thread()?;
     let pipeline = Pipeline::new(config.clone(), Arc::new(rules), store);
     let sink = PipelineSink::new(pipeline, config.rules.clone());
     run_with(config, sink, options, shutdown).await

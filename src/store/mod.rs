@@ -17,6 +17,7 @@ use crate::plan::{NoPlan, Plan};
 mod actions;
 mod analytics;
 mod batch;
+mod checkpoints;
 mod contacts;
 mod history;
 mod kept_dictionary;
