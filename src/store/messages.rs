@@ -56,6 +56,11 @@ pub(super) struct RecordedOutcome<'a> {
 /// A message that did not fail is `ignored` when it acted on no task: every change a plan can
 /// make (a task, a comment, a field, an analytics row, a reply or a notification) is made on a
 /// task, so no task means every action was `ignore` or skipped (`if_missing = "skip"`).
+///
+/// A new key is a plain insert and its id `last_insert_rowid()`; only a key already there
+/// (a failed message run again) takes the update. One upsert with `RETURNING id` did both,
+/// but SQLite runs a `RETURNING` clause through an ephemeral table and a statement journal:
+/// about 7 % of the applying thread's instructions (BENCHMARKS.md, "Session 8").
 pub(super) fn write(
     conn: &Connection,
     record: &MessageRecord,
@@ -67,34 +72,38 @@ pub(super) fn write(
         (None, None) => "ignored",
         (None, Some(_)) => "applied",
     };
-    let id: i64 = conn
+    let values = params![
+        record.key,
+        record.message_id,
+        record.mailbox,
+        record.source,
+        record.subject,
+        outcome.sender,
+        status,
+        outcome.rule,
+        outcome.task,
+        outcome.error,
+        now
+    ];
+    let inserted = conn
         .prepare_cached(
             "INSERT INTO messages (key, message_id, mailbox, source, subject, sender, status, \
              rule, task_id, error, attempts, received_at, processed_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?11) \
-             ON CONFLICT (key) DO UPDATE SET message_id = excluded.message_id, \
-             mailbox = excluded.mailbox, source = excluded.source, subject = excluded.subject, \
-             sender = excluded.sender, status = excluded.status, rule = excluded.rule, \
-             task_id = excluded.task_id, error = excluded.error, bytes_dropped_at = NULL, \
-             attempts = attempts + 1, processed_at = excluded.processed_at \
-             RETURNING id",
+             ON CONFLICT (key) DO NOTHING",
         )?
-        .query_row(
-            params![
-                record.key,
-                record.message_id,
-                record.mailbox,
-                record.source,
-                record.subject,
-                outcome.sender,
-                status,
-                outcome.rule,
-                outcome.task,
-                outcome.error,
-                now
-            ],
-            |r| r.get(0),
-        )?;
+        .execute(values)?;
+    let id = if inserted == 1 {
+        conn.last_insert_rowid()
+    } else {
+        conn.prepare_cached(
+            "UPDATE messages SET message_id = ?2, mailbox = ?3, source = ?4, subject = ?5, \
+             sender = ?6, status = ?7, rule = ?8, task_id = ?9, error = ?10, \
+             bytes_dropped_at = NULL, attempts = attempts + 1, processed_at = ?11 \
+             WHERE key = ?1 RETURNING id",
+        )?
+        .query_row(values, |r| r.get(0))?
+    };
     kept_mail::write(conn, id, record)
 }
 
