@@ -63,17 +63,17 @@ pub(super) fn insert(conn: &Connection, row: &NewOutgoing, now: &str) -> Result<
 }
 
 /// Whether `recipient` got a reply that counts about task ?2 since ?3. The conditions on kind
-/// and status are those of the partial index `outbox_counted_task_replies` (migration 4), so
-/// this is one index lookup.
+/// and status are those of the partial index `outbox_counted_task_replies` (migrations 4 and
+/// 15), word for word, so this is one index lookup.
 pub(super) const REPLIED_ABOUT_TASK: &str = "SELECT EXISTS (SELECT 1 FROM outbox \
-     WHERE kind = 'reply' AND status IN ('queued', 'sending', 'sent') \
+     WHERE kind = 'reply' AND (status = 'queued' OR status = 'sending' OR status = 'sent') \
      AND recipient = ?1 AND task_id = ?2 AND created_at > ?3)";
 
 /// How many replies that count `recipient` got since ?2, counting no further than the limit
 /// ?3: only whether the limit is reached matters, so the count reads at most that many entries
-/// of `outbox_counted_replies` (migration 4) however many replies the history holds.
+/// of `outbox_counted_replies` (migrations 4 and 15) however many replies the history holds.
 pub(super) const REPLIES_UP_TO_LIMIT: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM outbox \
-     WHERE kind = 'reply' AND status IN ('queued', 'sending', 'sent') \
+     WHERE kind = 'reply' AND (status = 'queued' OR status = 'sending' OR status = 'sent') \
      AND recipient = ?1 AND created_at > ?2 LIMIT ?3)";
 
 /// Why an automatic reply to `recipient` about `task` would exceed the flood limits, if it
