@@ -50,6 +50,13 @@ pub(super) struct RecordedOutcome<'a> {
     pub error: Option<&'a str>,
 }
 
+/// A new message's row; nothing when its key is there already.
+pub(super) const INSERT_NEW: &str =
+    "INSERT INTO messages (key, message_id, mailbox, source, subject, sender, status, \
+     rule, task_id, error, attempts, received_at, processed_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?11) \
+     ON CONFLICT (key) DO NOTHING";
+
 /// Writes the messages row and the message's bytes: a new one, or the update of a failed one
 /// that was run again (its key is already there; `received_at` keeps the first arrival).
 ///
@@ -85,14 +92,7 @@ pub(super) fn write(
         outcome.error,
         now
     ];
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO messages (key, message_id, mailbox, source, subject, sender, status, \
-             rule, task_id, error, attempts, received_at, processed_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?11) \
-             ON CONFLICT (key) DO NOTHING",
-        )?
-        .execute(values)?;
+    let inserted = conn.prepare_cached(INSERT_NEW)?.execute(values)?;
     let id = if inserted == 1 {
         conn.last_insert_rowid()
     } else {

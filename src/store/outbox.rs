@@ -31,6 +31,12 @@ pub(super) struct NewOutgoing<'a> {
 /// `Auto-Submitted`), and not counted by the automatic reply limits.
 pub const ANSWER: &str = "answer";
 
+/// One outgoing mail's row.
+pub(super) const INSERT: &str =
+    "INSERT INTO outbox (kind, task_id, message_key, rule, recipient, subject, body, \
+     in_reply_to, references_ids, our_message_id, status, reason, created_at, cc) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+
 /// Queues (or records as suppressed) one mail; the row's id.
 pub(super) fn insert(conn: &Connection, row: &NewOutgoing, now: &str) -> Result<i64, StoreError> {
     let (status, reason) = match row.suppressed {
@@ -38,12 +44,7 @@ pub(super) fn insert(conn: &Connection, row: &NewOutgoing, now: &str) -> Result<
         None => ("queued", None),
     };
     let references = (!row.references.is_empty()).then(|| row.references.join(" "));
-    conn.prepare_cached(
-        "INSERT INTO outbox (kind, task_id, message_key, rule, recipient, subject, body, \
-         in_reply_to, references_ids, our_message_id, status, reason, created_at, cc) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    )?
-    .execute(params![
+    conn.prepare_cached(INSERT)?.execute(params![
         row.kind,
         row.task,
         row.message_key,

@@ -140,6 +140,13 @@ pub(super) fn field_value(conn: &Connection, id: i64, name: &str) -> Result<Stri
         .unwrap_or_default())
 }
 
+/// Field ?2 of task ?1 set to ?3 at ?4, the task's `updated_at` too ([`write_field`]).
+pub(super) const WRITE_FIELD: &str =
+    "INSERT INTO task_fields (task_id, name, value, updated_at, task_updated_at) \
+     VALUES (?1, ?2, ?3, ?4, ?4) \
+     ON CONFLICT (task_id, name) DO UPDATE SET value = excluded.value, \
+     updated_at = excluded.updated_at";
+
 /// Writes field `name` (an empty value clears it) and appends the change to the field
 /// history (schedules ask since when a field has had its value). The caller has read the
 /// value before ([`field_value`]) and found it different, and has touched the task at `now`
@@ -156,13 +163,8 @@ pub(super) fn write_field(
         conn.prepare_cached("DELETE FROM task_fields WHERE task_id = ?1 AND name = ?2")?
             .execute(params![id, name])?;
     } else {
-        conn.prepare_cached(
-            "INSERT INTO task_fields (task_id, name, value, updated_at, task_updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?4) \
-             ON CONFLICT (task_id, name) DO UPDATE SET value = excluded.value, \
-             updated_at = excluded.updated_at",
-        )?
-        .execute(params![id, name, value, now])?;
+        conn.prepare_cached(WRITE_FIELD)?
+            .execute(params![id, name, value, now])?;
     }
     conn.prepare_cached(
         "INSERT INTO task_field_history (task_id, name, value, at) VALUES (?1, ?2, ?3, ?4)",
@@ -218,13 +220,15 @@ pub(super) fn state(conn: &Connection, id: i64) -> Result<Option<TaskState>, Sto
     }))
 }
 
+/// Marks task ?2 changed at ?1 ([`touch`]).
+pub(super) const TOUCH: &str =
+    "UPDATE tasks SET updated_at = ?1 WHERE id = ?2 AND updated_at IS NOT ?1";
+
 /// Marks the task changed at `now`. A row changed at `now` already is not written again: one
 /// batch applies all its messages at one time, and a message often changes a task several
 /// times (a comment, fields) and others of the batch change it again.
 pub(super) fn touch(conn: &Connection, id: i64, now: &str) -> Result<(), StoreError> {
-    let changed = conn
-        .prepare_cached("UPDATE tasks SET updated_at = ?1 WHERE id = ?2 AND updated_at IS NOT ?1")?
-        .execute(params![now, id])?;
+    let changed = conn.prepare_cached(TOUCH)?.execute(params![now, id])?;
     if changed > 0 {
         fields_follow_task(conn, id, now)?;
     }
