@@ -50,12 +50,24 @@ pub(super) struct RecordedOutcome<'a> {
     pub error: Option<&'a str>,
 }
 
+/// A new message's row; nothing when its key is there already.
+pub(super) const INSERT_NEW: &str =
+    "INSERT INTO messages (key, message_id, mailbox, source, subject, sender, status, \
+     rule, task_id, error, attempts, received_at, processed_at, bytes_dropped_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?11, ?12) \
+     ON CONFLICT (key) DO NOTHING";
+
 /// Writes the messages row and the message's bytes: a new one, or the update of a failed one
 /// that was run again (its key is already there; `received_at` keeps the first arrival).
 ///
 /// A message that did not fail is `ignored` when it acted on no task: every change a plan can
 /// make (a task, a comment, a field, an analytics row, a reply or a notification) is made on a
 /// task, so no task means every action was `ignore` or skipped (`if_missing = "skip"`).
+///
+/// A new key is a plain insert and its id `last_insert_rowid()`; only a key already there
+/// (a failed message run again) takes the update. One upsert with `RETURNING id` did both,
+/// but SQLite runs a `RETURNING` clause through an ephemeral table and a statement journal:
+/// about 7 % of the applying thread's instructions (BENCHMARKS.md, "Session 8").
 pub(super) fn write(
     conn: &Connection,
     record: &MessageRecord,
@@ -69,39 +81,37 @@ pub(super) fn write(
     };
     // `keep_mail = "failed"`: a message that did not fail lets its bytes go at once.
     let let_go = record.keep_only_if_failed && outcome.error.is_none();
-    let (id, attempts): (i64, i64) = conn
-        .prepare_cached(
-            "INSERT INTO messages (key, message_id, mailbox, source, subject, sender, status, \
-             rule, task_id, error, attempts, received_at, processed_at, bytes_dropped_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 1, ?11, ?11, ?12) \
-             ON CONFLICT (key) DO UPDATE SET message_id = excluded.message_id, \
-             mailbox = excluded.mailbox, source = excluded.source, subject = excluded.subject, \
-             sender = excluded.sender, status = excluded.status, rule = excluded.rule, \
-             task_id = excluded.task_id, error = excluded.error, \
-             bytes_dropped_at = excluded.bytes_dropped_at, \
-             attempts = attempts + 1, processed_at = excluded.processed_at \
-             RETURNING id, attempts",
-        )?
-        .query_row(
-            params![
-                record.key,
-                record.message_id,
-                record.mailbox,
-                record.source,
-                record.subject,
-                outcome.sender,
-                status,
-                outcome.rule,
-                outcome.task,
-                outcome.error,
-                now,
-                let_go.then_some(now)
-            ],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+    let values = params![
+        record.key,
+        record.message_id,
+        record.mailbox,
+        record.source,
+        record.subject,
+        outcome.sender,
+        status,
+        outcome.rule,
+        outcome.task,
+        outcome.error,
+        now,
+        let_go.then_some(now)
+    ];
+    let inserted = conn.prepare_cached(INSERT_NEW)?.execute(values)?;
+    let (id, run_again) = if inserted == 1 {
+        (conn.last_insert_rowid(), false)
+    } else {
+        let id = conn
+            .prepare_cached(
+                "UPDATE messages SET message_id = ?2, mailbox = ?3, source = ?4, subject = ?5, \
+                 sender = ?6, status = ?7, rule = ?8, task_id = ?9, error = ?10, \
+                 bytes_dropped_at = ?12, attempts = attempts + 1, processed_at = ?11 \
+                 WHERE key = ?1 RETURNING id",
+            )?
+            .query_row(values, |r| r.get(0))?;
+        (id, true)
+    };
     if let_go {
         // A failed message run again that now succeeds: what it kept to be run again goes.
-        if attempts > 1 {
+        if run_again {
             kept_mail::forget(conn, id)?;
         }
         return Ok(());

@@ -459,6 +459,30 @@ CREATE TRIGGER task_fields_take_task_updated_at AFTER INSERT ON task_fields
     WHERE task_id = NEW.task_id AND name = NEW.name;
 END;
 "#,
+    // 15: the reply limits' partial indexes (migration 4) name the statuses that count as
+    // comparisons joined by OR instead of `status IN (...)`: SQLite evaluates a partial index's
+    // WHERE clause for every row written to the table, and an IN list of three or more values
+    // is built into an ephemeral table each time (two per queued reply, about 4 % of the
+    // applying thread's instructions; BENCHMARKS.md, "Session 8"). Same rows, same queries
+    // (`store::outbox`, whose WHERE clauses follow these word for word).
+    // And the triggers of migrations 5 and 14, which copied a task's `updated_at` onto its
+    // field rows, are gone: `store::tasks` writes the copy with every change of `updated_at`
+    // (`fields_follow_task`) and with every new field row. A statement that fires a trigger
+    // makes SQLite keep a statement journal, a copy of each page it touches, on every
+    // `UPDATE tasks` that marks a task changed (about 5 % of the applying thread).
+    r#"
+DROP INDEX outbox_counted_replies;
+DROP INDEX outbox_counted_task_replies;
+CREATE INDEX outbox_counted_replies ON outbox(recipient, created_at)
+  WHERE kind = 'reply' AND (status = 'queued' OR status = 'sending' OR status = 'sent');
+CREATE INDEX outbox_counted_task_replies ON outbox(recipient, task_id, created_at)
+  WHERE kind = 'reply' AND (status = 'queued' OR status = 'sending' OR status = 'sent');
+DROP TRIGGER task_fields_take_task_updated_at;
+DROP TRIGGER tasks_updated_at_to_fields;
+UPDATE task_fields
+  SET task_updated_at = (SELECT t.updated_at FROM tasks t WHERE t.id = task_fields.task_id)
+  WHERE task_updated_at = '';
+"#,
 ];
 
 /// The schema version this program writes.

@@ -31,6 +31,12 @@ pub(super) struct NewOutgoing<'a> {
 /// `Auto-Submitted`), and not counted by the automatic reply limits.
 pub const ANSWER: &str = "answer";
 
+/// One outgoing mail's row.
+pub(super) const INSERT: &str =
+    "INSERT INTO outbox (kind, task_id, message_key, rule, recipient, subject, body, \
+     in_reply_to, references_ids, our_message_id, status, reason, created_at, cc) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+
 /// Queues (or records as suppressed) one mail; the row's id.
 pub(super) fn insert(conn: &Connection, row: &NewOutgoing, now: &str) -> Result<i64, StoreError> {
     let (status, reason) = match row.suppressed {
@@ -38,12 +44,7 @@ pub(super) fn insert(conn: &Connection, row: &NewOutgoing, now: &str) -> Result<
         None => ("queued", None),
     };
     let references = (!row.references.is_empty()).then(|| row.references.join(" "));
-    conn.prepare_cached(
-        "INSERT INTO outbox (kind, task_id, message_key, rule, recipient, subject, body, \
-         in_reply_to, references_ids, our_message_id, status, reason, created_at, cc) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-    )?
-    .execute(params![
+    conn.prepare_cached(INSERT)?.execute(params![
         row.kind,
         row.task,
         row.message_key,
@@ -63,17 +64,17 @@ pub(super) fn insert(conn: &Connection, row: &NewOutgoing, now: &str) -> Result<
 }
 
 /// Whether `recipient` got a reply that counts about task ?2 since ?3. The conditions on kind
-/// and status are those of the partial index `outbox_counted_task_replies` (migration 4), so
-/// this is one index lookup.
+/// and status are those of the partial index `outbox_counted_task_replies` (migrations 4 and
+/// 15), word for word, so this is one index lookup.
 pub(super) const REPLIED_ABOUT_TASK: &str = "SELECT EXISTS (SELECT 1 FROM outbox \
-     WHERE kind = 'reply' AND status IN ('queued', 'sending', 'sent') \
+     WHERE kind = 'reply' AND (status = 'queued' OR status = 'sending' OR status = 'sent') \
      AND recipient = ?1 AND task_id = ?2 AND created_at > ?3)";
 
 /// How many replies that count `recipient` got since ?2, counting no further than the limit
 /// ?3: only whether the limit is reached matters, so the count reads at most that many entries
-/// of `outbox_counted_replies` (migration 4) however many replies the history holds.
+/// of `outbox_counted_replies` (migrations 4 and 15) however many replies the history holds.
 pub(super) const REPLIES_UP_TO_LIMIT: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM outbox \
-     WHERE kind = 'reply' AND status IN ('queued', 'sending', 'sent') \
+     WHERE kind = 'reply' AND (status = 'queued' OR status = 'sending' OR status = 'sent') \
      AND recipient = ?1 AND created_at > ?2 LIMIT ?3)";
 
 /// Why an automatic reply to `recipient` about `task` would exceed the flood limits, if it

@@ -102,6 +102,7 @@ pub(super) fn set_status(
         Some(old) if old != status => {
             conn.prepare_cached("UPDATE tasks SET status = ?1, updated_at = ?2 WHERE id = ?3")?
                 .execute(params![status, now, id])?;
+            fields_follow_task(conn, id, now)?;
             Ok(Some(old))
         }
         _ => Ok(None),
@@ -123,6 +124,7 @@ pub(super) fn set_assignee(
         Some(old) if old.as_deref() != assignee => {
             conn.prepare_cached("UPDATE tasks SET assignee = ?1, updated_at = ?2 WHERE id = ?3")?
                 .execute(params![assignee, now, id])?;
+            fields_follow_task(conn, id, now)?;
             Ok(Some(old))
         }
         _ => Ok(None),
@@ -138,13 +140,18 @@ pub(super) fn field_value(conn: &Connection, id: i64, name: &str) -> Result<Stri
         .unwrap_or_default())
 }
 
+/// Field ?2 of task ?1 set to ?3 at ?4, the task's `updated_at` too ([`write_field`]).
+pub(super) const WRITE_FIELD: &str =
+    "INSERT INTO task_fields (task_id, name, value, updated_at, task_updated_at) \
+     VALUES (?1, ?2, ?3, ?4, ?4) \
+     ON CONFLICT (task_id, name) DO UPDATE SET value = excluded.value, \
+     updated_at = excluded.updated_at";
+
 /// Writes field `name` (an empty value clears it) and appends the change to the field
 /// history (schedules ask since when a field has had its value). The caller has read the
 /// value before ([`field_value`]) and found it different, and has touched the task at `now`
-/// first: a new field row is written with its task's `updated_at` (`now`) at once, instead of
-/// being rewritten by trigger `task_fields_take_task_updated_at` (which since migration 14
-/// fills in only a row written without it) and then again by the touch's
-/// `tasks_updated_at_to_fields`.
+/// first ([`touch`]): a new field row is written with its task's `updated_at` (`now`), which
+/// the touch copied onto the task's other field rows.
 pub(super) fn write_field(
     conn: &Connection,
     id: i64,
@@ -156,13 +163,8 @@ pub(super) fn write_field(
         conn.prepare_cached("DELETE FROM task_fields WHERE task_id = ?1 AND name = ?2")?
             .execute(params![id, name])?;
     } else {
-        conn.prepare_cached(
-            "INSERT INTO task_fields (task_id, name, value, updated_at, task_updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?4) \
-             ON CONFLICT (task_id, name) DO UPDATE SET value = excluded.value, \
-             updated_at = excluded.updated_at",
-        )?
-        .execute(params![id, name, value, now])?;
+        conn.prepare_cached(WRITE_FIELD)?
+            .execute(params![id, name, value, now])?;
     }
     conn.prepare_cached(
         "INSERT INTO task_field_history (task_id, name, value, at) VALUES (?1, ?2, ?3, ?4)",
@@ -218,14 +220,33 @@ pub(super) fn state(conn: &Connection, id: i64) -> Result<Option<TaskState>, Sto
     }))
 }
 
+/// Marks task ?2 changed at ?1 ([`touch`]).
+pub(super) const TOUCH: &str =
+    "UPDATE tasks SET updated_at = ?1 WHERE id = ?2 AND updated_at IS NOT ?1";
+
 /// Marks the task changed at `now`. A row changed at `now` already is not written again: one
 /// batch applies all its messages at one time, and a message often changes a task several
-/// times (a comment, fields) and others of the batch change it again. (A change of
-/// `updated_at` also rewrites the task's `task_fields` rows, trigger
-/// `tasks_updated_at_to_fields`; an unchanged one did not.)
+/// times (a comment, fields) and others of the batch change it again.
 pub(super) fn touch(conn: &Connection, id: i64, now: &str) -> Result<(), StoreError> {
-    conn.prepare_cached("UPDATE tasks SET updated_at = ?1 WHERE id = ?2 AND updated_at IS NOT ?1")?
-        .execute(params![now, id])?;
+    let changed = conn.prepare_cached(TOUCH)?.execute(params![now, id])?;
+    if changed > 0 {
+        fields_follow_task(conn, id, now)?;
+    }
+    Ok(())
+}
+
+/// Copies the task's new `updated_at` onto its field rows (`task_fields.task_updated_at`, by
+/// which index `task_fields_newest` finds the task updated last among those with a value).
+/// Every write of `tasks.updated_at` calls it. Until migration 15 triggers did this; a
+/// statement that fires a trigger makes SQLite keep a statement journal, a copy of every
+/// page the statement touches, and that cost more than this statement (BENCHMARKS.md,
+/// "Session 8"). A row that holds the time already is not written.
+fn fields_follow_task(conn: &Connection, id: i64, now: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "UPDATE task_fields SET task_updated_at = ?1 WHERE task_id = ?2 \
+         AND task_updated_at IS NOT ?1",
+    )?
+    .execute(params![now, id])?;
     Ok(())
 }
 
@@ -238,11 +259,16 @@ pub(super) fn touch_with_last_mail(
     now: &str,
     ours: bool,
 ) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "UPDATE tasks SET updated_at = ?2, last_mail_at = ?2, last_mail_ours = ?3 WHERE id = ?1 \
-         AND (updated_at IS NOT ?2 OR last_mail_at IS NOT ?2 OR last_mail_ours IS NOT ?3)",
-    )?
-    .execute(params![id, now, ours])?;
+    let changed = conn
+        .prepare_cached(
+            "UPDATE tasks SET updated_at = ?2, last_mail_at = ?2, last_mail_ours = ?3 \
+             WHERE id = ?1 \
+             AND (updated_at IS NOT ?2 OR last_mail_at IS NOT ?2 OR last_mail_ours IS NOT ?3)",
+        )?
+        .execute(params![id, now, ours])?;
+    if changed > 0 {
+        fields_follow_task(conn, id, now)?;
+    }
     Ok(())
 }
 

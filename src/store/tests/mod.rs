@@ -9,6 +9,7 @@ use crate::plan::{ActionKind, FieldValue, IfMissing, Piece, Plan, PlannedAction,
 
 mod apply;
 mod apply_mail;
+mod field_times;
 mod history;
 mod kept_dictionary;
 mod last_mail;

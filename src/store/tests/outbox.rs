@@ -180,3 +180,30 @@ fn the_per_message_lookups_that_could_grow_read_one_index_entry_or_up_to_a_limit
         );
     }
 }
+
+#[test]
+fn the_rows_each_message_writes_need_no_ephemeral_table_and_fire_no_trigger() {
+    // What the applying thread pays per message (BENCHMARKS.md, "Session 8"): SQLite builds
+    // an ephemeral table for a `RETURNING` clause and for an `IN` list of three values or more
+    // in a partial index's WHERE clause, evaluated for every row written; and it keeps a
+    // statement journal, a copy of every page touched, for a statement that fires a trigger.
+    let store = Store::open_in_memory().unwrap();
+    for sql in [
+        super::super::messages::INSERT_NEW,
+        super::super::outbox::INSERT,
+        super::super::tasks::TOUCH,
+        super::super::tasks::WRITE_FIELD,
+    ] {
+        let mut explain = store.conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+        let unbound = vec![rusqlite::types::Null; explain.parameter_count()];
+        let opcodes: Vec<String> = explain
+            .query_map(rusqlite::params_from_iter(unbound), |r| r.get(1))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(!opcodes.is_empty(), "{sql}");
+        for costly in ["OpenEphemeral", "Program"] {
+            assert!(!opcodes.iter().any(|op| op == costly), "{costly} in {sql}");
+        }
+    }
+}

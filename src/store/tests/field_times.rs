@@ -1,0 +1,118 @@
+//! A task found by a field value is the one updated last (index `task_fields_newest`), on a
+//! store upgraded from before migration 15 (which dropped the triggers that copied each
+//! task's `updated_at` onto its field rows) as on a new one, whichever change marks the task
+//! updated; and the reply limits still count an upgraded store's replies.
+
+use super::*;
+
+/// The task that a message naming order `order` acts on (`if_missing = "fail"`).
+fn task_by_order(store: &mut Store, key: &str, order: &str, now: DateTime<Utc>) -> Option<i64> {
+    let by_order = TaskRef::Field {
+        field: "Номер заказа".into(),
+        value: order.into(),
+    };
+    let p = plan(
+        "courier@example.com",
+        None,
+        vec![action(
+            comment("статус доставки"),
+            by_order,
+            IfMissing::Fail,
+        )],
+    );
+    let result = apply_one(store, item(key, p), now);
+    assert_eq!(result.status, ResultStatus::Applied, "{:?}", result.error);
+    result.task
+}
+
+/// Changes task `task` at `now` with `change` (a status, a field, a comment).
+fn change(store: &mut Store, key: &str, task: i64, change: ActionKind, now: DateTime<Utc>) {
+    let p = plan(
+        "staff@acme.example",
+        None,
+        vec![action(change, TaskRef::Number(task), IfMissing::Fail)],
+    );
+    let result = apply_one(store, item(key, p), now);
+    assert_eq!(result.status, ResultStatus::Applied, "{:?}", result.error);
+}
+
+#[test]
+fn an_upgraded_store_finds_the_task_updated_last_by_a_field_whatever_changed_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mailrules.db");
+    {
+        // The previous release's store (schema 14): two tasks with order 777, the older one
+        // updated last; ten automatic replies sent to one address today.
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        for sql in &migrations::MIGRATIONS[..14] {
+            raw.execute_batch(sql).unwrap();
+        }
+        raw.pragma_update(None, "user_version", 14).unwrap();
+        raw.execute_batch(
+            "INSERT INTO tasks (title, status, created_at, updated_at) VALUES
+               ('old', 'Новая', '2026-11-01T10:00:00Z', '2026-11-05T10:00:00Z'),
+               ('new', 'Новая', '2026-11-02T10:00:00Z', '2026-11-02T10:00:00Z');
+             INSERT INTO task_fields (task_id, name, value, updated_at) VALUES
+               (1, 'Номер заказа', '777', '2026-11-01T10:00:00Z'),
+               (2, 'Номер заказа', '777', '2026-11-02T10:00:00Z');",
+        )
+        .unwrap();
+        for n in 0..10 {
+            raw.execute(
+                "INSERT INTO outbox (kind, task_id, recipient, subject, body, our_message_id, \
+                 status, created_at) VALUES ('reply', 1, 'c@example.com', 's', 'b', ?1, 'sent', \
+                 '2026-11-20T10:00:00Z')",
+                [format!("r{n}@mail.acme.example")],
+            )
+            .unwrap();
+        }
+    }
+    let mut store = Store::open(&path).unwrap();
+    assert_eq!(
+        store.schema_version().unwrap(),
+        migrations::latest_version()
+    );
+    assert_eq!(task_by_order(&mut store, "a@x", "777", at(20, 11)), Some(1));
+
+    // Each kind of change to task 2 makes it the one updated last.
+    change(&mut store, "b@x", 2, set_status("В работе"), at(20, 12));
+    assert_eq!(task_by_order(&mut store, "c@x", "777", at(20, 12)), Some(2));
+    change(&mut store, "d@x", 1, comment("ещё"), at(20, 13));
+    assert_eq!(task_by_order(&mut store, "e@x", "777", at(20, 13)), Some(1));
+    change(
+        &mut store,
+        "f@x",
+        2,
+        set_field("Курьер", "Пётр"),
+        at(20, 14),
+    );
+    assert_eq!(task_by_order(&mut store, "g@x", "777", at(20, 14)), Some(2));
+    // A task that gets the value now is the one updated last.
+    let third = new_task(&mut store, "h@x", "c3@example.com", at(20, 15));
+    change(
+        &mut store,
+        "i@x",
+        third,
+        set_field("Номер заказа", "777"),
+        at(20, 16),
+    );
+    assert_eq!(
+        task_by_order(&mut store, "j@x", "777", at(20, 16)),
+        Some(third)
+    );
+
+    // The ten replies of the upgraded store count against the daily limit.
+    let p = plan(
+        "c@example.com",
+        None,
+        vec![create_task("A"), current(reply())],
+    );
+    apply_one(&mut store, item("k@x", p), at(20, 17));
+    let row = store.outbox_list().unwrap()[0].clone();
+    assert_eq!(row.status, "suppressed");
+    assert!(
+        row.reason.as_deref().unwrap().contains("already got 10"),
+        "{:?}",
+        row.reason
+    );
+}
