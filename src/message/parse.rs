@@ -24,13 +24,15 @@ pub struct ParseError(pub String);
 /// mail-parser parsing only the header fields whose parsed form something reads: the MIME
 /// fields (for the body), dates, addresses and Message-IDs ([`read_headers`] decodes every
 /// value it keeps from the raw bytes). The others (`Received:` trace fields, `Subject:`,
-/// `List-*:`, ...) are kept raw: parsing the trace fields alone was 7 % of parsing a message.
+/// `List-*:`, ...) are only delimited: parsing the trace fields alone was 7 % of parsing a
+/// message, and copying the other values out as raw text (which nothing read) 4 %.
 static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
     MessageParser::new()
         .with_mime_headers()
         .with_date_headers()
         .with_address_headers()
         .with_message_ids()
+        .default_header_ignore()
 });
 
 /// Parses one raw message.
