@@ -212,12 +212,12 @@ pub(super) fn decode_quoted_printable(body: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn hex(byte: u8) -> Option<u8> {
+pub(super) fn hex(byte: u8) -> Option<u8> {
     (byte as char).to_digit(16).map(|d| d as u8)
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// mail-parser's own decoding of `body` as a whole part.
@@ -286,7 +286,7 @@ mod tests {
     }
 
     /// Every `.eml` under `dir`, recursively.
-    fn messages_in(dir: &std::path::Path, out: &mut Vec<Vec<u8>>) {
+    pub(in crate::message) fn messages_in(dir: &std::path::Path, out: &mut Vec<Vec<u8>>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
