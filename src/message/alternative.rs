@@ -7,6 +7,8 @@
 //! message is parsed otherwise.
 
 use mail_parser::parsers::MessageStream;
+
+use super::single_part::header_section;
 use mail_parser::{GetHeader, HeaderName, HeaderValue, MessageParser, PartType};
 
 /// A copy of a message with its HTML alternative's body cut out.
@@ -149,12 +151,7 @@ impl Hollowed {
 
 /// A quick look at the header section: `false` when it does not name an alternative.
 fn may_be_alternative(raw: &[u8]) -> bool {
-    let end = [&b"\n\n"[..], b"\n\r\n"]
-        .iter()
-        .filter_map(|blank| memchr::memmem::find(raw, blank))
-        .min()
-        .unwrap_or(raw.len());
-    let head = &raw[..end];
+    let head = header_section(raw);
     [&b"alternative"[..], b"Alternative", b"ALTERNATIVE"]
         .iter()
         .any(|word| memchr::memmem::find(head, word).is_some())

@@ -88,12 +88,7 @@ pub(super) fn parse<'x>(parser: &MessageParser, raw: &'x [u8]) -> Option<mail_pa
 /// multipart, which rules the message out; `true` leaves it to [`parse`]'s checks. Without
 /// it, the header fields of every other message were parsed twice.
 fn may_be_single_part_text(raw: &[u8]) -> bool {
-    let end = [&b"\n\n"[..], b"\n\r\n"]
-        .iter()
-        .filter_map(|blank| memchr::memmem::find(raw, blank))
-        .min()
-        .unwrap_or(raw.len());
-    let head = &raw[..end];
+    let head = header_section(raw);
     let names = |spellings: [&[u8]; 3]| {
         spellings
             .iter()
@@ -101,6 +96,18 @@ fn may_be_single_part_text(raw: &[u8]) -> bool {
     };
     (names([b"printable", b"Printable", b"PRINTABLE"]) || names([b"base64", b"Base64", b"BASE64"]))
         && !names([b"multipart", b"Multipart", b"MULTIPART"])
+}
+
+/// `raw` up to the line end before its first empty line (LF or CR LF), or all of it: found
+/// line by line, where two `memmem` searches (`\n\n`, `\n\r\n`) ran, the first one over the
+/// whole of every CR LF message.
+pub(super) fn header_section(raw: &[u8]) -> &[u8] {
+    for at in memchr::memchr_iter(b'\n', raw) {
+        if matches!(raw.get(at + 1..), Some([b'\n', ..] | [b'\r', b'\n', ..])) {
+            return &raw[..at];
+        }
+    }
+    raw
 }
 
 /// The body `body` decoded as mail-parser's `decode_base64_mime` decodes a part that runs to
@@ -375,6 +382,35 @@ pub(super) mod tests {
                 "{:?}",
                 String::from_utf8_lossy(&body)
             );
+        }
+    }
+
+    /// The header section as the two `memmem` searches found it.
+    fn header_section_by_two_searches(raw: &[u8]) -> &[u8] {
+        let end = [&b"\n\n"[..], b"\n\r\n"]
+            .iter()
+            .filter_map(|blank| memchr::memmem::find(raw, blank))
+            .min()
+            .unwrap_or(raw.len());
+        &raw[..end]
+    }
+
+    #[test]
+    fn the_header_section_ends_where_the_first_empty_line_starts() {
+        let pieces: [&[u8]; 7] = [b"\n", b"\r\n", b"\r", b"a", b"\n\n", b"\r\n\r\n", b" "];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    for d in pieces {
+                        let raw = [a, b, c, d].concat();
+                        assert_eq!(
+                            header_section(&raw),
+                            header_section_by_two_searches(&raw),
+                            "{raw:?}"
+                        );
+                    }
+                }
+            }
         }
     }
 
