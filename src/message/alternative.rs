@@ -6,10 +6,12 @@
 //! text, and the cut body is one mail-parser would have decoded without a problem), the whole
 //! message is parsed otherwise.
 
-use mail_parser::parsers::MessageStream;
+use std::sync::LazyLock;
 
-use super::single_part::header_section;
+use mail_parser::parsers::MessageStream;
 use mail_parser::{GetHeader, HeaderName, HeaderValue, MessageParser, PartType};
+
+use super::single_part::{header_section, Spellings};
 
 /// A copy of a message with its HTML alternative's body cut out.
 pub(super) struct Hollowed {
@@ -151,10 +153,9 @@ impl Hollowed {
 
 /// A quick look at the header section: `false` when it does not name an alternative.
 fn may_be_alternative(raw: &[u8]) -> bool {
-    let head = header_section(raw);
-    [&b"alternative"[..], b"Alternative", b"ALTERNATIVE"]
-        .iter()
-        .any(|word| memchr::memmem::find(head, word).is_some())
+    static ALTERNATIVE: LazyLock<Spellings> =
+        LazyLock::new(|| Spellings::of(["alternative", "Alternative", "ALTERNATIVE"]));
+    ALTERNATIVE.are_in(header_section(raw))
 }
 
 /// Base64 that mail-parser decodes without a problem: the alphabet, `=`, spaces and line

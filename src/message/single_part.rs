@@ -10,6 +10,7 @@
 //! bytes at about 37 instructions a byte.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::parsers::MessageStream;
@@ -88,14 +89,30 @@ pub(super) fn parse<'x>(parser: &MessageParser, raw: &'x [u8]) -> Option<mail_pa
 /// multipart, which rules the message out; `true` leaves it to [`parse`]'s checks. Without
 /// it, the header fields of every other message were parsed twice.
 fn may_be_single_part_text(raw: &[u8]) -> bool {
+    static PRINTABLE: LazyLock<Spellings> =
+        LazyLock::new(|| Spellings::of(["printable", "Printable", "PRINTABLE"]));
+    static BASE64: LazyLock<Spellings> =
+        LazyLock::new(|| Spellings::of(["base64", "Base64", "BASE64"]));
+    static MULTIPART: LazyLock<Spellings> =
+        LazyLock::new(|| Spellings::of(["multipart", "Multipart", "MULTIPART"]));
     let head = header_section(raw);
-    let names = |spellings: [&[u8]; 3]| {
-        spellings
-            .iter()
-            .any(|word| memchr::memmem::find(head, word).is_some())
-    };
-    (names([b"printable", b"Printable", b"PRINTABLE"]) || names([b"base64", b"Base64", b"BASE64"]))
-        && !names([b"multipart", b"Multipart", b"MULTIPART"])
+    (PRINTABLE.are_in(head) || BASE64.are_in(head)) && !MULTIPART.are_in(head)
+}
+
+/// A word's three spellings (lower case, capitalised, upper case), each looked for with a
+/// `memmem` searcher built once: building one for every search cost about as much as the
+/// search over a header section.
+pub(super) struct Spellings([memchr::memmem::Finder<'static>; 3]);
+
+impl Spellings {
+    pub(super) fn of(spellings: [&'static str; 3]) -> Spellings {
+        Spellings(spellings.map(memchr::memmem::Finder::new))
+    }
+
+    /// Whether one of the spellings occurs in `text`.
+    pub(super) fn are_in(&self, text: &[u8]) -> bool {
+        self.0.iter().any(|finder| finder.find(text).is_some())
+    }
 }
 
 /// `raw` up to the line end before its first empty line (LF or CR LF), or all of it: found
@@ -246,8 +263,29 @@ pub(super) fn decode_quoted_printable(body: &[u8]) -> Option<Vec<u8>> {
 }
 
 pub(super) fn hex(byte: u8) -> Option<u8> {
-    (byte as char).to_digit(16).map(|d| d as u8)
+    let value = HEX[usize::from(byte)];
+    (value != NOT_HEX).then_some(value)
 }
+
+/// [`HEX`] of a byte that is not a hex digit.
+const NOT_HEX: u8 = u8::MAX;
+
+/// Each byte's value as a hex digit (either case), by one load: `char::to_digit` took a
+/// dozen instructions for each of the two digits of every escape.
+static HEX: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = match byte as u8 {
+            digit @ b'0'..=b'9' => digit - b'0',
+            letter @ b'a'..=b'f' => letter - b'a' + 10,
+            letter @ b'A'..=b'F' => letter - b'A' + 10,
+            _ => NOT_HEX,
+        };
+        byte += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 pub(super) mod tests {
@@ -257,6 +295,17 @@ pub(super) mod tests {
     fn theirs(body: &[u8]) -> Option<Vec<u8>> {
         let (end, bytes) = MessageStream::new(body).decode_quoted_printable_mime(b"");
         (end != usize::MAX).then(|| bytes.into_owned())
+    }
+
+    #[test]
+    fn hex_digits_are_what_char_to_digit_says() {
+        for byte in 0..=255u8 {
+            assert_eq!(
+                hex(byte),
+                (byte as char).to_digit(16).map(|d| d as u8),
+                "{byte}"
+            );
+        }
     }
 
     #[test]
