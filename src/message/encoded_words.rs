@@ -13,6 +13,15 @@ use super::charset::decode_unlabelled;
 /// Unfolds a raw header value (continuation lines joined with one space, ends trimmed) and
 /// decodes its encoded words.
 pub(super) fn decode_header_value(raw: &str) -> String {
+    if encoded_word_start(raw).is_none() {
+        // Most values (trace fields, ids, signatures) have no encoded word: only unfolded.
+        return unfolded(raw);
+    }
+    decode_words(raw)
+}
+
+/// [`decode_header_value`] of a value that may have encoded words.
+fn decode_words(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     // Words decoded so far in the current run of adjacent encoded words, one charset.
     let mut run: Option<(&str, Vec<u8>)> = None;
@@ -33,10 +42,7 @@ pub(super) fn decode_header_value(raw: &str) -> String {
         }
         let mut rest = line;
         while !rest.is_empty() {
-            match rest
-                .find("=?")
-                .and_then(|at| Some((at, parse_word(&rest[at..])?)))
-            {
+            match encoded_word_start(rest).and_then(|at| Some((at, parse_word(&rest[at..])?))) {
                 Some((at, word)) => {
                     let before = &rest[..at];
                     if before.trim().is_empty() && run.is_some() {
@@ -74,6 +80,35 @@ pub(super) fn decode_header_value(raw: &str) -> String {
     }
     flush(&mut run, &mut out);
     out.truncate(out.trim_end().len());
+    out
+}
+
+/// Where the first `=?` of `text` is. Found through its `=` (memchr) rather than as a
+/// two-byte pattern: `str::find` sets up a two-way search on every call, which cost more than
+/// the search itself on header values a few dozen bytes long.
+fn encoded_word_start(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(at) = memchr::memchr(b'=', &bytes[from..]) {
+        let at = from + at;
+        if bytes.get(at + 1) == Some(&b'?') {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// A value without encoded words as [`decode_header_value`] gives it: its lines trimmed, the
+/// blank ones dropped, the others joined with one space.
+fn unfolded(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for line in raw.split('\n').map(str::trim).filter(|l| !l.is_empty()) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(line);
+    }
     out
 }
 
@@ -168,6 +203,64 @@ mod tests {
     fn plain_values_are_unfolded_and_trimmed() {
         assert_eq!(decode_header_value(" one\r\n\t two  \r\n"), "one two");
         assert_eq!(decode_header_value("a  b"), "a  b");
+    }
+
+    #[test]
+    fn values_without_encoded_words_are_unfolded_as_the_decoder_does() {
+        let pieces = [
+            "",
+            " ",
+            "\t",
+            "\r",
+            "\n",
+            "\r\n",
+            "\r\n ",
+            "\n\t",
+            "\u{a0}",
+            "\u{2003}",
+            "a",
+            "Re:",
+            "=",
+            "?",
+            "?=",
+            "x=y",
+            "Заказ",
+            "<id@x>",
+        ];
+        let mut checked = 0;
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    for d in pieces {
+                        let value = format!("{a}{b}{c}{d}");
+                        if encoded_word_start(&value).is_some() {
+                            continue;
+                        }
+                        assert_eq!(unfolded(&value), decode_words(&value), "{value:?}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 50_000, "{checked}");
+    }
+
+    #[test]
+    fn the_first_encoded_word_start_is_found() {
+        for text in [
+            "",
+            "=",
+            "?",
+            "a=b",
+            "==?",
+            "=?",
+            "x =? y",
+            "a=\n=?b",
+            "?=?=",
+            "Заказ=?",
+        ] {
+            assert_eq!(encoded_word_start(text), text.find("=?"), "{text:?}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
+mod alternative;
 mod charset;
 mod encoded_words;
 mod flowed;

@@ -135,11 +135,20 @@ fn trim_line_end(line: &[u8]) -> &[u8] {
 /// Whole 4-character groups of the base64 alphabet, no padding: cutting such lines out of a
 /// base64 body removes exactly 3 decoded bytes per group and changes nothing else.
 fn is_whole_base64_line(line: &[u8]) -> bool {
-    line.len() >= MIN_LINE
-        && line.len().is_multiple_of(4)
-        && line
-            .iter()
-            .all(|&b| crate::text::BASE64_ALPHABET[b as usize])
+    line.len() >= MIN_LINE && line.len().is_multiple_of(4) && is_base64_alphabet(line)
+}
+
+/// Whether every byte of `bytes` is in base64's alphabet (no `=`): the table looked up for
+/// sixteen bytes at a time with no branch between them, half the instructions of a branch a
+/// byte over every attachment line of a large message. (Range compares instead of the table,
+/// meant for vector instructions, took half as many again as the branch a byte.)
+fn is_base64_alphabet(bytes: &[u8]) -> bool {
+    let in_alphabet = |b: &u8| crate::text::BASE64_ALPHABET[usize::from(*b)];
+    let (blocks, rest) = bytes.as_chunks::<16>();
+    blocks
+        .iter()
+        .all(|block| block.iter().fold(true, |all, b| all & in_alphabet(b)))
+        && rest.iter().all(in_alphabet)
 }
 
 #[cfg(test)]
@@ -160,6 +169,25 @@ mod tests {
              Content-Transfer-Encoding: base64\r\n\r\n{body}QUJD\r\n--b--\r\n"
         )
         .into_bytes()
+    }
+
+    #[test]
+    fn the_base64_alphabet_is_recognised_as_the_table_says() {
+        let valid = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAx+/";
+        for len in 0..valid.len() {
+            assert!(is_base64_alphabet(&valid[..len]));
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut line = valid[..len].to_vec();
+                    line[at] = byte;
+                    assert_eq!(
+                        is_base64_alphabet(&line),
+                        crate::text::BASE64_ALPHABET[usize::from(byte)],
+                        "{byte} at {at} of {len}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
