@@ -40,33 +40,8 @@ fn change(store: &mut Store, key: &str, task: i64, change: ActionKind, now: Date
 fn an_upgraded_store_finds_the_task_updated_last_by_a_field_whatever_changed_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mailrules.db");
-    {
-        // The previous release's store (schema 14): two tasks with order 777, the older one
-        // updated last; ten automatic replies sent to one address today.
-        let raw = rusqlite::Connection::open(&path).unwrap();
-        for sql in &migrations::MIGRATIONS[..14] {
-            raw.execute_batch(sql).unwrap();
-        }
-        raw.pragma_update(None, "user_version", 14).unwrap();
-        raw.execute_batch(
-            "INSERT INTO tasks (title, status, created_at, updated_at) VALUES
-               ('old', 'Новая', '2026-11-01T10:00:00Z', '2026-11-05T10:00:00Z'),
-               ('new', 'Новая', '2026-11-02T10:00:00Z', '2026-11-02T10:00:00Z');
-             INSERT INTO task_fields (task_id, name, value, updated_at) VALUES
-               (1, 'Номер заказа', '777', '2026-11-01T10:00:00Z'),
-               (2, 'Номер заказа', '777', '2026-11-02T10:00:00Z');",
-        )
-        .unwrap();
-        for n in 0..10 {
-            raw.execute(
-                "INSERT INTO outbox (kind, task_id, recipient, subject, body, our_message_id, \
-                 status, created_at) VALUES ('reply', 1, 'c@example.com', 's', 'b', ?1, 'sent', \
-                 '2026-11-20T10:00:00Z')",
-                [format!("r{n}@mail.acme.example")],
-            )
-            .unwrap();
-        }
-    }
+    // The previous release's store (schema 14).
+    older_store_with_two_orders_and_ten_replies(&path, 14);
     let mut store = Store::open(&path).unwrap();
     assert_eq!(
         store.schema_version().unwrap(),

@@ -22,6 +22,36 @@ mod triggers;
 mod users;
 mod webhooks;
 
+/// A store of the given older schema as a previous release left it: two tasks with order 777
+/// (the older one updated last) and ten automatic replies sent to one address on 2026-11-20,
+/// for tests that an upgrade keeps fields findable and replies counted.
+pub(in crate::store) fn older_store_with_two_orders_and_ten_replies(path: &Path, version: usize) {
+    let raw = rusqlite::Connection::open(path).unwrap();
+    for sql in &migrations::MIGRATIONS[..version] {
+        raw.execute_batch(sql).unwrap();
+    }
+    raw.pragma_update(None, "user_version", version as i64)
+        .unwrap();
+    raw.execute_batch(
+        "INSERT INTO tasks (title, status, created_at, updated_at) VALUES
+           ('old', 'Новая', '2026-11-01T10:00:00Z', '2026-11-05T10:00:00Z'),
+           ('new', 'Новая', '2026-11-02T10:00:00Z', '2026-11-02T10:00:00Z');
+         INSERT INTO task_fields (task_id, name, value, updated_at) VALUES
+           (1, 'Номер заказа', '777', '2026-11-01T10:00:00Z'),
+           (2, 'Номер заказа', '777', '2026-11-02T10:00:00Z');",
+    )
+    .unwrap();
+    for n in 0..10 {
+        raw.execute(
+            "INSERT INTO outbox (kind, task_id, recipient, subject, body, our_message_id, \
+             status, created_at) VALUES ('reply', 1, 'c@example.com', 's', 'b', ?1, 'sent', \
+             '2026-11-20T10:00:00Z')",
+            [format!("r{n}@mail.acme.example")],
+        )
+        .unwrap();
+    }
+}
+
 /// Deterministic bytes that do not compress (xorshift).
 pub(in crate::store) fn noise(n: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;

@@ -126,33 +126,8 @@ fn many_connections_opening_a_new_store_at_once_all_succeed() {
 fn a_store_of_schema_3_upgrades_keeping_replies_counted_and_fields_findable() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mailrules.db");
-    {
-        // The previous release's store: ten replies sent to one address today, and two tasks
-        // with the same order number, the older one updated last.
-        let raw = rusqlite::Connection::open(&path).unwrap();
-        for sql in &migrations::MIGRATIONS[..3] {
-            raw.execute_batch(sql).unwrap();
-        }
-        raw.pragma_update(None, "user_version", 3).unwrap();
-        raw.execute_batch(
-            "INSERT INTO tasks (title, status, created_at, updated_at) VALUES
-               ('old', 'Новая', '2026-11-01T10:00:00Z', '2026-11-05T10:00:00Z'),
-               ('new', 'Новая', '2026-11-02T10:00:00Z', '2026-11-02T10:00:00Z');
-             INSERT INTO task_fields (task_id, name, value, updated_at) VALUES
-               (1, 'Номер заказа', '777', '2026-11-01T10:00:00Z'),
-               (2, 'Номер заказа', '777', '2026-11-02T10:00:00Z');",
-        )
-        .unwrap();
-        for n in 0..10 {
-            raw.execute(
-                "INSERT INTO outbox (kind, task_id, recipient, subject, body, our_message_id, \
-                 status, created_at) VALUES ('reply', 1, 'c@example.com', 's', 'b', ?1, 'sent', \
-                 '2026-11-20T10:00:00Z')",
-                [format!("r{n}@mail.acme.example")],
-            )
-            .unwrap();
-        }
-    }
+    // The previous release's store (schema 3).
+    older_store_with_two_orders_and_ten_replies(&path, 3);
     let mut store = Store::open(&path).unwrap();
     assert_eq!(
         store.schema_version().unwrap(),
