@@ -384,19 +384,26 @@ pub(super) mod tests {
         }
     }
 
+    /// `count` pseudo-random bodies of up to 63 bytes drawn from `alphabet` (deterministic).
+    fn generated_bodies(alphabet: &[u8], mut seed: u64, count: usize) -> Vec<Vec<u8>> {
+        (0..count)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let len = (seed >> 58) as usize;
+                (0..len)
+                    .map(|i| alphabet[((seed >> (i % 29)) as usize + i * 7) % alphabet.len()])
+                    .collect()
+            })
+            .collect()
+    }
+
     #[test]
     fn decodes_every_mix_of_base64_bytes_as_mail_parser_does_or_leaves_it() {
         let alphabet: &[u8] = b"QUJD0J/R+==\r\n\n -\t\xd0";
-        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
         let mut decoded = 0;
-        for _ in 0..50_000 {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            let len = (seed >> 58) as usize;
-            let body: Vec<u8> = (0..len)
-                .map(|i| alphabet[((seed >> (i % 29)) as usize + i * 7) % alphabet.len()])
-                .collect();
+        for body in generated_bodies(alphabet, 0x2545_f491_4f6c_dd1d, 50_000) {
             if let Some(ours) = decode_canonical_base64(&body) {
                 decoded += 1;
                 assert_eq!(
@@ -416,15 +423,7 @@ pub(super) mod tests {
     #[test]
     fn decodes_every_mix_of_the_tricky_bytes_as_mail_parser_does() {
         let alphabet: &[u8] = b"=A0fz \t\r\nx\xd0";
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        for _ in 0..20_000 {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            let len = (seed >> 58) as usize;
-            let body: Vec<u8> = (0..len)
-                .map(|i| alphabet[((seed >> (i % 29)) as usize + i * 7) % alphabet.len()])
-                .collect();
+        for body in generated_bodies(alphabet, 0x9e37_79b9_7f4a_7c15, 20_000) {
             assert_eq!(
                 decode_quoted_printable(&body),
                 theirs(&body),

@@ -52,6 +52,28 @@ pub(in crate::store) fn older_store_with_two_orders_and_ten_replies(path: &Path,
     }
 }
 
+/// The ten replies `older_store_with_two_orders_and_ten_replies` left count against the daily
+/// limit: a new task's reply to the same address is suppressed.
+pub(in crate::store) fn assert_the_old_replies_count(
+    store: &mut Store,
+    key: &str,
+    now: DateTime<Utc>,
+) {
+    let p = plan(
+        "c@example.com",
+        None,
+        vec![create_task("A"), current(reply())],
+    );
+    apply_one(store, item(key, p), now);
+    let row = store.outbox_list().unwrap()[0].clone();
+    assert_eq!(row.status, "suppressed");
+    assert!(
+        row.reason.as_deref().unwrap().contains("already got 10"),
+        "{:?}",
+        row.reason
+    );
+}
+
 /// Deterministic bytes that do not compress (xorshift).
 pub(in crate::store) fn noise(n: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
