@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::rules::quoted;
+
 /// What must happen when the test's message arrives. Keys left out are not checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -240,11 +242,6 @@ fn value_or_none(value: &str) -> String {
     } else {
         quoted(value)
     }
-}
-
-/// A value in double quotes as TOML writes it (so it can be pasted into the file).
-pub fn quoted(value: &str) -> String {
-    toml::Value::String(value.to_string()).to_string()
 }
 
 /// The expectation file for what happened: every key `compare` checks.

@@ -5,28 +5,41 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 
 use super::model::ValueType;
 
+/// A value from mail or a rule file in double quotes, as TOML writes it: control characters and
+/// quotes escaped (so a hostile value cannot move a terminal's cursor) and the text pasteable
+/// into a rule file.
+pub fn quoted(value: &str) -> String {
+    toml::Value::String(value.to_string()).to_string()
+}
+
 /// The canonical text of `text` as `kind`, or why it does not convert.
 pub fn convert(kind: ValueType, text: &str) -> Result<String, String> {
     let text = text.trim();
     match kind {
         ValueType::Text => Ok(text.to_string()),
-        ValueType::Number => number(text).ok_or_else(|| format!("{text:?} is not a number")),
+        ValueType::Number => {
+            number(text).ok_or_else(|| format!("{} is not a number", quoted(text)))
+        }
         ValueType::Date => date(text)
             .map(|d| d.format("%Y-%m-%d").to_string())
             .ok_or_else(|| {
                 format!(
-                    "{text:?} is not a date (expected YYYY-MM-DD, DD.MM.YYYY or an RFC 2822 date)"
+                    "{} is not a date (expected YYYY-MM-DD, DD.MM.YYYY or an RFC 2822 date)",
+                    quoted(text)
                 )
             }),
         ValueType::Datetime => datetime(text)
             .map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true))
             .ok_or_else(|| {
                 format!(
-                    "{text:?} is not a date and time (expected RFC 3339, RFC 2822, \
-                     YYYY-MM-DD HH:MM or DD.MM.YYYY HH:MM)"
+                    "{} is not a date and time (expected RFC 3339, RFC 2822, \
+                     YYYY-MM-DD HH:MM or DD.MM.YYYY HH:MM)",
+                    quoted(text)
                 )
             }),
-        ValueType::Email => email(text).ok_or_else(|| format!("{text:?} is not an email address")),
+        ValueType::Email => {
+            email(text).ok_or_else(|| format!("{} is not an email address", quoted(text)))
+        }
     }
 }
 
