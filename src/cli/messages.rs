@@ -259,7 +259,12 @@ pub fn prune(config_path: &Path, at: Option<&str>) -> anyhow::Result<ExitCode> {
     let config = super::load_config(config_path)?;
     let now: DateTime<Utc> = match at {
         Some(text) => DateTime::parse_from_rfc3339(text)
-            .map_err(|e| anyhow!("--at {text:?} is not an RFC 3339 time ({e})"))?
+            .map_err(|e| {
+                anyhow!(
+                    "--at {} is not an RFC 3339 time ({e})",
+                    crate::rules::quoted(text)
+                )
+            })?
             .with_timezone(&Utc),
         None => Utc::now(),
     };

@@ -83,7 +83,10 @@ pub fn run(
     let now: DateTime<Utc> = match at {
         Some(text) => DateTime::parse_from_rfc3339(text)
             .with_context(|| {
-                format!("--at {text:?} is not an RFC 3339 time (e.g. 2026-11-23T12:00:00Z)")
+                format!(
+                    "--at {} is not an RFC 3339 time (e.g. 2026-11-23T12:00:00Z)",
+                    crate::rules::quoted(text)
+                )
             })?
             .with_timezone(&Utc),
         None => Utc::now(),
