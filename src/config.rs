@@ -196,7 +196,8 @@ impl Disposition {
             "delete" => Ok(Disposition::Delete),
             "keep" => Ok(Disposition::Keep),
             other => Err(format!(
-                "unknown disposition {other:?}: expected move:FOLDER, flag, delete or keep"
+                "unknown disposition {}: expected move:FOLDER, flag, delete or keep",
+                crate::text::quoted(other)
             )),
         }
     }
@@ -474,7 +475,7 @@ impl Config {
 
         let mut mailboxes = Vec::new();
         for m in raw.mailbox {
-            let ctx = |msg: String| format!("mailbox {:?}: {msg}", m.name);
+            let ctx = |msg: String| format!("mailbox {}: {msg}", crate::text::quoted(&m.name));
             let before = problems.len();
             if mailboxes.iter().any(|b: &MailboxConfig| b.name == m.name) {
                 problems.push(ctx("a mailbox with this name is already configured".into()));
@@ -482,11 +483,11 @@ impl Config {
             let tls = m.tls.unwrap_or(TlsMode::Implicit);
             if tls == TlsMode::None && !is_loopback_host(&m.host) {
                 problems.push(ctx(format!(
-                    "tls = \"none\" is only allowed for loopback hosts, not {:?}",
-                    m.host
+                    "tls = \"none\" is only allowed for loopback hosts, not {}",
+                    crate::text::quoted(&m.host)
                 )));
             }
-            let at = format!("mailbox {:?}", m.name);
+            let at = format!("mailbox {}", crate::text::quoted(&m.name));
             let has_password = m.password_file.is_some() || m.password_env.is_some();
             let oauth2 = oauth2::resolve(
                 &at,
@@ -540,8 +541,8 @@ impl Config {
                 let tls = s.tls.unwrap_or(TlsMode::Starttls);
                 if tls == TlsMode::None && !is_loopback_host(&s.host) {
                     problems.push(ctx(format!(
-                        "tls = \"none\" is only allowed for loopback hosts, not {:?}",
-                        s.host
+                        "tls = \"none\" is only allowed for loopback hosts, not {}",
+                        crate::text::quoted(&s.host)
                     )));
                 }
                 let has_password = s.password_file.is_some() || s.password_env.is_some();

@@ -3,6 +3,13 @@
 
 use unicode_width::UnicodeWidthStr;
 
+/// A value from mail or a rule file in double quotes, as TOML writes it: control characters and
+/// quotes escaped (so a hostile value cannot move a terminal's cursor) and the text pasteable
+/// into a rule file.
+pub fn quoted(value: &str) -> String {
+    toml::Value::String(value.to_string()).to_string()
+}
+
 /// 1-based line and column (in characters) of byte offset `offset` in `text`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     LineIndex::new(text).line_col(offset)

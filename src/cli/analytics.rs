@@ -12,7 +12,7 @@ use crate::store::Period;
 pub fn analytics(config_path: &Path, name: &str, format: ReportFormat) -> anyhow::Result<ExitCode> {
     let store = super::open_store(&super::load_config(config_path)?)?;
     let Some(rows) = store.analytics_rows(name)? else {
-        anyhow::bail!("no analytics table {name:?}");
+        anyhow::bail!("no analytics table {}", crate::text::quoted(name));
     };
     if format == ReportFormat::Json {
         super::print_json(&rows)?;

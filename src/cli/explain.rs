@@ -181,7 +181,7 @@ fn render_explanation(e: &Explanation) -> String {
     if !e.extracted.is_empty() {
         out.push_str("\nextracted:\n");
         for (name, value) in &e.extracted {
-            let _ = writeln!(out, "  {name} = {value:?}");
+            let _ = writeln!(out, "  {name} = {}", crate::text::quoted(value));
         }
     }
     out.push_str("\nactions:\n");

@@ -26,8 +26,9 @@ pub fn ingest(
     if mailbox != "cli" && !config.mailboxes.iter().any(|m| m.name == mailbox) {
         let known: Vec<&str> = config.mailboxes.iter().map(|m| m.name.as_str()).collect();
         anyhow::bail!(
-            "--mailbox {mailbox:?} is not a [[mailbox]] of {} (configured: {}); leave it out to \
+            "--mailbox {} is not a [[mailbox]] of {} (configured: {}); leave it out to \
              ingest as \"cli\"",
+            crate::text::quoted(mailbox),
             config.path.display(),
             if known.is_empty() {
                 "none".to_string()

@@ -262,7 +262,7 @@ pub fn prune(config_path: &Path, at: Option<&str>) -> anyhow::Result<ExitCode> {
             .map_err(|e| {
                 anyhow!(
                     "--at {} is not an RFC 3339 time ({e})",
-                    crate::rules::quoted(text)
+                    crate::text::quoted(text)
                 )
             })?
             .with_timezone(&Utc),

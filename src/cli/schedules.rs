@@ -85,7 +85,7 @@ pub fn run(
             .with_context(|| {
                 format!(
                     "--at {} is not an RFC 3339 time (e.g. 2026-11-23T12:00:00Z)",
-                    crate::rules::quoted(text)
+                    crate::text::quoted(text)
                 )
             })?
             .with_timezone(&Utc),

@@ -75,9 +75,9 @@ fn filter(config: &crate::config::Config, args: ListArgs) -> anyhow::Result<Task
             filter.not_status = rules.closed_statuses();
         }
         if let Some(field) = &args.field {
-            let (name, value) = field
-                .split_once('=')
-                .with_context(|| format!("--field {field:?}: give NAME=VALUE"))?;
+            let (name, value) = field.split_once('=').with_context(|| {
+                format!("--field {}: give NAME=VALUE", crate::text::quoted(field))
+            })?;
             filter.field = Some(rules.declared_field(name, value)?);
         }
     }
@@ -85,8 +85,12 @@ fn filter(config: &crate::config::Config, args: ListArgs) -> anyhow::Result<Task
         filter.status = args.status;
     }
     if let Some(assignee) = &args.assignee {
-        let address = crate::outgoing::bare_address(assignee)
-            .with_context(|| format!("--assignee {assignee:?} is not an email address"))?;
+        let address = crate::outgoing::bare_address(assignee).with_context(|| {
+            format!(
+                "--assignee {} is not an email address",
+                crate::text::quoted(assignee)
+            )
+        })?;
         filter.assignee = Some(address);
     }
     Ok(filter)

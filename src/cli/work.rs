@@ -38,7 +38,10 @@ pub fn set(
                 .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
                 .filter(|(n, _)| !n.is_empty())
                 .with_context(|| {
-                    format!("--field {f:?}: give NAME=VALUE (an empty VALUE clears the field)")
+                    format!(
+                        "--field {}: give NAME=VALUE (an empty VALUE clears the field)",
+                        crate::text::quoted(f)
+                    )
                 })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -109,7 +112,10 @@ pub fn reply(
     }
     let cc = cc
         .iter()
-        .map(|c| bare_address(c).with_context(|| format!("--cc {c:?} is not an email address")))
+        .map(|c| {
+            bare_address(c)
+                .with_context(|| format!("--cc {} is not an email address", crate::text::quoted(c)))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let config = super::load_config(config_path)?;
     let mut store = super::open_store(&config)?;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::rules::quoted;
+use crate::text::quoted;
 
 /// What must happen when the test's message arrives. Keys left out are not checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

@@ -4,13 +4,7 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 
 use super::model::ValueType;
-
-/// A value from mail or a rule file in double quotes, as TOML writes it: control characters and
-/// quotes escaped (so a hostile value cannot move a terminal's cursor) and the text pasteable
-/// into a rule file.
-pub fn quoted(value: &str) -> String {
-    toml::Value::String(value.to_string()).to_string()
-}
+use crate::text::quoted;
 
 /// The canonical text of `text` as `kind`, or why it does not convert.
 pub fn convert(kind: ValueType, text: &str) -> Result<String, String> {

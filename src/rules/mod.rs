@@ -23,7 +23,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use condition::Scan;
-pub use convert::quoted;
 pub use error::{RuleError, RuleErrors};
 pub use events::{render_row, EventValues};
 pub use glob::Glob;

@@ -15,7 +15,7 @@ use super::{analytics, contacts, ApplyOptions, MessageRecord, StoreError};
 use crate::outgoing::thread_references;
 use crate::outgoing::{bare_address, bare_message_id, new_message_id, reply_subject};
 use crate::plan::{ActionKind, FieldValue, IfMissing, Plan, PlannedAction, TaskRef, Text};
-use crate::text::single_line;
+use crate::text::{quoted, single_line};
 
 mod recording;
 
@@ -344,8 +344,8 @@ impl<'a> MessageApply<'a> {
         match action.if_missing {
             IfMissing::Skip => Ok(None),
             IfMissing::Fail => Err(Failure::Message(format!(
-                "rule {:?}: {} (if_missing = \"fail\")",
-                action.rule,
+                "rule {}: {} (if_missing = \"fail\")",
+                quoted(&action.rule),
                 missing(&action.task)
             ))),
             IfMissing::Create => {
@@ -404,14 +404,15 @@ impl<'a> MessageApply<'a> {
             Some(text) => {
                 let number = text.trim_start_matches('#').parse::<i64>().map_err(|_| {
                     Failure::Message(format!(
-                        "rule {:?}: parent {text:?} is not a task number",
-                        action.rule
+                        "rule {}: parent {} is not a task number",
+                        quoted(&action.rule),
+                        quoted(&text)
                     ))
                 })?;
                 if !tasks::exists(self.conn, number)? {
                     return Err(Failure::Message(format!(
-                        "rule {:?}: parent task #{number} does not exist",
-                        action.rule
+                        "rule {}: parent task #{number} does not exist",
+                        quoted(&action.rule)
                     )));
                 }
                 Some(number)
@@ -481,7 +482,10 @@ impl<'a> MessageApply<'a> {
         let recipient = bare_address(sender).unwrap_or_default();
         let mut reason = suppressed.map(str::to_string);
         if reason.is_none() && recipient.is_empty() {
-            reason = Some(format!("no address to reply to (sender {sender:?})"));
+            reason = Some(format!(
+                "no address to reply to (sender {})",
+                quoted(sender)
+            ));
         }
         if reason.is_none() && self.is_ours(&recipient) {
             reason = Some(format!("{recipient} is our own address"));
@@ -539,8 +543,8 @@ impl<'a> MessageApply<'a> {
             .collect();
         if recipients.is_empty() {
             return Err(Failure::Message(format!(
-                "rule {:?}: notify has no recipient (\"to\" is empty)",
-                action.rule
+                "rule {}: notify has no recipient (\"to\" is empty)",
+                quoted(&action.rule)
             )));
         }
         let subject = single_line(&subject.render(Some(task)));
@@ -548,8 +552,9 @@ impl<'a> MessageApply<'a> {
         for recipient in recipients {
             let address = bare_address(recipient).ok_or_else(|| {
                 Failure::Message(format!(
-                    "rule {:?}: notify: {recipient:?} is not an email address",
-                    action.rule
+                    "rule {}: notify: {} is not an email address",
+                    quoted(&action.rule),
+                    quoted(recipient)
                 ))
             })?;
             let our_id = self.new_message_id(task);
@@ -629,6 +634,8 @@ fn missing(task: &TaskRef) -> String {
                 .into()
         }
         TaskRef::Number(n) => format!("no task #{n}"),
-        TaskRef::Field { field, value } => format!("no task whose field {field:?} is {value:?}"),
+        TaskRef::Field { field, value } => {
+            format!("no task whose field {} is {}", quoted(field), quoted(value))
+        }
     }
 }

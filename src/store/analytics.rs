@@ -74,13 +74,21 @@ pub(super) fn insert_row(
 }
 
 fn parse_columns(table: &str, text: &str) -> Result<Vec<String>, StoreError> {
-    serde_json::from_str(text)
-        .map_err(|e| StoreError::BadData(format!("columns of analytics table {table:?}: {e}")))
+    serde_json::from_str(text).map_err(|e| {
+        StoreError::BadData(format!(
+            "columns of analytics table {}: {e}",
+            crate::text::quoted(table)
+        ))
+    })
 }
 
 pub(super) fn parse_values(table: &str, text: &str) -> Result<Map<String, Value>, StoreError> {
-    serde_json::from_str(text)
-        .map_err(|e| StoreError::BadData(format!("a row of analytics table {table:?}: {e}")))
+    serde_json::from_str(text).map_err(|e| {
+        StoreError::BadData(format!(
+            "a row of analytics table {}: {e}",
+            crate::text::quoted(table)
+        ))
+    })
 }
 
 /// One row of `analytics show --json`.
@@ -111,7 +119,8 @@ impl std::str::FromStr for Period {
             "week" => Ok(Period::Week),
             "month" => Ok(Period::Month),
             other => Err(format!(
-                "unknown period {other:?}: expected day, week or month"
+                "unknown period {}: expected day, week or month",
+                crate::text::quoted(other)
             )),
         }
     }
@@ -240,7 +249,11 @@ impl Store {
             let bucket = match period {
                 Some(p) => {
                     let at = DateTime::parse_from_rfc3339(&row.at).map_err(|e| {
-                        StoreError::BadData(format!("time {:?} of a row of {table:?}: {e}", row.at))
+                        StoreError::BadData(format!(
+                            "time {} of a row of {}: {e}",
+                            crate::text::quoted(&row.at),
+                            crate::text::quoted(table)
+                        ))
                     })?;
                     Some(p.bucket(at.with_timezone(&Utc)))
                 }

@@ -84,15 +84,19 @@ pub enum StoreError {
     Unavailable { detail: String },
     #[error("the store was written by a newer mailrules (schema version {found}, this program knows up to {supported}); upgrade mailrules")]
     TooNew { found: u32, supported: u32 },
-    #[error("no analytics table named {0:?}")]
+    #[error("no analytics table named {}", crate::text::quoted(.0))]
     UnknownTable(String),
-    #[error("analytics table {table:?} has no column {column:?} (columns: {known})")]
+    #[error(
+        "analytics table {} has no column {} (columns: {known})",
+        crate::text::quoted(table),
+        crate::text::quoted(column)
+    )]
     UnknownColumn {
         table: String,
         column: String,
         known: String,
     },
-    #[error("no contact with address {0:?}")]
+    #[error("no contact with address {}", crate::text::quoted(.0))]
     UnknownContact(String),
     #[error("no user \"{0}\"; `mailrules user list` shows the users")]
     UnknownUser(String),

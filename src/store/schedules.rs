@@ -104,7 +104,7 @@ pub struct ScheduleStatus {
 fn parse_time(text: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::BadData(format!("timestamp {text:?}: {e}")))
+        .map_err(|e| StoreError::BadData(format!("timestamp {}: {e}", crate::text::quoted(text))))
 }
 
 impl Store {

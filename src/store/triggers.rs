@@ -79,7 +79,7 @@ pub(super) fn loop_error(trail: &[String], next: &str, kind: EventKind, task: i6
     let start = period.map_or(0, |p| chain.len() - p - 1);
     let shown: Vec<String> = chain[start..]
         .iter()
-        .map(|name| format!("{name:?}"))
+        .map(|name| crate::text::quoted(name))
         .collect();
     let what = match period {
         Some(_) => "trigger loop",

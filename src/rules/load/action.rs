@@ -260,8 +260,8 @@ fn check_columns(
             sink.error(
                 &column.span(),
                 format!(
-                    "analytics table {:?} has no column: {}",
-                    decl.name,
+                    "analytics table {} has no column: {}",
+                    crate::text::quoted(&decl.name),
                     unknown_word("column", column.get_ref(), &known)
                 ),
             );

@@ -92,7 +92,8 @@ fn extractor(sink: &mut Sink, name: String, table: &DeTable, span: &Span) -> Opt
                     sink.error(
                         &from.span(),
                         format!(
-                            "`from` must be \"body\", \"subject\", \"from\" or \"header:NAME\", not {text:?}"
+                            "`from` must be \"body\", \"subject\", \"from\" or \"header:NAME\", not {}",
+                            crate::text::quoted(text)
                         ),
                     );
                     Source::Body

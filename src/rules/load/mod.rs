@@ -186,8 +186,8 @@ fn item_name(
     if let Some(first) = names.get(name.get_ref()) {
         sink.item = Some(name.get_ref().clone());
         let message = format!(
-            "the name {:?} is already used by the {} at {}:{}:{}",
-            name.get_ref(),
+            "the name {} is already used by the {} at {}:{}:{}",
+            crate::text::quoted(name.get_ref()),
             first.kind,
             first.file.display(),
             first.line,
