@@ -257,11 +257,7 @@ fn an_old_store_gets_the_history_its_tables_remember() {
     {
         // A store of the release before history: one task made by a message of the rule
         // "new-request", a client's reply commented, a status change and a field.
-        let raw = rusqlite::Connection::open(&path).unwrap();
-        for sql in &migrations::MIGRATIONS[..5] {
-            raw.execute_batch(sql).unwrap();
-        }
-        raw.pragma_update(None, "user_version", 5).unwrap();
+        let raw = store_of_schema(&path, 5);
         raw.execute_batch(
             "INSERT INTO tasks (title, status, created_at, updated_at) VALUES
                ('Помогите', 'Ожидание', '2026-11-01T10:00:00Z', '2026-11-02T10:00:00Z');

@@ -199,11 +199,7 @@ fn a_store_of_schema_11_upgrades_and_its_kept_mail_reads_as_before() {
     let raw = shop_mail(7);
     {
         // The store as the previous release left it: a message kept with zstd, no dictionary.
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        for sql in &migrations::MIGRATIONS[..11] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 11).unwrap();
+        let conn = store_of_schema(&path, 11);
         conn.execute(
             "INSERT INTO messages (id, key, mailbox, source, subject, status, received_at, \
                processed_at) VALUES (1, 'old@x', 'cli', 'f.eml', 's', 'applied', 'x', 'x')",

@@ -30,11 +30,7 @@ fn an_upgraded_old_store_answers_the_views_from_each_tasks_last_mail() {
         // A store of the release before the columns (schema 10): task 1 only has the mail
         // that created it, task 2 a person's reply after it, task 3 a person's reply and then
         // the customer's answer, task 4 only a rule's automatic acknowledgement after its mail.
-        let raw = rusqlite::Connection::open(&path).unwrap();
-        for sql in &migrations::MIGRATIONS[..10] {
-            raw.execute_batch(sql).unwrap();
-        }
-        raw.pragma_update(None, "user_version", 10).unwrap();
+        let raw = store_of_schema(&path, 10);
         raw.execute_batch(
             "INSERT INTO tasks (title, status, created_at, updated_at) VALUES
                ('Один', 'Новая', '2026-11-01T10:00:00Z', '2026-11-01T10:00:00Z'),

@@ -22,16 +22,23 @@ mod triggers;
 mod users;
 mod webhooks;
 
-/// A store of the given older schema as a previous release left it: two tasks with order 777
-/// (the older one updated last) and ten automatic replies sent to one address on 2026-11-20,
-/// for tests that an upgrade keeps fields findable and replies counted.
-pub(in crate::store) fn older_store_with_two_orders_and_ten_replies(path: &Path, version: usize) {
+/// A store file at `path` with only the first `version` migrations run, as an older release
+/// left it; the connection to fill it with that release's rows.
+pub(in crate::store) fn store_of_schema(path: &Path, version: usize) -> rusqlite::Connection {
     let raw = rusqlite::Connection::open(path).unwrap();
     for sql in &migrations::MIGRATIONS[..version] {
         raw.execute_batch(sql).unwrap();
     }
     raw.pragma_update(None, "user_version", version as i64)
         .unwrap();
+    raw
+}
+
+/// A store of the given older schema as a previous release left it: two tasks with order 777
+/// (the older one updated last) and ten automatic replies sent to one address on 2026-11-20,
+/// for tests that an upgrade keeps fields findable and replies counted.
+pub(in crate::store) fn older_store_with_two_orders_and_ten_replies(path: &Path, version: usize) {
+    let raw = store_of_schema(path, version);
     raw.execute_batch(
         "INSERT INTO tasks (title, status, created_at, updated_at) VALUES
            ('old', 'Новая', '2026-11-01T10:00:00Z', '2026-11-05T10:00:00Z'),

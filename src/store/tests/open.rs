@@ -54,11 +54,7 @@ fn a_store_of_schema_2_upgrades_keeping_threads_and_failed_messages() {
     let path = dir.path().join("mailrules.db");
     {
         // A store as the previous release left it: a thread link and a failed message.
-        let raw = rusqlite::Connection::open(&path).unwrap();
-        for sql in &migrations::MIGRATIONS[..2] {
-            raw.execute_batch(sql).unwrap();
-        }
-        raw.pragma_update(None, "user_version", 2).unwrap();
+        let raw = store_of_schema(&path, 2);
         raw.execute_batch(
             "INSERT INTO tasks (title, status, created_at, updated_at) \
                VALUES ('t', 'Новая', 'x', 'x');

@@ -19,12 +19,7 @@ fn an_upgraded_store_keeps_since_when_each_task_has_its_status_and_what_schedule
         // the 1st and waiting since the 3rd, task 2 new since the 2nd. The schedule "remind"
         // fired for task 1's wait and task 2's new status, told apart by the ids of
         // `task_status_history`.
-        let raw = rusqlite::Connection::open(&path).unwrap();
-        for sql in &migrations::MIGRATIONS[..before] {
-            raw.execute_batch(sql).unwrap();
-        }
-        raw.pragma_update(None, "user_version", before as i64)
-            .unwrap();
+        let raw = store_of_schema(&path, before);
         raw.execute_batch(
             "INSERT INTO tasks (title, status, created_at, updated_at) VALUES
                ('Один', 'Ожидание', '2026-11-01T10:00:00Z', '2026-11-03T10:00:00Z'),
