@@ -29,9 +29,10 @@ fn shows_no_wire(meta: &Metadata<'_>) -> bool {
 }
 
 pub fn init() {
-    let filter = EnvFilter::try_from_env("MAILRULES_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info"))
-        .and(filter_fn(shows_no_wire));
+    let env_filter =
+        EnvFilter::try_from_env("MAILRULES_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let most_verbose = env_filter.max_level_hint();
+    let filter = env_filter.and(filter_fn(shows_no_wire));
     let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let layer = fmt::layer().with_writer(std::io::stderr);
     let result = if under_journald {
@@ -51,7 +52,28 @@ pub fn init() {
             .try_init()
     };
     // A second init (tests calling into the binary's entry twice) keeps the first subscriber.
-    let _ = result;
+    if result.is_ok() {
+        // `try_init` bridges the `log` crate's records with its most verbose level, so that
+        // every `log::trace!` of the libraries builds its arguments before the filter drops
+        // it: async-imap's decoder checks a whole buffered response as UTF-8 for a trace line
+        // at each attempt to parse it (1 % of the daemon's instructions). The bridge need not
+        // let through more than the filter ever shows.
+        log::set_max_level(log_level(most_verbose));
+    }
+}
+
+/// The `log` crate's level that lets through what `hint` (tracing's most verbose level) shows.
+fn log_level(hint: Option<tracing::level_filters::LevelFilter>) -> log::LevelFilter {
+    use tracing::level_filters::LevelFilter;
+    match hint {
+        Some(LevelFilter::OFF) => log::LevelFilter::Off,
+        Some(LevelFilter::ERROR) => log::LevelFilter::Error,
+        Some(LevelFilter::WARN) => log::LevelFilter::Warn,
+        Some(LevelFilter::INFO) => log::LevelFilter::Info,
+        Some(LevelFilter::DEBUG) => log::LevelFilter::Debug,
+        // No hint: any level may be shown.
+        _ => log::LevelFilter::Trace,
+    }
 }
 
 /// Colours only on a terminal, and never when `NO_COLOR` is set to anything but the empty
@@ -115,6 +137,15 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn the_log_bridge_lets_through_what_the_filter_may_show_and_no_more() {
+        let level = |directives: &str| log_level(EnvFilter::new(directives).max_level_hint());
+        assert_eq!(level("info"), log::LevelFilter::Info);
+        assert_eq!(level("warn,mailrules=debug"), log::LevelFilter::Debug);
+        assert_eq!(level("rustls=trace"), log::LevelFilter::Trace);
+        assert_eq!(level("off"), log::LevelFilter::Off);
     }
 
     #[test]
