@@ -2,8 +2,10 @@
 """Splits each IDLE sample of a daemon log (bench/imap_bench.py's daemon.log, written with
 MAILRULES_LOG=info,mailrules::daemon::watcher=debug) into its phases: the server's notice to
 the `UID SEARCH` answer ("search"), to the `UID FETCH` answer ("fetch"), to the commit
-("apply": parse, rules, apply, commit), and to the acknowledgement ("ack"). Prints the slowest
-samples and each phase's median, 90th and 99th percentile, in milliseconds.
+("apply": parse, rules, apply, commit), and to the acknowledgement ("ack"). After news the
+watcher sends the search and the first batch's fetch together: "search" then holds both
+answers, and "fetch" only the hand-over. Prints the slowest samples and each phase's median,
+90th and 99th percentile, in milliseconds.
 
     bench/idle_phases.py WORK/daemon.log
 """

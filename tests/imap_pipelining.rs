@@ -117,3 +117,100 @@ async fn a_large_folder_is_processed_completely_and_each_message_moved_exactly_o
         "no MOVE was pipelined with the next FETCH"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn news_is_fetched_with_the_search_and_mail_past_skipped_uids_is_still_found() {
+    let dovecot = Dovecot::start();
+    // UIDs 1 to 3 are used and gone before the daemon starts: the first new message gets UID
+    // 4, past the two UIDs (batch_size) the watcher fetches with its search from UID 1.
+    let gone: Vec<Vec<u8>> = (1..=3)
+        .map(|i| message(&format!("gone-{i}"), "deleted before the daemon starts", ""))
+        .collect();
+    dovecot.append_all("INBOX", &gone).await;
+    let mut session = dovecot.session().await;
+    session.select("INBOX").await.unwrap();
+    drop(session.store("1:*", "+FLAGS (\\Deleted)").await.unwrap());
+    drop(session.expunge().await.unwrap());
+    session.logout().await.unwrap();
+    assert_eq!(dovecot.count("INBOX").await, 0);
+
+    let transcript = Transcript::start(dovecot.port).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/10-test.toml"), RULES).unwrap();
+    let config = dir.path().join("mailrules.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "store = \"mailrules.db\"\nrules = \"rules\"\n\n[[mailbox]]\nname = \"support\"\n\
+             host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"{USER}\"\n\
+             password_file = \"{}\"\nbatch_size = 2\npoll_interval = \"1h\"\n",
+            transcript.port,
+            dovecot.password_file().display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(&config);
+    let idling = || {
+        transcript
+            .lines()
+            .iter()
+            .any(|(side, line)| *side == Side::Client && line.ends_with(" IDLE"))
+    };
+    wait_until(WAIT, "the daemon to idle", || async { idling() }).await;
+
+    dovecot
+        .append("INBOX", &message("past-gap", "after skipped UIDs", ""))
+        .await;
+    wait_until(WAIT, "the message past the gap moved", || async {
+        dovecot.count("Processed").await == 1
+    })
+    .await;
+    // More than a batch arriving while the daemon idles: the first batch comes with the
+    // search, the rest is fetched as always.
+    let burst: Vec<Vec<u8>> = (1..=5)
+        .map(|i| message(&format!("burst-{i}"), &format!("request {i}"), ""))
+        .collect();
+    dovecot.append_all("INBOX", &burst).await;
+    wait_until(WAIT, "the burst moved", || async {
+        dovecot.count("Processed").await == 6
+    })
+    .await;
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(WAIT).success(), "{}", daemon.log());
+
+    let mut moved = dovecot.message_ids("Processed").await;
+    moved.sort();
+    let mut expected: Vec<String> = std::iter::once("past-gap".to_string())
+        .chain((1..=5).map(|i| format!("burst-{i}")))
+        .map(|id| format!("{id}@example.org"))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        moved, expected,
+        "each message moved once, none of the deleted ones"
+    );
+    let store = rusqlite::Connection::open(dir.path().join("mailrules.db")).unwrap();
+    let tasks: i64 = store
+        .query_row("SELECT COUNT(*) FROM tasks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tasks, 6, "{}", daemon.log());
+
+    // After IDLE, a UID FETCH went out before the server had answered the UID SEARCH.
+    let lines = transcript.lines();
+    let fetched_with_search = lines.iter().enumerate().any(|(at, (side, line))| {
+        let words: Vec<&str> = line.split(' ').collect();
+        if *side != Side::Client || words.get(1..3) != Some(&["UID", "SEARCH"][..]) {
+            return false;
+        }
+        let tag = format!("{} ", words[0]);
+        lines[at..]
+            .iter()
+            .take_while(|(side, l)| !(*side == Side::Server && l.starts_with(&tag)))
+            .any(|(side, l)| *side == Side::Client && l.contains(" UID FETCH "))
+    });
+    assert!(
+        fetched_with_search,
+        "no UID FETCH was sent with a UID SEARCH"
+    );
+}

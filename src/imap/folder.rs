@@ -223,10 +223,67 @@ impl Folder {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut fetched = Vec::with_capacity(uids.len());
-        let command = format!("UID FETCH {} (UID BODY.PEEK[])", uid_set(uids));
+        let wanted = |uid: u32| uids.binary_search(&uid).is_ok();
+        self.fetch_set(&uid_set(uids), wanted).await
+    }
+
+    /// [`Folder::uids_from`] `first`, and the messages with UIDs `first` to `last` fetched in
+    /// the same round trip (pipelined): new mail most often has the UIDs right after the last
+    /// one seen, so after the server announced news the first batch comes with the answer to
+    /// which UIDs there are. A message the server refuses to deliver leaves the fetched ones
+    /// empty (fetching them one by one finds which); the search's failure is an error.
+    pub async fn uids_from_fetching(
+        &mut self,
+        first: u32,
+        last: u32,
+    ) -> Result<(Vec<u32>, Vec<Fetched>), ImapError> {
+        let first = first.max(1);
+        let last = last.max(first);
+        let search = format!("UID SEARCH UID {first}:*");
+        let fetch = format!("UID FETCH {first}:{last} (UID BODY.PEEK[])");
+        let mut uids = Vec::new();
+        let mut fetched = Vec::new();
+        let answers = self
+            .exchange_all(
+                &[(&search, "searching"), (&fetch, "fetching mail")],
+                |response| match response {
+                    Response::MailboxData(MailboxDatum::Search(found)) => {
+                        uids.extend_from_slice(found)
+                    }
+                    other => {
+                        let asked = |uid| (first..=last).contains(&uid);
+                        fetched.extend(fetched_message(other, asked));
+                    }
+                },
+            )
+            .await?;
+        let mut answers = answers.into_iter();
+        answers.next().unwrap_or(Ok(()))?;
+        match answers.next().unwrap_or(Ok(())) {
+            Ok(()) => {}
+            Err(ImapError::Refused { .. }) => fetched.clear(),
+            Err(e) => return Err(e),
+        }
+        // `n:*` always includes the highest UID, even when it is below n.
+        uids.retain(|&u| u >= first);
+        uids.sort_unstable();
+        uids.dedup();
+        fetched.sort_by_key(|f| f.uid);
+        fetched.dedup_by_key(|f| f.uid);
+        Ok((uids, fetched))
+    }
+
+    /// `UID FETCH` of `set`, keeping the messages `wanted` says were asked for (a server may
+    /// add others, e.g. flags another client changed).
+    async fn fetch_set(
+        &mut self,
+        set: &str,
+        wanted: impl Fn(u32) -> bool,
+    ) -> Result<Vec<Fetched>, ImapError> {
+        let mut fetched = Vec::new();
+        let command = format!("UID FETCH {set} (UID BODY.PEEK[])");
         self.exchange(&command, "fetching mail", |response| {
-            if let Some(message) = fetched_message(response, uids) {
+            if let Some(message) = fetched_message(response, &wanted) {
                 fetched.push(message);
             }
         })

@@ -61,7 +61,9 @@ impl Folder {
         let mut fetched = Vec::with_capacity(uids.len());
         let mut answers = self
             .exchange_all(&commands, |response| {
-                if let Some(message) = fetched_message(response, uids) {
+                if let Some(message) =
+                    fetched_message(response, |uid| uids.binary_search(&uid).is_ok())
+                {
                     fetched.push(message);
                 }
             })
@@ -132,9 +134,12 @@ impl Folder {
     }
 }
 
-/// The message in a FETCH response, if it is one of `uids` (ascending) and carries its body;
+/// The message in a FETCH response, if its UID is `wanted` and it carries its body;
 /// anything else is an unsolicited flag update, not one of ours.
-pub(super) fn fetched_message(response: &Response<'_>, uids: &[u32]) -> Option<Fetched> {
+pub(super) fn fetched_message(
+    response: &Response<'_>,
+    wanted: impl Fn(u32) -> bool,
+) -> Option<Fetched> {
     let Response::Fetch(_, attributes) = response else {
         return None;
     };
@@ -152,7 +157,7 @@ pub(super) fn fetched_message(response: &Response<'_>, uids: &[u32]) -> Option<F
         }
     }
     let (uid, body) = (uid?, body?);
-    uids.binary_search(&uid).is_ok().then(|| Fetched {
+    wanted(uid).then(|| Fetched {
         uid,
         raw: body.to_vec(),
     })

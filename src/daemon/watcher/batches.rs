@@ -90,7 +90,8 @@ impl Watcher {
     }
 
     /// Processes `uids` (ascending) in batches, advancing the committed cursor for fresh mail
-    /// (acknowledged [`Acknowledging::First`]).
+    /// (acknowledged [`Acknowledging::First`]). `prefetched`: the first batch, when it was
+    /// fetched already.
     /// Each batch is handed to the processing thread as soon as it is fetched, where its
     /// parsing starts while the batch before it is still being applied; the next one is
     /// fetched meanwhile, and a batch is acknowledged once its transaction committed (its
@@ -103,6 +104,7 @@ impl Watcher {
         &mut self,
         folder: &mut Folder,
         uids: &[u32],
+        mut prefetched: Option<Vec<Fetched>>,
         uid_validity: u32,
         how: Acknowledging,
     ) -> Result<bool, SessionError> {
@@ -114,9 +116,21 @@ impl Watcher {
             if self.shutdown.is_triggered() {
                 break;
             }
-            let size =
-                self.unreadable
-                    .batch_size(uid_validity, first, self.mailbox.batch_size as usize);
+            // The first batch, when it was fetched with the search: the messages `uids`
+            // starts with (the watcher fetched the UIDs after the last one seen).
+            let ready = prefetched.take().filter(|p| {
+                !p.is_empty()
+                    && p.len() <= rest.len()
+                    && p.iter().map(|f| f.uid).eq(rest[..p.len()].iter().copied())
+            });
+            let size = match &ready {
+                Some(fetched) => fetched.len(),
+                None => self.unreadable.batch_size(
+                    uid_validity,
+                    first,
+                    self.mailbox.batch_size as usize,
+                ),
+            };
             let (chunk, tail) = rest.split_at(size.min(rest.len()));
             rest = tail;
             let cursor = advance.then(|| MailboxCursor {
@@ -129,7 +143,11 @@ impl Watcher {
                     .await?;
                 continue;
             }
-            let fetched = match self.fetch(folder, settled.take(), chunk, how).await {
+            let fetched = match ready {
+                Some(fetched) => Ok(fetched),
+                None => self.fetch(folder, settled.take(), chunk, how).await,
+            };
+            let fetched = match fetched {
                 Ok(fetched) => fetched,
                 Err(e) => {
                     let e = match e {
