@@ -213,4 +213,25 @@ async fn news_is_fetched_with_the_search_and_mail_past_skipped_uids_is_still_fou
         fetched_with_search,
         "no UID FETCH was sent with a UID SEARCH"
     );
+    // The server's answer to the daemon's own MOVE ("* 0 RECENT") is no news: one search
+    // after it, then IDLE again.
+    let commands: Vec<&str> = lines
+        .iter()
+        .filter(|(side, _)| *side == Side::Client)
+        .filter_map(|(_, line)| line.split_once(' ').map(|(_, command)| command))
+        .collect();
+    let moved = commands
+        .iter()
+        .position(|c| c.starts_with("UID MOVE 4 "))
+        .expect("the message past the gap was moved");
+    let idle = moved
+        + commands[moved..]
+            .iter()
+            .position(|c| *c == "IDLE")
+            .expect("IDLE after the move");
+    let searches = commands[moved..idle]
+        .iter()
+        .filter(|c| c.starts_with("UID SEARCH"))
+        .count();
+    assert_eq!(searches, 1, "{:?}", &commands[moved..idle]);
 }

@@ -426,10 +426,7 @@ impl Folder {
     pub fn take_changes(&mut self) -> bool {
         let mut changed = std::mem::take(&mut self.news);
         while let Ok(response) = self.session.unsolicited_responses.try_recv() {
-            changed |= matches!(
-                response,
-                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
-            );
+            changed |= announces_mail(&response);
         }
         changed
     }
@@ -456,10 +453,7 @@ impl Folder {
         // News that arrived while IDLE was being set up went to the unsolicited queue.
         let mut wake = None;
         while let Ok(response) = unsolicited.try_recv() {
-            if matches!(
-                response,
-                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
-            ) {
+            if announces_mail(&response) {
                 wake = Some(Wake::Changed);
             }
         }
@@ -563,6 +557,17 @@ pub fn encode_mailbox_name(name: &str) -> String {
     }
     flush(&mut pending, &mut out);
     out
+}
+
+/// Whether an unsolicited response may announce new mail: `* 0 RECENT`, which Dovecot sends
+/// after our own MOVE took the last recent message away, does not (it cost a search and a
+/// fetch of nothing before each IDLE).
+fn announces_mail(response: &UnsolicitedResponse) -> bool {
+    match response {
+        UnsolicitedResponse::Exists(_) => true,
+        UnsolicitedResponse::Recent(recent) => *recent > 0,
+        _ => false,
+    }
 }
 
 #[cfg(test)]

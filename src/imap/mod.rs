@@ -293,7 +293,8 @@ pub(crate) async fn exchange_all(
                         .to_string(),
                 })
             }
-            Response::MailboxData(MailboxDatum::Exists(_) | MailboxDatum::Recent(_)) => {
+            // `* 0 RECENT` (after our own MOVE) announces nothing; see `announces_mail`.
+            Response::MailboxData(MailboxDatum::Exists(_) | MailboxDatum::Recent(1..)) => {
                 *news = true;
                 each(response.parsed());
             }
