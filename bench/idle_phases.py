@@ -3,9 +3,10 @@
 MAILRULES_LOG=info,mailrules::daemon::watcher=debug) into its phases: the server's notice to
 the `UID SEARCH` answer ("search"), to the `UID FETCH` answer ("fetch"), to the commit
 ("apply": parse, rules, apply, commit), and to the acknowledgement ("ack"). After news the
-watcher sends the search and the first batch's fetch together: "search" then holds both
-answers, and "fetch" only the hand-over. Prints the slowest samples and each phase's median,
-90th and 99th percentile, in milliseconds.
+watcher writes the search and the first batch's fetch right behind IDLE's DONE: "search" then
+holds leaving IDLE and both answers, and "fetch" only the hand-over. (Before 2026-12-02 the
+news line came after DONE's answer, so leaving IDLE was in no phase.) Prints the slowest
+samples and each phase's median, 90th and 99th percentile, in milliseconds.
 
     bench/idle_phases.py WORK/daemon.log
 """

@@ -29,6 +29,7 @@ port, and is stopped at the end (also on failure).
 """
 
 import argparse
+import asyncio
 import datetime
 import imaplib
 import json
@@ -181,6 +182,57 @@ service stats {{
         return imap
 
 
+class DelayProxy:
+    """Forwards a port of its own to `target_port`, holding every chunk `delay` seconds in
+    each direction: a network with a round trip of 2 * delay between the daemon and the
+    server, to see what the daemon's round trips cost where servers are not on loopback."""
+
+    def __init__(self, target_port: int, delay: float):
+        self.target_port, self.delay = target_port, delay
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        threading.Thread(target=self._run, args=(ready,), daemon=True).start()
+        ready.wait(10)
+
+    def _run(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(
+            asyncio.start_server(self._connection, "127.0.0.1", self.port))
+        ready.set()
+        self.loop.run_forever()
+
+    async def _connection(self, client_in, client_out) -> None:
+        server_in, server_out = await asyncio.open_connection("127.0.0.1", self.target_port)
+        await asyncio.gather(self._pipe(client_in, server_out), self._pipe(server_in, client_out),
+                             return_exceptions=True)
+
+    async def _pipe(self, reader, writer) -> None:
+        chunks: asyncio.Queue = asyncio.Queue()
+
+        async def deliver():
+            while True:
+                at, data = await chunks.get()
+                late = at + self.delay - self.loop.time()
+                if late > 0:
+                    await asyncio.sleep(late)
+                if not data:
+                    writer.close()
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        delivering = asyncio.ensure_future(deliver())
+        try:
+            while True:
+                data = await reader.read(65536)
+                chunks.put_nowait((self.loop.time(), data))
+                if not data:
+                    break
+        finally:
+            await delivering
+
+
 def raw_fetch(dovecot: Dovecot, count: int) -> dict:
     imap = dovecot.client()
     imap.select("INBOX")
@@ -233,7 +285,8 @@ def summary(samples: list) -> dict:
             "p99_ms": p99 * 1000, "max_ms": samples[-1] * 1000}
 
 
-def write_config(work: str, dovecot, rules: str) -> str:
+def write_config(work: str, dovecot, rules: str, port: int = 0) -> str:
+    """The daemon's config for the server `dovecot` (reached at `port` when given: a proxy)."""
     with open(os.path.join(work, "imap.pass"), "w") as f:
         f.write(PASSWORD + "\n")
     config = os.path.join(work, "mailrules.toml")
@@ -247,7 +300,7 @@ domains = ["acme.example"]
 [[mailbox]]
 name = "support"
 host = "127.0.0.1"
-port = {dovecot.port}
+port = {port or dovecot.port}
 tls = "none"
 user = "{USER}"
 password_file = "imap.pass"
@@ -511,6 +564,9 @@ def main() -> None:
                     help="APPENDs timed with a plain idling client")
     ap.add_argument("--work", required=True)
     ap.add_argument("--timeout", type=float, default=240)
+    ap.add_argument("--rtt", type=float, default=0,
+                    help="milliseconds of round trip added between the daemon and Dovecot "
+                         "(a proxy; the bench's own clients talk to Dovecot directly)")
     ap.add_argument("--cyrus", action="store_true",
                     help="also time APPEND → committed and → * N EXISTS on a private Cyrus")
     args = ap.parse_args()
@@ -523,7 +579,9 @@ def main() -> None:
         loaded = dovecot.fill(args.maildir, args.count)
         dovecot.start()
         result["raw_fetch"] = raw_fetch(dovecot, loaded)
-        config = write_config(args.work, dovecot, os.path.abspath(args.rules))
+        proxy = DelayProxy(dovecot.port, args.rtt / 2000) if args.rtt else None
+        config = write_config(args.work, dovecot, os.path.abspath(args.rules),
+                              proxy.port if proxy else 0)
         db = os.path.join(args.work, "mailrules.db")
         with open(log_path, "ab") as log:
             proc, result["daemon"] = daemon_ingest(args.binary, config, db, loaded, log,

@@ -119,7 +119,7 @@ async fn a_large_folder_is_processed_completely_and_each_message_moved_exactly_o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn news_is_fetched_with_the_search_and_mail_past_skipped_uids_is_still_found() {
+async fn news_is_fetched_with_the_search_behind_done_and_mail_past_skipped_uids_is_found() {
     let dovecot = Dovecot::start();
     // UIDs 1 to 3 are used and gone before the daemon starts: the first new message gets UID
     // 4, past the two UIDs (batch_size) the watcher fetches with its search from UID 1.
@@ -213,6 +213,24 @@ async fn news_is_fetched_with_the_search_and_mail_past_skipped_uids_is_still_fou
         fetched_with_search,
         "no UID FETCH was sent with a UID SEARCH"
     );
+    // Leaving IDLE and asking for the new mail are one round trip: the search and the fetch
+    // are written right behind DONE, before the server's answer to IDLE.
+    let client: Vec<&str> = lines
+        .iter()
+        .filter(|(side, _)| *side == Side::Client)
+        .map(|(_, line)| line.as_str())
+        .collect();
+    let with_done = client.windows(3).any(|three| {
+        three[0] == "DONE"
+            && three[1].starts_with("N1 UID SEARCH UID ")
+            && three[2].starts_with("N2 UID FETCH ")
+    });
+    assert!(with_done, "no search and fetch behind DONE: {client:?}");
+    for (side, line) in &lines {
+        if *side == Side::Server && (line.starts_with("N1 ") || line.starts_with("N2 ")) {
+            assert!(line.contains(" OK "), "{line}");
+        }
+    }
     // The server's answer to the daemon's own MOVE ("* 0 RECENT") is no news: one search
     // after it, then IDLE again.
     let commands: Vec<&str> = lines

@@ -399,6 +399,13 @@ async fn idle(kind: Kind) {
         .await;
         eprintln!("{kind:?}: {round} message in after {:?}", started.elapsed());
         if round == "first" {
+            // Leaving IDLE with the search and fetch written behind DONE worked the first
+            // time: no session ended over it.
+            assert!(
+                !daemon.log().contains("connected again"),
+                "{}",
+                trouble(&daemon.log())
+            );
             tokio::task::block_in_place(|| server.restart());
             // The daemon notices, reconnects with backoff and idles again.
             daemon.wait_for_log("connected again", 1, DRAIN).await;

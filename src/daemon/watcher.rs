@@ -14,7 +14,7 @@ use super::status::{MailboxState, StatusBoard};
 use super::unacknowledged::{Fate, Unacknowledged};
 use super::unreadable::Unreadable;
 use crate::config::{ConfigError, Disposition, MailboxConfig};
-use crate::imap::{self, ErrorKind, Folder, FolderCheck, ImapError, Login, Wake};
+use crate::imap::{self, ErrorKind, Folder, FolderCheck, ImapError, Login, NewMail, Wake};
 use crate::oauth2::login::LoginError;
 use crate::oauth2::{OAuth2Error, TokenSource};
 
@@ -327,19 +327,15 @@ impl Watcher {
             // Catch up with everything that is there.
             loop {
                 // After news, the next batch is fetched with the search (one round trip less
-                // before it is committed), unless a message there is suspected unreadable.
-                let batch = self.mailbox.batch_size.max(1);
-                let fetch_with_search = std::mem::take(&mut announced)
-                    && self
-                        .unreadable
-                        .batch_size(uid_validity, next_uid, batch as usize)
-                        == batch as usize;
-                let (uids, fetched) = if fetch_with_search {
-                    let last = next_uid.saturating_add(batch - 1);
-                    let (uids, fetched) = folder.uids_from_fetching(next_uid, last).await?;
-                    (uids, Some(fetched))
-                } else {
-                    (folder.uids_from(next_uid).await?, None)
+                // before it is committed; none more after IDLE).
+                let after_news = std::mem::take(&mut announced);
+                let query = self.new_mail_from(next_uid, uid_validity);
+                let (uids, fetched) = match query.filter(|_| after_news) {
+                    Some(query) => {
+                        let found = folder.new_mail(query).await?;
+                        (found.uids, Some(found.fetched))
+                    }
+                    None => (folder.uids_from(next_uid).await?, None),
                 };
                 if uids.is_empty() {
                     break;
@@ -379,7 +375,14 @@ impl Watcher {
                 let refresh = until_retry.map_or(self.policy.idle_refresh, |d| {
                     d.min(self.policy.idle_refresh)
                 });
-                let (back, wake) = folder.idle(refresh, self.shutdown.wait()).await?;
+                let then = self.new_mail_from(next_uid, uid_validity);
+                let name = &self.mailbox.name;
+                // The moment mailrules heard of new mail, for measuring what it adds to the
+                // server's own delay (bench/imap_bench.py reads it).
+                let heard = || debug!(mailbox = %name, "the server announced news");
+                let (back, wake) = folder
+                    .idle(refresh, self.shutdown.wait(), then, heard)
+                    .await?;
                 folder = back;
                 match wake {
                     Wake::Stopped => break,
@@ -389,12 +392,7 @@ impl Watcher {
                         "no news for {:?}; renewing IDLE",
                         self.policy.idle_refresh
                     ),
-                    // The moment mailrules heard of new mail, for measuring what it adds to the
-                    // server's own delay (bench/imap_bench.py reads it).
-                    Wake::Changed => {
-                        debug!(mailbox = %self.mailbox.name, "the server announced news");
-                        announced = true;
-                    }
+                    Wake::Changed => announced = true,
                 }
             } else {
                 let poll = until_retry.map_or(self.mailbox.poll_interval, |d| {
@@ -408,6 +406,18 @@ impl Watcher {
         }
         folder.logout().await;
         Ok(())
+    }
+
+    /// The search for mail from `next_uid` on and the fetch of the batch that starts there,
+    /// to send after news; `None` when a message there is suspected unreadable (the batches
+    /// then fetch one by one).
+    fn new_mail_from(&self, next_uid: u32, uid_validity: u32) -> Option<NewMail> {
+        let batch = self.mailbox.batch_size.max(1);
+        let normal = self
+            .unreadable
+            .batch_size(uid_validity, next_uid, batch as usize)
+            == batch as usize;
+        normal.then(|| NewMail::new(next_uid, next_uid.saturating_add(batch - 1)))
     }
 
     /// Messages at or below the committed cursor that are still in the folder were committed

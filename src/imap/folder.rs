@@ -9,6 +9,7 @@ use async_imap::types::UnsolicitedResponse;
 use async_imap::Session;
 
 use super::namespace::Namespaces;
+use super::news::{Found, NewMail};
 use super::pipelined::fetched_message;
 use super::stream::ImapStream;
 use super::{
@@ -62,6 +63,8 @@ pub struct Folder {
     timeouts: Timeouts,
     /// The server announced new mail during one of our own commands.
     news: bool,
+    /// What the search and fetch sent with IDLE's `DONE` found, for [`Folder::new_mail`].
+    found_with_done: Option<(NewMail, Found)>,
 }
 
 impl Folder {
@@ -107,6 +110,7 @@ impl Folder {
             uid_validity,
             timeouts,
             news: false,
+            found_with_done: None,
         };
         Ok((
             folder,
@@ -227,50 +231,24 @@ impl Folder {
         self.fetch_set(&uid_set(uids), wanted).await
     }
 
-    /// [`Folder::uids_from`] `first`, and the messages with UIDs `first` to `last` fetched in
-    /// the same round trip (pipelined): new mail most often has the UIDs right after the last
-    /// one seen, so after the server announced news the first batch comes with the answer to
-    /// which UIDs there are. A message the server refuses to deliver leaves the fetched ones
-    /// empty (fetching them one by one finds which); the search's failure is an error.
-    pub async fn uids_from_fetching(
-        &mut self,
-        first: u32,
-        last: u32,
-    ) -> Result<(Vec<u32>, Vec<Fetched>), ImapError> {
-        let first = first.max(1);
-        let last = last.max(first);
-        let search = format!("UID SEARCH UID {first}:*");
-        let fetch = format!("UID FETCH {first}:{last} (UID BODY.PEEK[])");
-        let mut uids = Vec::new();
-        let mut fetched = Vec::new();
-        let answers = self
-            .exchange_all(
-                &[(&search, "searching"), (&fetch, "fetching mail")],
-                |response| match response {
-                    Response::MailboxData(MailboxDatum::Search(found)) => {
-                        uids.extend_from_slice(found)
-                    }
-                    other => {
-                        let asked = |uid| (first..=last).contains(&uid);
-                        fetched.extend(fetched_message(other, asked));
-                    }
-                },
-            )
-            .await?;
-        let mut answers = answers.into_iter();
-        answers.next().unwrap_or(Ok(()))?;
-        match answers.next().unwrap_or(Ok(())) {
-            Ok(()) => {}
-            Err(ImapError::Refused { .. }) => fetched.clear(),
-            Err(e) => return Err(e),
+    /// [`NewMail`]'s search and fetch in one round trip (pipelined), or no round trip when
+    /// they went out with IDLE's `DONE` (see [`Folder::idle`]).
+    pub async fn new_mail(&mut self, query: NewMail) -> Result<Found, ImapError> {
+        if let Some((asked, found)) = self.found_with_done.take() {
+            if asked == query {
+                return Ok(found);
+            }
         }
-        // `n:*` always includes the highest UID, even when it is below n.
-        uids.retain(|&u| u >= first);
-        uids.sort_unstable();
-        uids.dedup();
-        fetched.sort_by_key(|f| f.uid);
-        fetched.dedup_by_key(|f| f.uid);
-        Ok((uids, fetched))
+        let commands = query.commands();
+        let commands: Vec<(&str, &'static str)> = commands
+            .iter()
+            .map(|(command, doing)| (command.as_str(), *doing))
+            .collect();
+        let mut found = Found::default();
+        let answers = self
+            .exchange_all(&commands, |response| query.collect(response, &mut found))
+            .await?;
+        query.finish(found, answers)
     }
 
     /// `UID FETCH` of `set`, keeping the messages `wanted` says were asked for (a server may
@@ -432,11 +410,16 @@ impl Folder {
     }
 
     /// Waits with IDLE until the server reports a change, `refresh` passes, or `stop` resolves.
-    /// IDLE is always ended properly, so the session stays usable afterwards.
+    /// IDLE is always ended properly, so the session stays usable afterwards. On news,
+    /// `on_news` is called at once (before IDLE is left), and `then` (the search and fetch of
+    /// new mail) is written right behind `DONE`; [`Folder::new_mail`] answers it from what the
+    /// server sent back.
     pub async fn idle(
         self,
         refresh: Duration,
         stop: impl Future<Output = ()>,
+        then: Option<NewMail>,
+        on_news: impl FnOnce(),
     ) -> Result<(Folder, Wake), ImapError> {
         let Folder {
             session,
@@ -445,7 +428,8 @@ impl Folder {
             name,
             uid_validity,
             timeouts,
-            news,
+            mut news,
+            found_with_done: _,
         } = self;
         let unsolicited = session.unsolicited_responses.clone();
         let mut handle = session.idle();
@@ -480,7 +464,30 @@ impl Folder {
                 }
             }
         };
-        let session = timed(timeouts.command, "leaving IDLE", handle.done()).await?;
+        if wake == Wake::Changed {
+            on_news();
+        }
+        let behind_done = then.filter(|_| wake == Wake::Changed).map(|query| {
+            let (bytes, tags) = query.behind_done();
+            handle.as_mut().send_with_next_flush(&bytes);
+            (query, tags)
+        });
+        let mut session = timed(timeouts.command, "leaving IDLE", handle.done()).await?;
+        let mut found_with_done = None;
+        if let Some((query, tags)) = behind_done {
+            let doings = query.commands().map(|(_, doing)| doing);
+            let mut found = Found::default();
+            let answers = super::read_answers(
+                &mut session,
+                timeouts.command,
+                &tags,
+                &doings,
+                &mut news,
+                |response| query.collect(response, &mut found),
+            )
+            .await?;
+            found_with_done = Some((query, query.finish(found, answers)?));
+        }
         if wake == Wake::Changed {
             // The rest of the announcement that woke us (`* 1 RECENT` after `* 7 EXISTS`)
             // waits in the queue; the search that follows sees everything it announced, so
@@ -496,6 +503,7 @@ impl Folder {
                 uid_validity,
                 timeouts,
                 news,
+                found_with_done,
             },
             wake,
         ))

@@ -5,6 +5,7 @@
 mod connect;
 mod folder;
 mod namespace;
+mod news;
 mod pipelined;
 mod recovery;
 mod stream;
@@ -13,12 +14,13 @@ pub mod tls;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use async_imap::imap_proto::{MailboxDatum, Response, ResponseCode, Status};
+use async_imap::imap_proto::{MailboxDatum, RequestId, Response, ResponseCode, Status};
 use async_imap::Session;
 
 pub use connect::{connect, Capabilities, Connection, Login};
 pub use folder::{Fetched, Folder, FolderCheck, Selected, Wake};
 pub use namespace::Namespaces;
+pub use news::{Found, NewMail};
 pub use pipelined::{AcknowledgedAndFetched, Acknowledgement};
 pub use stream::ImapStream;
 
@@ -234,16 +236,30 @@ pub(crate) async fn exchange_all(
     limit: Duration,
     commands: &[(&str, &'static str)],
     news: &mut bool,
-    mut each: impl FnMut(&Response<'_>),
+    each: impl FnMut(&Response<'_>),
 ) -> Result<Vec<Result<(), ImapError>>, ImapError> {
     let mut tags = Vec::with_capacity(commands.len());
     for (command, doing) in commands {
         tags.push(timed(limit, doing, session.run_command(command)).await?);
     }
-    let mut answers: Vec<Option<Result<(), ImapError>>> = commands.iter().map(|_| None).collect();
+    let doings: Vec<&'static str> = commands.iter().map(|(_, doing)| *doing).collect();
+    read_answers(session, limit, &tags, &doings, news, each).await
+}
+
+/// Reads until the server has completed every command tagged `tags` (sent already, `doings`
+/// saying what each does), as [`exchange_all`] does.
+pub(crate) async fn read_answers(
+    session: &mut Session<ImapStream>,
+    limit: Duration,
+    tags: &[RequestId],
+    doings: &[&'static str],
+    news: &mut bool,
+    mut each: impl FnMut(&Response<'_>),
+) -> Result<Vec<Result<(), ImapError>>, ImapError> {
+    let mut answers: Vec<Option<Result<(), ImapError>>> = tags.iter().map(|_| None).collect();
     while let Some(open) = answers.iter().position(Option::is_none) {
         // Trouble now is reported as trouble with the oldest command still unanswered.
-        let doing = commands[open].1;
+        let doing = doings[open];
         let response = within(limit, doing, session.read_response())
             .await?
             .map_err(|e| ImapError::from_imap(e.into(), doing))?;
@@ -262,7 +278,7 @@ pub(crate) async fn exchange_all(
                 let Some(which) = tags.iter().position(|tag| tag == done) else {
                     continue; // not one of ours: nothing to do with it
                 };
-                let doing = commands[which].1;
+                let doing = doings[which];
                 let code = code
                     .as_ref()
                     .and_then(response_code_name)

@@ -5,7 +5,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -20,6 +20,10 @@ pub struct ImapStream {
     lines: Vec<u8>,
     /// Bytes ready to hand to the IMAP library (lines the tap let through).
     ready: Vec<u8>,
+    /// Bytes to write at the next flush, after what the library wrote (see
+    /// [`ImapStream::send_with_next_flush`]), and how many of them are written.
+    with_flush: Vec<u8>,
+    with_flush_sent: usize,
 }
 
 #[derive(Debug)]
@@ -82,7 +86,16 @@ impl ImapStream {
             tap: NamespaceTap::default(),
             lines: Vec::new(),
             ready: Vec::new(),
+            with_flush: Vec::new(),
+            with_flush_sent: 0,
         }
+    }
+
+    /// Writes `bytes` at the library's next flush, right behind what it wrote: commands of
+    /// our own pipelined behind the library's (IDLE's `DONE`, which the library sends and
+    /// then waits for the server's answer to before anything else can be sent).
+    pub(crate) fn send_with_next_flush(&mut self, bytes: &[u8]) {
+        self.with_flush.extend_from_slice(bytes);
     }
 
     pub(crate) fn tap(&self) -> NamespaceTap {
@@ -228,7 +241,21 @@ impl AsyncWrite for ImapStream {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().transport {
+        let this = self.get_mut();
+        while this.with_flush_sent < this.with_flush.len() {
+            let rest = &this.with_flush[this.with_flush_sent..];
+            let written = match &mut this.transport {
+                Transport::Plain(s) => ready!(Pin::new(s).poll_write(cx, rest))?,
+                Transport::Tls(s) => ready!(Pin::new(s.as_mut()).poll_write(cx, rest))?,
+            };
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            this.with_flush_sent += written;
+        }
+        this.with_flush.clear();
+        this.with_flush_sent = 0;
+        match &mut this.transport {
             Transport::Plain(s) => Pin::new(s).poll_flush(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
@@ -294,5 +321,30 @@ mod tests {
             "not armed: passed through"
         );
         server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn bytes_given_for_the_next_flush_follow_what_was_written_once() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut seen = Vec::new();
+            socket.read_to_end(&mut seen).await.unwrap();
+            seen
+        });
+        let mut stream = ImapStream::plain(TcpStream::connect(address).await.unwrap());
+        stream.send_with_next_flush(b"N1 UID SEARCH UID 5:*\r\n");
+        stream.write_all(b"DONE").await.unwrap();
+        stream.write_all(b"\r\n").await.unwrap();
+        stream.flush().await.unwrap();
+        stream.write_all(b"A7 NOOP\r\n").await.unwrap();
+        stream.flush().await.unwrap();
+        stream.shutdown().await.unwrap();
+        assert_eq!(
+            String::from_utf8(server.await.unwrap()).unwrap(),
+            "DONE\r\nN1 UID SEARCH UID 5:*\r\nA7 NOOP\r\n"
+        );
     }
 }
