@@ -253,3 +253,73 @@ async fn news_is_fetched_with_the_search_behind_done_and_mail_past_skipped_uids_
         .count();
     assert_eq!(searches, 1, "{:?}", &commands[moved..idle]);
 }
+
+/// A server that wants DONE answered before the next command (here the proxy turns the
+/// search written behind DONE into a command Dovecot refuses) costs that wake a round trip,
+/// not the session: the search goes out on its own, then and after every later wake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_refusing_commands_behind_done_gets_them_after_its_answer() {
+    let dovecot = Dovecot::start();
+    let transcript = Transcript::start_rewriting(dovecot.port, |line| {
+        line.starts_with("N1 UID SEARCH ")
+            .then(|| "N1 XREFUSED-BEHIND-DONE".to_string())
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/10-test.toml"), RULES).unwrap();
+    let config = dir.path().join("mailrules.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "store = \"mailrules.db\"\nrules = \"rules\"\n\n[[mailbox]]\nname = \"support\"\n\
+             host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"{USER}\"\n\
+             password_file = \"{}\"\npoll_interval = \"1h\"\n",
+            transcript.port,
+            dovecot.password_file().display()
+        ),
+    )
+    .unwrap();
+    let mut daemon = Daemon::start(&config);
+    let idles = || {
+        transcript
+            .lines()
+            .iter()
+            .filter(|(side, line)| *side == Side::Client && line.ends_with(" IDLE"))
+            .count()
+    };
+    for (round, id) in ["refused-1", "refused-2"].iter().enumerate() {
+        wait_until(WAIT, "the daemon to idle", || async { idles() > round }).await;
+        dovecot
+            .append("INBOX", &message(id, "while idling", ""))
+            .await;
+        wait_until(WAIT, "the message moved", || async {
+            dovecot.count("Processed").await == round + 1
+        })
+        .await;
+    }
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(WAIT).success(), "{}", daemon.log());
+    assert!(
+        !daemon.log().contains("connected again"),
+        "{}",
+        daemon.log()
+    );
+
+    let lines = transcript.lines();
+    let refused: Vec<&String> = lines
+        .iter()
+        .filter(|(side, line)| *side == Side::Server && line.starts_with("N1 "))
+        .map(|(_, line)| line)
+        .collect();
+    assert_eq!(refused.len(), 1, "tried behind DONE once: {refused:?}");
+    assert!(refused[0].starts_with("N1 BAD"), "{refused:?}");
+    let searches = lines
+        .iter()
+        .filter(|(side, line)| *side == Side::Client && line.contains(" UID SEARCH UID "))
+        .count();
+    assert!(searches >= 2, "a search of its own after each wake");
+    let mut moved = dovecot.message_ids("Processed").await;
+    moved.sort();
+    assert_eq!(moved, ["refused-1@example.org", "refused-2@example.org"]);
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_imap::imap_proto::{AttributeValue, MailboxDatum, Response};
 use async_imap::types::UnsolicitedResponse;
 use async_imap::Session;
+use tracing::debug;
 
 use super::namespace::Namespaces;
 use super::news::{Found, NewMail};
@@ -65,6 +66,8 @@ pub struct Folder {
     news: bool,
     /// What the search and fetch sent with IDLE's `DONE` found, for [`Folder::new_mail`].
     found_with_done: Option<(NewMail, Found)>,
+    /// The server refused commands written right behind `DONE`: they wait for its answer.
+    refuses_behind_done: bool,
 }
 
 impl Folder {
@@ -111,6 +114,7 @@ impl Folder {
             timeouts,
             news: false,
             found_with_done: None,
+            refuses_behind_done: false,
         };
         Ok((
             folder,
@@ -430,6 +434,7 @@ impl Folder {
             timeouts,
             mut news,
             found_with_done: _,
+            mut refuses_behind_done,
         } = self;
         let unsolicited = session.unsolicited_responses.clone();
         let mut handle = session.idle();
@@ -467,7 +472,8 @@ impl Folder {
         if wake == Wake::Changed {
             on_news();
         }
-        let behind_done = then.filter(|_| wake == Wake::Changed).map(|query| {
+        let news_now = wake == Wake::Changed && !refuses_behind_done;
+        let behind_done = then.filter(|_| news_now).map(|query| {
             let (bytes, tags) = query.behind_done();
             handle.as_mut().send_with_next_flush(&bytes);
             (query, tags)
@@ -486,7 +492,19 @@ impl Folder {
                 |response| query.collect(response, &mut found),
             )
             .await?;
-            found_with_done = Some((query, query.finish(found, answers)?));
+            match query.finish(found, answers) {
+                Ok(found) => found_with_done = Some((query, found)),
+                // A server that wants DONE answered before the next command: the search and
+                // fetch go out on their own from now on (`Folder::new_mail`).
+                Err(ImapError::Refused { message, .. }) => {
+                    debug!(
+                        "the server refused a search sent right behind DONE ({message}); \
+                         waiting for its answer to DONE from now on"
+                    );
+                    refuses_behind_done = true;
+                }
+                Err(e) => return Err(e),
+            }
         }
         if wake == Wake::Changed {
             // The rest of the announcement that woke us (`* 1 RECENT` after `* 7 EXISTS`)
@@ -504,6 +522,7 @@ impl Folder {
                 timeouts,
                 news,
                 found_with_done,
+                refuses_behind_done,
             },
             wake,
         ))

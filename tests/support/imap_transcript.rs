@@ -23,6 +23,13 @@ pub struct Transcript {
 impl Transcript {
     /// Listens on a free loopback port and passes every connection on to `server_port`.
     pub async fn start(server_port: u16) -> Transcript {
+        Transcript::start_rewriting(server_port, |_| None).await
+    }
+
+    /// The same, passing on `rewrite`'s line in place of each client line it returns one for
+    /// (the transcript has what the server got): a server that answers some command
+    /// differently.
+    pub async fn start_rewriting(server_port: u16, rewrite: Rewrite) -> Transcript {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let lines: Arc<Mutex<Vec<(Side, String)>>> = Arc::default();
@@ -37,13 +44,13 @@ impl Transcript {
                 tokio::spawn(relay(
                     client_read,
                     server_write,
-                    Side::Client,
+                    (Side::Client, rewrite),
                     Arc::clone(&recorded),
                 ));
                 tokio::spawn(relay(
                     server_read,
                     client_write,
-                    Side::Server,
+                    (Side::Server, |_| None),
                     Arc::clone(&recorded),
                 ));
             }
@@ -59,11 +66,14 @@ impl Transcript {
     }
 }
 
+/// A line the client sent (without its CRLF) → the line to pass on instead, if any.
+pub type Rewrite = fn(&str) -> Option<String>;
+
 /// Copies one direction line by line, noting each line before passing it on.
 async fn relay(
     from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    side: Side,
+    (side, rewrite): (Side, Rewrite),
     lines: Arc<Mutex<Vec<(Side, String)>>>,
 ) {
     let mut from = BufReader::new(from);
@@ -73,6 +83,9 @@ async fn relay(
         match from.read_until(b'\n', &mut line).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
+        }
+        if let Some(other) = rewrite(String::from_utf8_lossy(&line).trim_end()) {
+            line = format!("{other}\r\n").into_bytes();
         }
         lines
             .lock()
