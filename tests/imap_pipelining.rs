@@ -323,3 +323,78 @@ async fn a_server_refusing_commands_behind_done_gets_them_after_its_answer() {
     moved.sort();
     assert_eq!(moved, ["refused-1@example.org", "refused-2@example.org"]);
 }
+
+/// A person reading the watched folder (flags another client changes) is no news: the daemon
+/// stays in IDLE instead of searching after every message read, and new mail still wakes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flags_another_client_changes_do_not_end_idle() {
+    let dovecot = Dovecot::start();
+    dovecot
+        .append("INBOX", &message("read-me", "kept in the folder", ""))
+        .await;
+    let transcript = Transcript::start(dovecot.port).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/10-test.toml"), RULES).unwrap();
+    let config = dir.path().join("mailrules.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "store = \"mailrules.db\"\nrules = \"rules\"\n\n[[mailbox]]\nname = \"support\"\n\
+             host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"{USER}\"\n\
+             password_file = \"{}\"\non_success = \"flag\"\npoll_interval = \"1h\"\n",
+            transcript.port,
+            dovecot.password_file().display()
+        ),
+    )
+    .unwrap();
+    let tasks = || {
+        rusqlite::Connection::open(dir.path().join("mailrules.db"))
+            .and_then(|store| store.query_row("SELECT COUNT(*) FROM tasks", [], |r| r.get(0)))
+            .unwrap_or(0i64)
+    };
+    let client_lines = |wanted: &str| {
+        transcript
+            .lines()
+            .iter()
+            .filter(|(side, line)| *side == Side::Client && line.ends_with(wanted))
+            .count()
+    };
+    let mut daemon = Daemon::start(&config);
+    wait_until(WAIT, "the waiting message processed", || async {
+        tasks() == 1
+    })
+    .await;
+    wait_until(WAIT, "the daemon to idle", || async {
+        client_lines(" IDLE") > 0
+    })
+    .await;
+    let left_idle = client_lines("DONE");
+
+    let mut reader = dovecot.session().await;
+    reader.select("INBOX").await.unwrap();
+    drop(reader.store("1", "+FLAGS (\\Flagged)").await.unwrap());
+    reader.logout().await.unwrap();
+    wait_until(WAIT, "the server to tell the idling daemon", || async {
+        transcript.lines().iter().any(|(side, line)| {
+            *side == Side::Server
+                && line.starts_with("* 1 FETCH (FLAGS")
+                && line.contains("Flagged")
+        })
+    })
+    .await;
+    // Leaving IDLE would follow the server's line at once; give it ample time to.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        client_lines("DONE"),
+        left_idle,
+        "left IDLE for a flag change"
+    );
+
+    dovecot
+        .append("INBOX", &message("new-one", "after the flag change", ""))
+        .await;
+    wait_until(WAIT, "the new message processed", || async { tasks() == 2 }).await;
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(WAIT).success(), "{}", daemon.log());
+}

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use async_imap::extensions::idle::IdleResponse;
 use async_imap::imap_proto::{AttributeValue, MailboxDatum, Response};
 use async_imap::types::UnsolicitedResponse;
 use async_imap::Session;
@@ -408,7 +409,7 @@ impl Folder {
     pub fn take_changes(&mut self) -> bool {
         let mut changed = std::mem::take(&mut self.news);
         while let Ok(response) = self.session.unsolicited_responses.try_recv() {
-            changed |= announces_mail(&response);
+            changed |= unsolicited_announces_mail(&response);
         }
         changed
     }
@@ -442,7 +443,7 @@ impl Folder {
         // News that arrived while IDLE was being set up went to the unsolicited queue.
         let mut wake = None;
         while let Ok(response) = unsolicited.try_recv() {
-            if announces_mail(&response) {
+            if unsolicited_announces_mail(&response) {
                 wake = Some(Wake::Changed);
             }
         }
@@ -451,21 +452,31 @@ impl Folder {
             None => {
                 // The library's own timeout restarts on every keepalive ("* OK Still here"),
                 // so the refresh period is enforced here.
-                let (news, _interrupt) = handle.wait_with_timeout(refresh);
-                tokio::select! {
-                    news = news => match news {
-                        Ok(async_imap::extensions::idle::IdleResponse::NewData(_)) => Wake::Changed,
-                        Ok(async_imap::extensions::idle::IdleResponse::Timeout) => Wake::Quiet,
-                        // The stream ended: the server went away.
-                        Ok(async_imap::extensions::idle::IdleResponse::ManualInterrupt) => {
-                            return Err(ImapError::Closed {
-                                message: "connection lost while idling".into(),
-                            })
-                        }
-                        Err(e) => return Err(ImapError::from_imap(e, "idling")),
-                    },
-                    _ = tokio::time::sleep(refresh) => Wake::Quiet,
-                    _ = stop => Wake::Stopped,
+                let refreshed = tokio::time::sleep(refresh);
+                tokio::pin!(refreshed, stop);
+                loop {
+                    let (news, _interrupt) = handle.wait_with_timeout(refresh);
+                    break tokio::select! {
+                        news = news => match news {
+                            Ok(IdleResponse::NewData(data)) if super::announces_mail(data.parsed()) => {
+                                Wake::Changed
+                            }
+                            // Flags another client changed, mail it deleted: no new mail, so
+                            // no reason to leave IDLE (a person reading the watched folder
+                            // would otherwise cost a search per message read).
+                            Ok(IdleResponse::NewData(_)) => continue,
+                            Ok(IdleResponse::Timeout) => Wake::Quiet,
+                            // The stream ended: the server went away.
+                            Ok(IdleResponse::ManualInterrupt) => {
+                                return Err(ImapError::Closed {
+                                    message: "connection lost while idling".into(),
+                                })
+                            }
+                            Err(e) => return Err(ImapError::from_imap(e, "idling")),
+                        },
+                        _ = &mut refreshed => Wake::Quiet,
+                        _ = &mut stop => Wake::Stopped,
+                    };
                 }
             }
         };
@@ -586,10 +597,8 @@ pub fn encode_mailbox_name(name: &str) -> String {
     out
 }
 
-/// Whether an unsolicited response may announce new mail: `* 0 RECENT`, which Dovecot sends
-/// after our own MOVE took the last recent message away, does not (it cost a search and a
-/// fetch of nothing before each IDLE).
-fn announces_mail(response: &UnsolicitedResponse) -> bool {
+/// [`super::announces_mail`] for a response the library queued as unsolicited.
+fn unsolicited_announces_mail(response: &UnsolicitedResponse) -> bool {
     match response {
         UnsolicitedResponse::Exists(_) => true,
         UnsolicitedResponse::Recent(recent) => *recent > 0,

@@ -309,15 +309,22 @@ pub(crate) async fn read_answers(
                         .to_string(),
                 })
             }
-            // `* 0 RECENT` (after our own MOVE) announces nothing; see `announces_mail`.
-            Response::MailboxData(MailboxDatum::Exists(_) | MailboxDatum::Recent(1..)) => {
-                *news = true;
-                each(response.parsed());
+            other => {
+                *news |= announces_mail(other);
+                each(other);
             }
-            other => each(other),
         }
     }
     Ok(answers.into_iter().flatten().collect())
+}
+
+/// Whether a response may announce new mail: EXISTS, or a RECENT count above zero (Dovecot
+/// answers our own MOVE with `* 0 RECENT`, which announces nothing).
+fn announces_mail(response: &Response<'_>) -> bool {
+    matches!(
+        response,
+        Response::MailboxData(MailboxDatum::Exists(_) | MailboxDatum::Recent(1..))
+    )
 }
 
 /// The name of a response code worth showing with the server's words; codes that carry data
