@@ -22,6 +22,31 @@ thread = "new"
 action = "create_task"
 "#;
 
+/// A directory with the rules and a config for one mailbox on `dovecot` through
+/// `transcript`, with `extra` mailbox settings (`key = value` lines).
+fn workdir(
+    dovecot: &Dovecot,
+    transcript: &Transcript,
+    extra: &str,
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/10-test.toml"), RULES).unwrap();
+    let config = dir.path().join("mailrules.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "store = \"mailrules.db\"\nrules = \"rules\"\n\n[[mailbox]]\nname = \"support\"\n\
+             host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"{USER}\"\n\
+             password_file = \"{}\"\n{extra}",
+            transcript.port,
+            dovecot.password_file().display()
+        ),
+    )
+    .unwrap();
+    (dir, config)
+}
+
 /// The UIDs of an IMAP set such as `1:3,7`.
 fn uids_of(set: &str) -> Vec<u32> {
     set.split(',')
@@ -41,21 +66,7 @@ async fn a_large_folder_is_processed_completely_and_each_message_moved_exactly_o
         .collect();
     dovecot.append_all("INBOX", &mail).await;
     let transcript = Transcript::start(dovecot.port).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("rules")).unwrap();
-    std::fs::write(dir.path().join("rules/10-test.toml"), RULES).unwrap();
-    let config = dir.path().join("mailrules.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "store = \"mailrules.db\"\nrules = \"rules\"\n\n[[mailbox]]\nname = \"support\"\n\
-             host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"{USER}\"\n\
-             password_file = \"{}\"\nbatch_size = 50\n",
-            transcript.port,
-            dovecot.password_file().display()
-        ),
-    )
-    .unwrap();
+    let (dir, config) = workdir(&dovecot, &transcript, "batch_size = 50\n");
 
     let mut daemon = Daemon::start(&config);
     wait_until(LONG_WAIT, "every message moved to Processed", || async {
@@ -135,21 +146,11 @@ async fn news_is_fetched_with_the_search_behind_done_and_mail_past_skipped_uids_
     assert_eq!(dovecot.count("INBOX").await, 0);
 
     let transcript = Transcript::start(dovecot.port).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("rules")).unwrap();
-    std::fs::write(dir.path().join("rules/10-test.toml"), RULES).unwrap();
-    let config = dir.path().join("mailrules.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "store = \"mailrules.db\"\nrules = \"rules\"\n\n[[mailbox]]\nname = \"support\"\n\
-             host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"{USER}\"\n\
-             password_file = \"{}\"\nbatch_size = 2\npoll_interval = \"1h\"\n",
-            transcript.port,
-            dovecot.password_file().display()
-        ),
-    )
-    .unwrap();
+    let (dir, config) = workdir(
+        &dovecot,
+        &transcript,
+        "batch_size = 2\npoll_interval = \"1h\"\n",
+    );
     let mut daemon = Daemon::start(&config);
     let idling = || {
         transcript
@@ -265,21 +266,7 @@ async fn a_server_refusing_commands_behind_done_gets_them_after_its_answer() {
             .then(|| "N1 XREFUSED-BEHIND-DONE".to_string())
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("rules")).unwrap();
-    std::fs::write(dir.path().join("rules/10-test.toml"), RULES).unwrap();
-    let config = dir.path().join("mailrules.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "store = \"mailrules.db\"\nrules = \"rules\"\n\n[[mailbox]]\nname = \"support\"\n\
-             host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"{USER}\"\n\
-             password_file = \"{}\"\npoll_interval = \"1h\"\n",
-            transcript.port,
-            dovecot.password_file().display()
-        ),
-    )
-    .unwrap();
+    let (_dir, config) = workdir(&dovecot, &transcript, "poll_interval = \"1h\"\n");
     let mut daemon = Daemon::start(&config);
     let idles = || {
         transcript
@@ -333,21 +320,11 @@ async fn flags_another_client_changes_do_not_end_idle() {
         .append("INBOX", &message("read-me", "kept in the folder", ""))
         .await;
     let transcript = Transcript::start(dovecot.port).await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("rules")).unwrap();
-    std::fs::write(dir.path().join("rules/10-test.toml"), RULES).unwrap();
-    let config = dir.path().join("mailrules.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "store = \"mailrules.db\"\nrules = \"rules\"\n\n[[mailbox]]\nname = \"support\"\n\
-             host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nuser = \"{USER}\"\n\
-             password_file = \"{}\"\non_success = \"flag\"\npoll_interval = \"1h\"\n",
-            transcript.port,
-            dovecot.password_file().display()
-        ),
-    )
-    .unwrap();
+    let (dir, config) = workdir(
+        &dovecot,
+        &transcript,
+        "on_success = \"flag\"\npoll_interval = \"1h\"\n",
+    );
     let tasks = || {
         rusqlite::Connection::open(dir.path().join("mailrules.db"))
             .and_then(|store| store.query_row("SELECT COUNT(*) FROM tasks", [], |r| r.get(0)))
