@@ -455,9 +455,9 @@ impl Folder {
                 let refreshed = tokio::time::sleep(refresh);
                 tokio::pin!(refreshed, stop);
                 loop {
-                    let (news, _interrupt) = handle.wait_with_timeout(refresh);
+                    let (heard, _interrupt) = handle.wait_with_timeout(refresh);
                     break tokio::select! {
-                        news = news => match news {
+                        heard = heard => match heard {
                             Ok(IdleResponse::NewData(data)) if super::announces_mail(data.parsed()) => {
                                 Wake::Changed
                             }
