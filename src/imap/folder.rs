@@ -509,6 +509,7 @@ impl Folder {
                 // fetch go out on their own from now on (`Folder::new_mail`).
                 Err(ImapError::Refused { message, .. }) => {
                     debug!(
+                        folder = %name,
                         "the server refused a search sent right behind DONE ({message}); \
                          waiting for its answer to DONE from now on"
                     );
