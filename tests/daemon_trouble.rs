@@ -243,6 +243,32 @@ async fn a_self_signed_certificate_is_refused_unless_ca_file_names_it() {
         async move { sink.applied().len() == 1 }
     })
     .await;
+    // Mail that arrives while it idles over TLS: the search and fetch written behind DONE go
+    // through the TLS stream's flush.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    dovecot
+        .append("INBOX", &message("secure-idle", "Hi again", ""))
+        .await;
+    wait_until(
+        WAIT,
+        "the message that arrived while idling over TLS",
+        || {
+            let sink = sink.clone();
+            async move { sink.applied().len() == 2 }
+        },
+    )
+    .await;
+    assert_eq!(
+        sink.applied(),
+        ["<secure@example.org>", "<secure-idle@example.org>"]
+    );
+    // Within the first session: had the pair not gone out, its answer would never have come
+    // and the daemon would have connected again.
+    let connections = logs_for("starttls")
+        .iter()
+        .filter(|l| l.contains("connected"))
+        .count();
+    assert_eq!(connections, 1, "{:#?}", logs_for("starttls"));
     daemon.stop().await;
 }
 
